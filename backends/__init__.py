@@ -1,0 +1,37 @@
+"""Storage backends: the same few primitives on S3 and on a local directory."""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from .base import Backend, ObjectInfo
+from .errors import ConditionalWritesUnsupported, PreconditionFailed, StorageUnavailable
+
+__all__ = [
+    "Backend",
+    "ObjectInfo",
+    "PreconditionFailed",
+    "StorageUnavailable",
+    "ConditionalWritesUnsupported",
+    "open_backend",
+]
+
+
+def open_backend(url: str) -> Backend:
+    """Open the store addressed by ``url``: ``s3://bucket/prefix``, ``file:///path`` or a path."""
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        from .s3 import S3Backend
+
+        if not parsed.netloc:
+            raise ValueError(f"store URL {url!r} names no bucket: use s3://bucket[/prefix]")
+        return S3Backend(parsed.netloc, parsed.path.strip("/"))
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme in ("", None) or len(parsed.scheme) == 1:  # plain path (or a drive letter)
+        path = Path(url).expanduser()
+    else:
+        raise ValueError(f"store URL {url!r} has unsupported scheme {parsed.scheme!r}: use s3:// or a local path")
+    from .local import LocalBackend
+
+    return LocalBackend(path)

@@ -1,0 +1,88 @@
+"""The contract every storage backend fulfils: a handful of primitives on flat keys.
+
+Keys are ``/``-separated strings built by the registry (never by users). Everything the
+registry does is derived from these primitives, so a new backend only implements them.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What ``stat`` and ``list`` report about one object."""
+
+    key: str
+    size: int
+    token: str
+    """Changes whenever the object is rewritten: the ETag on S3."""
+    modified: float
+    """Last write, seconds since the epoch."""
+
+
+class Backend(ABC):
+    """Read, write, write-if-absent, compare-and-swap, stat, list and delete objects."""
+
+    url: str
+
+    @abstractmethod
+    def read(self, key: str) -> bytes:
+        """Whole object; ``FileNotFoundError`` when missing."""
+
+    @abstractmethod
+    def read_with_token(self, key: str) -> tuple[bytes, str]:
+        """Object and the token to pass to ``write_if_match``."""
+
+    @abstractmethod
+    def read_to_file(self, key: str, path: Path, size: int | None = None) -> None:
+        """Stream an object into ``path`` (overwritten), never holding it all in memory."""
+
+    @abstractmethod
+    def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
+        """Unconditional write; the object appears whole or not at all."""
+
+    @abstractmethod
+    def write_file(self, key: str, path: Path, sha256: str | None = None) -> None:
+        """Upload a file from disk (multipart when large); ``sha256`` lets the server verify it."""
+
+    @abstractmethod
+    def write_if_absent(self, key: str, data: bytes) -> str:
+        """Create ``key``; ``FileExistsError`` when it already exists. Returns the new token."""
+
+    @abstractmethod
+    def write_if_match(self, key: str, data: bytes, token: str) -> str:
+        """Replace ``key`` only if its token is still ``token``; else ``PreconditionFailed``."""
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Size, token and time of ``key``; ``FileNotFoundError`` when missing."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order."""
+
+    def list_children(self, prefix: str) -> list[str]:
+        """Names of the immediate "directories" under ``prefix`` (which ends with ``/``)."""
+        names = {info.key[len(prefix):].split("/", 1)[0] for info in self.list(prefix) if "/" in info.key[len(prefix):]}
+        return sorted(names)
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; missing keys are not an error."""
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def local_path(self, key: str) -> Path | None:
+        """Where the object lives on this machine's disk, if it does (lets the store be the cache)."""
+        return None
+
+    def check_ready(self) -> None:
+        """Refuse early, with a clear message, a store that cannot keep the registry's promises."""

@@ -1,0 +1,17 @@
+"""Errors a backend may raise besides the builtins.
+
+Backends translate "missing" into ``FileNotFoundError`` and "already exists" into
+``FileExistsError``; the few conditions with no builtin get a small type here.
+"""
+
+
+class PreconditionFailed(Exception):
+    """A compare-and-swap lost: the object changed (or vanished) since it was read."""
+
+
+class StorageUnavailable(OSError):
+    """The store cannot be used as configured (unreachable, no bucket, no credentials)."""
+
+
+class ConditionalWritesUnsupported(StorageUnavailable):
+    """The server accepted a conditional write it should have refused."""

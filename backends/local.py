@@ -1,0 +1,163 @@
+"""A store in a local directory, safe with many processes writing at once.
+
+Every write goes to a unique temp file that is fsynced and then renamed (or hard-linked,
+for write-if-absent) into place, so readers see whole objects or none. Compare-and-swap
+holds a per-key lock file while it checks the token and renames.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock
+
+from .base import Backend, ObjectInfo
+from .errors import PreconditionFailed, StorageUnavailable
+
+_TMP_DIR = ".tmp"
+_LOCK_DIR = ".locks"
+_CHUNK = 1 << 20
+
+
+def _token(st: os.stat_result) -> str:
+    return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
+
+
+class LocalBackend(Backend):
+    """Objects are files under ``root``; keys map to relative paths."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+        self.url = str(self.root)
+
+    # -- paths -----------------------------------------------------------------------------
+    def _path(self, key: str) -> Path:
+        if not key or key.startswith("/") or ".." in key.split("/") or "\\" in key or "\0" in key:
+            raise ValueError(f"invalid store key {key!r}")
+        return self.root / key
+
+    def _temp_path(self) -> Path:
+        tmp = self.root / _TMP_DIR
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp / f"{uuid.uuid4().hex}.part"
+
+    def _stage(self, data: bytes | None = None, source: Path | None = None, sha256: str | None = None) -> Path:
+        """Write the new contents to a fsynced temp file beside the store (checking ``sha256``)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageUnavailable(f"cannot create the store directory {self.root}: {e.strerror}") from e
+        temp = self._temp_path()
+        with open(temp, "wb") as out:
+            if source is not None:
+                digest = hashlib.sha256()
+                with open(source, "rb") as src:
+                    while chunk := src.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+                if sha256 is not None and digest.hexdigest() != sha256:
+                    out.close()
+                    temp.unlink()
+                    raise OSError(f"{source} changed while it was being stored: log it again")
+            else:
+                out.write(data or b"")
+            out.flush()
+            os.fsync(out.fileno())
+        return temp
+
+    # -- reads -----------------------------------------------------------------------------
+    def read(self, key: str) -> bytes:
+        return self.read_with_token(key)[0]
+
+    def read_with_token(self, key: str) -> tuple[bytes, str]:
+        with open(self._path(key), "rb") as f:
+            return f.read(), _token(os.fstat(f.fileno()))
+
+    def read_to_file(self, key: str, path: Path, size: int | None = None) -> None:
+        with open(self._path(key), "rb") as src, open(path, "wb") as out:
+            shutil.copyfileobj(src, out, _CHUNK)
+
+    def stat(self, key: str) -> ObjectInfo:
+        st = os.stat(self._path(key))
+        return ObjectInfo(key, st.st_size, _token(st), st.st_mtime)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        base_key = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        base = self.root / base_key if base_key else self.root
+        if not base.is_dir():
+            return
+        found: list[ObjectInfo] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            if not rel_dir:
+                dirnames[:] = [d for d in dirnames if d not in (_TMP_DIR, _LOCK_DIR)]
+            for name in filenames:
+                key = rel_dir + name
+                if key.startswith(prefix):
+                    try:
+                        st = os.stat(os.path.join(dirpath, name))
+                    except FileNotFoundError:
+                        continue
+                    found.append(ObjectInfo(key, st.st_size, _token(st), st.st_mtime))
+        yield from sorted(found, key=lambda info: info.key)
+
+    def list_children(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        try:
+            return sorted(e.name for e in os.scandir(base) if e.is_dir() and e.name not in (_TMP_DIR, _LOCK_DIR))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+    # -- writes ----------------------------------------------------------------------------
+    def _publish(self, temp: Path, key: str) -> None:
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, final)
+
+    def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
+        self._publish(self._stage(data), key)
+
+    def write_file(self, key: str, path: Path, sha256: str | None = None) -> None:
+        self._publish(self._stage(source=Path(path), sha256=sha256), key)
+
+    def write_if_absent(self, key: str, data: bytes) -> str:
+        temp = self._stage(data)
+        final = self._path(key)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.link(temp, final)  # atomic; fails if final exists
+        finally:
+            temp.unlink()
+        return _token(os.stat(final))
+
+    def write_if_match(self, key: str, data: bytes, token: str) -> str:
+        temp = self._stage(data)
+        try:
+            with self._lock(key):
+                try:
+                    current = _token(os.stat(self._path(key)))
+                except FileNotFoundError:
+                    current = None
+                if current != token:
+                    raise PreconditionFailed(f"{key} changed since it was read")
+                self._publish(temp, key)
+                return _token(os.stat(self._path(key)))
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def _lock(self, key: str) -> FileLock:
+        locks = self.root / _LOCK_DIR
+        locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(locks / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")))
+

@@ -1,0 +1,235 @@
+"""A store in an S3 bucket (AWS S3, MinIO, SeaweedFS, R2...) through boto3.
+
+Endpoint and credentials come only from boto3's own chain (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, profiles...). Retries are botocore's; multipart is s3transfer's.
+Conditional writes use ``If-None-Match: *`` and ``If-Match: <etag>``; since some servers
+silently ignore them, ``check_ready`` proves on first use that they are enforced.
+"""
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+
+from .base import Backend, ObjectInfo
+from .errors import ConditionalWritesUnsupported, PreconditionFailed, StorageUnavailable
+
+MAX_POOL_CONNECTIONS = 64
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
+_CHUNK = 1 << 20
+_LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+_DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+
+
+def _client_config(path_style: bool) -> Config:
+    return Config(
+        retries={"mode": "standard", "max_attempts": 8},
+        max_pool_connections=MAX_POOL_CONNECTIONS,
+        connect_timeout=10,
+        read_timeout=60,
+        s3={"addressing_style": "path"} if path_style else {},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", "")) or str(
+        error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+    )
+
+
+class S3Backend(Backend):
+    """Objects under ``s3://bucket/prefix``."""
+
+    def __init__(self, bucket: str, prefix: str = "", client=None) -> None:
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.client = client or _make_client()
+        self.endpoint = self.client.meta.endpoint_url
+        self.transfer_config = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD,
+            multipart_chunksize=MULTIPART_CHUNKSIZE,
+            max_concurrency=8,
+            use_threads=True,
+        )
+        self._ready = False
+
+    # -- errors ----------------------------------------------------------------------------
+    def _translate(self, error: Exception, key: str) -> Exception:
+        """Turn a botocore error into a builtin or backend error with a one-line message."""
+        where = f"{self.url} at {self.endpoint}"
+        if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
+            return StorageUnavailable(
+                f"no S3 credentials for {where}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+            )
+        if isinstance(error, ClientError):
+            code = _code(error)
+            if code == "NoSuchBucket":
+                return StorageUnavailable(
+                    f"bucket {self.bucket!r} does not exist at {self.endpoint}: create it, or check REGISTRY_URL / AWS_ENDPOINT_URL"
+                )
+            if code in _MISSING:
+                return FileNotFoundError(f"{key} not found in {self.url}")
+            if code in _LOST_RACE:
+                return PreconditionFailed(f"{key} changed since it was read")
+            if code in _DENIED:
+                return StorageUnavailable(
+                    f"access to {where} was refused ({code}): check the credentials and their permissions"
+                )
+            return StorageUnavailable(f"S3 request for {key} in {where} failed ({code})")
+        return StorageUnavailable(f"cannot reach {where} ({type(error).__name__}): check AWS_ENDPOINT_URL and the network")
+
+    def _call(self, key: str, method: str, **kwargs):
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, Key=self.prefix + key, **kwargs)
+        except (ClientError, BotoCoreError) as e:
+            raise self._translate(e, key) from None
+
+    # -- reads -----------------------------------------------------------------------------
+    def read(self, key: str) -> bytes:
+        return self.read_with_token(key)[0]
+
+    def read_with_token(self, key: str) -> tuple[bytes, str]:
+        response = self._call(key, "get_object")
+        try:
+            return response["Body"].read(), response["ETag"]
+        except (BotoCoreError, OSError) as e:
+            raise self._translate(e, key) from None
+
+    def read_to_file(self, key: str, path: Path, size: int | None = None) -> None:
+        if size is not None and size < MULTIPART_THRESHOLD:
+            response = self._call(key, "get_object")
+            try:
+                with open(path, "wb") as out:
+                    for chunk in response["Body"].iter_chunks(_CHUNK):
+                        out.write(chunk)
+            except BotoCoreError as e:
+                raise self._translate(e, key) from None
+            return
+        try:
+            self.client.download_file(self.bucket, self.prefix + key, str(path), Config=self.transfer_config)
+        except (ClientError, BotoCoreError) as e:
+            raise self._translate(e, key) from None
+
+    def stat(self, key: str) -> ObjectInfo:
+        response = self._call(key, "head_object")
+        return ObjectInfo(key, response["ContentLength"], response["ETag"], response["LastModified"].timestamp())
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self.prefix) :]
+                    yield ObjectInfo(key, item["Size"], item["ETag"], item["LastModified"].timestamp())
+        except (ClientError, BotoCoreError) as e:
+            raise self._translate(e, prefix) from None
+
+    def list_children(self, prefix: str) -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        names = []
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/"):
+                for common in page.get("CommonPrefixes", []):
+                    names.append(common["Prefix"][len(self.prefix + prefix) :].rstrip("/"))
+        except (ClientError, BotoCoreError) as e:
+            raise self._translate(e, prefix) from None
+        return sorted(names)
+
+    # -- writes ----------------------------------------------------------------------------
+    def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
+        extra = {"ChecksumSHA256": _b64(sha256)} if sha256 else {}
+        self._call(key, "put_object", Body=data, **extra)
+
+    def write_file(self, key: str, path: Path, sha256: str | None = None) -> None:
+        size = Path(path).stat().st_size
+        if size < MULTIPART_THRESHOLD:
+            extra = {"ChecksumSHA256": _b64(sha256)} if sha256 else {}
+            with open(path, "rb") as body:
+                self._call(key, "put_object", Body=body, **extra)
+            return
+        try:
+            self.client.upload_file(
+                str(path), self.bucket, self.prefix + key,
+                ExtraArgs={"ChecksumAlgorithm": "SHA256"}, Config=self.transfer_config,
+            )
+        except (ClientError, BotoCoreError) as e:
+            raise self._translate(e, key) from None
+        except Exception as e:  # s3transfer wraps failures in its own S3UploadFailedError
+            cause = e.__cause__ or e.__context__
+            raise self._translate(cause if isinstance(cause, (ClientError, BotoCoreError)) else e, key) from None
+
+    def write_if_absent(self, key: str, data: bytes) -> str:
+        try:
+            return self._call(key, "put_object", Body=data, IfNoneMatch="*")["ETag"]
+        except PreconditionFailed:
+            raise FileExistsError(f"{key} already exists in {self.url}") from None
+
+    def write_if_match(self, key: str, data: bytes, token: str) -> str:
+        try:
+            return self._call(key, "put_object", Body=data, IfMatch=token)["ETag"]
+        except FileNotFoundError:
+            raise PreconditionFailed(f"{key} was deleted since it was read") from None
+
+    def delete(self, key: str) -> None:
+        self._call(key, "delete_object")
+
+    # -- capability probe ------------------------------------------------------------------
+    def check_ready(self) -> None:
+        """Prove that this bucket enforces conditional writes before trusting it with versions."""
+        if self._ready:
+            return
+        key = f"_probe/{uuid.uuid4().hex}"
+        try:
+            token = self.write_if_absent(key, b"1")
+            try:
+                self.write_if_absent(key, b"2")
+            except FileExistsError:
+                pass
+            else:
+                raise ConditionalWritesUnsupported(_unsupported(self.endpoint, "If-None-Match"))
+            try:
+                self.write_if_match(key, b"3", '"0123456789abcdef0123456789abcdef"')
+            except PreconditionFailed:
+                pass
+            else:
+                raise ConditionalWritesUnsupported(_unsupported(self.endpoint, "If-Match"))
+            self.write_if_match(key, b"4", token)
+        finally:
+            try:
+                self.delete(key)
+            except StorageUnavailable:
+                pass
+        self._ready = True
+
+
+def _unsupported(endpoint: str, header: str) -> str:
+    return (
+        f"the S3 server at {endpoint} ignores {header} conditional writes, so concurrent writers could "
+        "overwrite each other: upgrade it (MinIO >= RELEASE.2025-09-06, SeaweedFS >= 4.18, AWS S3, R2)"
+    )
+
+
+def _b64(sha256_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+
+
+def _make_client():
+    """An S3 client from boto3's standard chain; path-style addressing off AWS."""
+    session = boto3.Session()
+    probe = session.client("s3", config=_client_config(path_style=False))
+    host = urlparse(probe.meta.endpoint_url).hostname or ""
+    if host.endswith("amazonaws.com"):
+        return probe
+    return session.client("s3", config=_client_config(path_style=True))

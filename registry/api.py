@@ -1,0 +1,262 @@
+"""``Api``: read and manage a store without a run (a deployment host, the CLI, the web UI).
+
+>>> api = Api()                                              # doctest: +SKIP
+>>> model = api.artifact("mnist-pipeline/trained-model:best")  # doctest: +SKIP
+>>> model.download("./model")                                 # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import keys
+from .artifact import Artifact
+from .errors import IntegrityError, NotFoundError
+from .lineage import LineageGraph, Node
+from .names import parse_address, validate_alias, validate_name
+from .records import ArtifactRef, RunRecord, RunRef, UsedByEntry, VersionRecord, parse
+from .store import Store, open_store
+from .versions import aliases_of, read_version, remove_alias, resolve, set_alias, version_numbers
+
+
+@dataclass
+class ArtifactCollection:
+    """One named artifact of a project: its type, versions and latest version."""
+
+    project: str
+    name: str
+    type: str
+    version_count: int
+    latest: Artifact
+    aliases: dict[int, list[str]]
+
+    @property
+    def updated_at(self) -> datetime:
+        return self.latest.created_at
+
+
+class ApiRun:
+    """A run as read back from the store."""
+
+    def __init__(self, api: "Api", record: RunRecord) -> None:
+        self._api = api
+        self.record = record
+        self.id, self.name, self.project = record.id, record.name, record.project
+        self.job_type, self.state = record.job_type, record.state
+        self.config: dict[str, Any] = dict(record.config)
+        self.summary: dict[str, Any] = dict(record.summary)
+        self.tags, self.notes, self.error = record.tags, record.notes, record.error
+        self.created_at, self.ended_at = record.started_at, record.ended_at
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.id}"
+
+    def used_artifacts(self) -> list[Artifact]:
+        return [self._api._artifact_from_ref(ref) for ref in self.record.inputs]
+
+    def logged_artifacts(self) -> list[Artifact]:
+        return [self._api._artifact_from_ref(ref) for ref in self.record.outputs]
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every logged row, in order (images appear as ``{"_type": "image", "sha256": ...}``)."""
+        rows = []
+        for seq in range(self.record.history_chunks):
+            key = keys.history_chunk(self.project, self.id, seq)
+            try:
+                text = self._api.store.backend.read(key).decode()
+                rows.extend(json.loads(line) for line in text.splitlines() if line)
+            except FileNotFoundError:
+                continue
+            except ValueError:
+                raise IntegrityError(f"malformed history chunk {key}: repair or delete it") from None
+        return rows
+
+    def files(self):
+        return list(self.record.files)
+
+    def __repr__(self) -> str:
+        return f"<ApiRun {self.path} ({self.name}, {self.job_type}, {self.state})>"
+
+
+class Api:
+    """Read-only and management calls on one store (``url`` or ``REGISTRY_URL`` or the local default)."""
+
+    def __init__(self, url: str | None = None, *, store: Store | None = None) -> None:
+        self.store = store or open_store(url)
+        self.default_project = self.store.settings.project
+
+    @property
+    def url(self) -> str:
+        return self.store.url
+
+    def _project(self) -> str:
+        import registry
+
+        return registry.run.project if registry.run is not None else self.default_project
+
+    # -- artifacts -------------------------------------------------------------------------
+    def artifact(self, address: str, type: str | None = None) -> Artifact:
+        """The version an address names: ``[project/]name[:alias|:vN|@sha256:<digest>]``."""
+        record = resolve(self.store.backend, parse_address(address, self._project()))
+        if type is not None and record.type != type:
+            raise NotFoundError(f"{record.project}/{record.name}:v{record.version} has type {record.type!r}, not {type!r}")
+        return self._bind(record)
+
+    def _bind(self, record: VersionRecord, aliases: dict[int, list[str]] | None = None) -> Artifact:
+        if aliases is None:
+            aliases = aliases_of(self.store.backend, record.project, record.name)
+        return Artifact._from_record(self.store, record, aliases.get(record.version, []))
+
+    def _artifact_from_ref(self, ref: ArtifactRef) -> Artifact:
+        return self._bind(read_version(self.store.backend, ref.project, ref.name, ref.version))
+
+    def projects(self) -> list[str]:
+        return self.store.backend.list_children(keys.projects_prefix())
+
+    def artifact_names(self, project: str) -> list[str]:
+        return self.store.backend.list_children(keys.artifacts_prefix(validate_name(project, "project")))
+
+    def artifacts(self, project: str, type: str | None = None) -> list[ArtifactCollection]:
+        """Every artifact of a project (optionally of one type), with its latest version."""
+        collections = []
+        for name in self.artifact_names(project):
+            numbers = version_numbers(self.store.backend, project, name)
+            if not numbers:
+                continue
+            aliases = aliases_of(self.store.backend, project, name)
+            latest_number = next((v for v, a in aliases.items() if "latest" in a), numbers[-1])
+            latest = self._bind(read_version(self.store.backend, project, name, latest_number), aliases)
+            if type is None or latest.type == type:
+                collections.append(ArtifactCollection(project, name, latest.type, len(numbers), latest, aliases))
+        return collections
+
+    def artifact_versions(self, collection: str) -> list[Artifact]:
+        """All versions of ``project/name``, oldest first."""
+        address = parse_address(collection, self._project(), default_alias=None)
+        numbers = version_numbers(self.store.backend, address.project, address.name)
+        if not numbers:
+            raise NotFoundError(f"artifact {address.collection} does not exist: check the name, or list artifacts with `registry ls {address.project}`")
+        aliases = aliases_of(self.store.backend, address.project, address.name)
+        with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
+            records = list(pool.map(lambda n: read_version(self.store.backend, address.project, address.name, n), numbers))
+        return [self._bind(r, aliases) for r in records]
+
+    def set_alias(self, address: str, alias: str, expected_version: int | None = None) -> bool:
+        """Point ``alias`` at the version ``address`` names (e.g. promote to ``best``)."""
+        record = resolve(self.store.backend, parse_address(address, self._project()))
+        self.store.check_writable()
+        return set_alias(self.store.backend, record, alias, expected_version=expected_version)
+
+    def remove_alias(self, collection: str, alias: str) -> None:
+        address = parse_address(collection, self._project(), default_alias=None)
+        validate_alias(alias, settable=True)
+        remove_alias(self.store.backend, address.project, address.name, alias)
+
+    # -- runs ------------------------------------------------------------------------------
+    def run(self, path: str) -> ApiRun:
+        """A run by ``project/run-id`` (or ``project/run-name``)."""
+        project, _, run_id = path.rpartition("/")
+        project = validate_name(project or self._project(), "project")
+        key = keys.run(project, validate_name(run_id, "run id"))
+        try:
+            return ApiRun(self, parse(RunRecord, self.store.backend.read(key), key))
+        except FileNotFoundError:
+            for candidate in self.runs(project):
+                if candidate.name == run_id:
+                    return candidate
+            raise NotFoundError(f"run {project}/{run_id} does not exist: list runs with `registry runs {project}`") from None
+
+    def runs(self, project: str) -> list[ApiRun]:
+        """Every run of a project, newest first."""
+        ids = self.store.backend.list_children(keys.runs_prefix(validate_name(project, "project")))
+
+        def read(run_id: str) -> ApiRun | None:
+            key = keys.run(project, run_id)
+            try:
+                return ApiRun(self, parse(RunRecord, self.store.backend.read(key), key))
+            except FileNotFoundError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
+            runs = [r for r in pool.map(read, ids) if r is not None]
+        return sorted(runs, key=lambda r: r.created_at, reverse=True)
+
+    def used_by(self, record: VersionRecord) -> list[ApiRun]:
+        runs = []
+        for info in self.store.backend.list(keys.used_by_prefix(record.project, record.name, record.version)):
+            entry = parse(UsedByEntry, self.store.backend.read(info.key), info.key)
+            try:
+                runs.append(self.run(f"{entry.run.project}/{entry.run.id}"))
+            except NotFoundError:
+                continue
+        return runs
+
+    # -- lineage ---------------------------------------------------------------------------
+    def lineage(self, address: str, direction: str = "both", depth: int | None = None) -> LineageGraph:
+        """The runs and versions upstream and/or downstream of one version."""
+        if direction not in ("both", "upstream", "downstream"):
+            raise ValueError("direction must be 'both', 'upstream' or 'downstream'")
+        start = self.artifact(address).record
+        graph = LineageGraph()
+        start_node = _artifact_node(start.ref())
+        graph.nodes[start_node.id] = start_node
+        graph.root = start_node.id
+        run_cache: dict[str, RunRecord | None] = {}
+        if direction in ("both", "upstream"):
+            self._walk(graph, start, run_cache, upstream=True, depth=depth)
+        if direction in ("both", "downstream"):
+            self._walk(graph, start, run_cache, upstream=False, depth=depth)
+        return graph
+
+    def _run_record(self, ref: RunRef, cache: dict[str, RunRecord | None]) -> RunRecord | None:
+        key = f"{ref.project}/{ref.id}"
+        if key not in cache:
+            try:
+                cache[key] = self.run(key).record
+            except NotFoundError:
+                cache[key] = None
+        return cache[key]
+
+    def _walk(self, graph: LineageGraph, start: VersionRecord, cache: dict, upstream: bool, depth: int | None) -> None:
+        queue = deque([(start.ref(), 0)])
+        seen = {start.ref()}
+        while queue:
+            ref, hops = queue.popleft()
+            if depth is not None and hops >= depth:
+                continue
+            record = read_version(self.store.backend, ref.project, ref.name, ref.version)
+            if upstream:
+                runs = [record.created_by] if record.created_by else []
+            else:
+                runs = [r.record.id and RunRef(project=r.project, id=r.id) for r in self.used_by(record)]
+            for run_ref in runs:
+                run = self._run_record(run_ref, cache)
+                if run is None:
+                    continue
+                run_node = _run_node(run)
+                if upstream:
+                    graph.add_edge(run_node, _artifact_node(ref))
+                else:
+                    graph.add_edge(_artifact_node(ref), run_node)
+                for nxt in (run.inputs if upstream else run.outputs):
+                    if upstream:
+                        graph.add_edge(_artifact_node(nxt), run_node)
+                    else:
+                        graph.add_edge(run_node, _artifact_node(nxt))
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        queue.append((nxt, hops + 1))
+
+
+def _artifact_node(ref: ArtifactRef) -> Node:
+    return Node(f"artifact:{ref.qualified_name}", "artifact", ref.type, f"{ref.type}:{ref.name}:v{ref.version}", ref.qualified_name)
+
+
+def _run_node(run: RunRecord) -> Node:
+    job = run.job_type or "run"
+    return Node(f"run:{run.project}/{run.id}", "run", job, f"{job}:{run.name}", f"{run.project}/{run.id}")

@@ -1,0 +1,84 @@
+"""File bodies, stored once under their sha256 however many versions hold them."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from backends import Backend
+
+from . import keys
+from .errors import IntegrityError, NotFoundError
+from .hashing import sha256_bytes, sha256_file
+
+Progress = Callable[[int], None]
+"""Called with a byte count as transfers progress."""
+
+
+class BlobStore:
+    """Content-addressed bodies: ``blobs/sha256/<2 hex>/<rest>``; every read is verified."""
+
+    def __init__(self, backend: Backend, workers: int = 16) -> None:
+        self.backend = backend
+        self.workers = workers
+
+    def exists(self, sha256: str) -> bool:
+        return self.backend.exists(keys.blob(sha256))
+
+    def missing(self, shas: Iterable[str]) -> set[str]:
+        """Which of ``shas`` the store lacks, checked in parallel."""
+        todo = sorted(set(shas))
+        if not todo:
+            return set()
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(todo))) as pool:
+            present = list(pool.map(self.exists, todo))
+        return {sha for sha, here in zip(todo, present) if not here}
+
+    def put_bytes(self, data: bytes) -> str:
+        sha = sha256_bytes(data)
+        if not self.exists(sha):
+            self.backend.write(keys.blob(sha), data, sha256=sha)
+        return sha
+
+    def upload(self, files: dict[str, Path], progress: Progress | None = None) -> None:
+        """Upload ``sha256 -> local path`` in parallel; the server checks each sha256."""
+
+        def one(item: tuple[str, Path]) -> None:
+            sha, path = item
+            self.backend.write_file(keys.blob(sha), path, sha256=sha)
+            if progress:
+                progress(os.path.getsize(path))
+
+        if files:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(files))) as pool:
+                list(pool.map(one, files.items()))
+
+    def read(self, sha256: str, what: str = "") -> bytes:
+        """A whole (small) blob, verified against its hash."""
+        try:
+            data = self.backend.read(keys.blob(sha256))
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {keys.blob(sha256)}{_for(what)} is missing from the store: re-log the artifact that holds it") from None
+        if sha256_bytes(data) != sha256:
+            raise IntegrityError(f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: the store copy is corrupt; re-log it")
+        return data
+
+    def fetch(self, sha256: str, dest: Path, size: int | None = None, what: str = "") -> None:
+        """Download a blob to ``dest`` through a temp file; bad bytes never reach ``dest``."""
+        temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        try:
+            try:
+                self.backend.read_to_file(keys.blob(sha256), temp, size=size)
+            except FileNotFoundError:
+                raise NotFoundError(f"blob {keys.blob(sha256)}{_for(what)} is missing from the store: re-log the artifact that holds it") from None
+            if sha256_file(temp) != sha256:
+                raise IntegrityError(f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: the store copy is corrupt; re-log it")
+            os.replace(temp, dest)
+        finally:
+            temp.unlink(missing_ok=True)
+
+
+def _for(what: str) -> str:
+    return f" (file {what!r})" if what else ""

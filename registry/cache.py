@@ -1,0 +1,205 @@
+"""The local, content-addressed download cache, and placing its files in a download root.
+
+Entries live at ``<cache>/blobs/sha256/<2 hex>/<rest>``, read-only. Each entry's size and
+mtime are recorded when it is verified, and checked on every use; a mismatch means the
+file was altered on disk, so it is fetched again. With a local-directory store the store's
+own blobs serve as the cache. A per-blob file lock only avoids fetching twice: correctness
+comes from temp files and atomic renames.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import sqlite3
+import stat
+import time
+import uuid
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from . import keys
+from .blobs import BlobStore
+from .hashing import HashState, sha256_file
+
+FICLONE = 0x40049409
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+class Cache:
+    def __init__(self, root: Path, blobs: BlobStore, hashes: HashState, link_mode: str = "auto", max_size: int | None = None) -> None:
+        self.root = root
+        self.blobs = blobs
+        self.hashes = hashes
+        self.link_mode = link_mode
+        self.max_size = max_size
+        self._reflink_ok: bool | None = None
+        self._hardlink_ok: bool | None = None
+        self._db_ready = False
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection | None:
+        db = self.hashes._db()
+        if db is not None and not self._db_ready:
+            db.execute("CREATE TABLE IF NOT EXISTS cache_entries (path TEXT PRIMARY KEY, sha256 TEXT, size INTEGER, mtime_ns INTEGER, last_used REAL)")
+            self._db_ready = True
+        return db
+
+    def _recorded(self, path: Path) -> tuple[int, int] | None:
+        db = self._db()
+        if db is None:
+            return None
+        row = db.execute("SELECT size, mtime_ns FROM cache_entries WHERE path=?", (str(path),)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def _record(self, path: Path, sha256: str) -> None:
+        db = self._db()
+        if db is None:
+            return
+        st = os.stat(path)
+        with db:
+            db.execute("INSERT OR REPLACE INTO cache_entries VALUES (?,?,?,?,?)", (str(path), sha256, st.st_size, st.st_mtime_ns, time.time()))
+
+    def touch(self, paths: list[Path]) -> None:
+        db = self._db()
+        if db is not None and paths:
+            with db:
+                db.executemany("UPDATE cache_entries SET last_used=? WHERE path=?", [(time.time(), str(p)) for p in paths])
+
+    # -- entries ---------------------------------------------------------------------------
+    def entry_path(self, sha256: str) -> Path:
+        local = self.blobs.backend.local_path(keys.blob(sha256))
+        return local if local is not None else self.root / keys.blob(sha256)
+
+    @property
+    def is_store(self) -> bool:
+        return self.blobs.backend.local_path("blobs") is not None
+
+    def is_valid(self, path: Path, size: int | None) -> bool:
+        """Cheap check on every use: the file is there, with the size and mtime it was verified with."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        return (size is None or st.st_size == size) and self._recorded(path) == (st.st_size, st.st_mtime_ns)
+
+    def ensure(self, sha256: str, size: int | None, what: str = "") -> Path:
+        """A verified local copy of a blob, fetched only when missing or altered."""
+        path = self.entry_path(sha256)
+        if self.is_valid(path, size):
+            return path
+        if self.is_store:
+            return self._adopt_store_blob(path, sha256, size, what)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self._lock_path(sha256))):
+            if self.is_valid(path, size):  # another process fetched it meanwhile
+                return path
+            self.blobs.fetch(sha256, path, size=size, what=what)
+            os.chmod(path, READ_ONLY)
+            self._record(path, sha256)
+        return path
+
+    def _adopt_store_blob(self, path: Path, sha256: str, size: int | None, what: str) -> Path:
+        from .errors import IntegrityError, NotFoundError
+
+        if not path.exists():
+            raise NotFoundError(f"blob {keys.blob(sha256)} (file {what!r}) is missing from the store: re-log the artifact that holds it")
+        if sha256_file(path) != sha256:
+            raise IntegrityError(f"blob {keys.blob(sha256)} (file {what!r}) does not match its sha256: the store copy is corrupt; re-log it")
+        self._record(path, sha256)
+        return path
+
+    def verify_entry(self, sha256: str) -> bool:
+        """Full re-hash of a cache entry; a bad entry is removed so the next use fetches it again."""
+        path = self.entry_path(sha256)
+        if not path.exists():
+            return False
+        if sha256_file(path) == sha256:
+            return True
+        if not self.is_store:
+            path.unlink(missing_ok=True)
+        return False
+
+    def _lock_path(self, sha256: str) -> Path:
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return locks / f"{sha256}.lock"
+
+    # -- placing files ---------------------------------------------------------------------
+    def place(self, source: Path, dest: Path) -> None:
+        """Put a cached file at ``dest`` atomically: reflink, else hardlink, else copy."""
+        temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        try:
+            self._link(source, temp)
+            os.replace(temp, dest)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _link(self, source: Path, temp: Path) -> None:
+        mode = self.link_mode
+        if mode in ("auto", "reflink") and self._reflink_ok is not False:
+            if self._reflink(source, temp):
+                return
+            if mode == "reflink":
+                raise OSError(f"this filesystem cannot reflink {source} to {temp}: set REGISTRY_LINK_MODE=auto or copy")
+        if mode in ("auto", "hardlink") and self._hardlink_ok is not False:
+            try:
+                os.link(source, temp)
+                self._hardlink_ok = True
+                return
+            except OSError as e:
+                if mode == "hardlink":
+                    raise
+                if e.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    self._hardlink_ok = False
+        shutil.copyfile(source, temp)
+
+    def _reflink(self, source: Path, temp: Path) -> bool:
+        try:
+            with open(source, "rb") as src, open(temp, "wb") as dst:
+                fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+        except OSError:
+            temp.unlink(missing_ok=True)
+            self._reflink_ok = False
+            return False
+        self._reflink_ok = True
+        return True
+
+    # -- size limit ------------------------------------------------------------------------
+    def entries(self) -> list[tuple[Path, int, float]]:
+        """(path, size, last used) of every entry in this cache directory."""
+        db = self._db()
+        prefix = str(self.root / "blobs")
+        rows = db.execute("SELECT path, size, last_used FROM cache_entries WHERE path LIKE ?", (prefix + "%",)).fetchall() if db else []
+        return [(Path(p), s, t) for p, s, t in rows if os.path.exists(p)]
+
+    def clean(self, max_size: int | None = None) -> tuple[int, int]:
+        """Evict least-recently-used entries until the cache fits ``max_size``; returns (files, bytes) freed.
+
+        An entry whose lock is held (another process is placing it) is skipped.
+        """
+        limit = self.max_size if max_size is None else max_size
+        if limit is None or self.is_store:
+            return 0, 0
+        entries = sorted(self.entries(), key=lambda e: e[2])
+        total = sum(size for _, size, _ in entries)
+        freed_files = freed_bytes = 0
+        db = self._db()
+        for path, size, _ in entries:
+            if total <= limit:
+                break
+            lock = FileLock(str(self._lock_path(path.parent.name + path.name)), timeout=0)
+            try:
+                with lock:
+                    path.unlink(missing_ok=True)
+            except Timeout:
+                continue
+            if db is not None:
+                with db:
+                    db.execute("DELETE FROM cache_entries WHERE path=?", (str(path),))
+            total -= size
+            freed_files += 1
+            freed_bytes += size
+        return freed_files, freed_bytes

@@ -1,0 +1,123 @@
+"""Materialise a version's files in a download root, from the cache, verified and atomically.
+
+Every blob is fetched and verified into the cache before anything is placed, so a missing
+or corrupt blob leaves the root untouched. Files already in place are left alone; nothing
+is ever written through a symlink.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cache import Cache
+from .errors import InvalidNameError
+from .hashing import HashState
+from .names import validate_path
+from .records import FileEntry
+
+Progress = Callable[[int, int], None]
+"""Called with (bytes, files) as each file lands."""
+
+
+@dataclass
+class DownloadReport:
+    root: Path
+    placed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def safe_destination(root: Path, path: str) -> Path:
+    """``root/path``, refusing any path that is unsafe or whose directories are symlinks."""
+    validate_path(path)
+    dest = root
+    for part in path.split("/")[:-1]:
+        dest = dest / part
+        if dest.is_symlink():
+            raise InvalidNameError(f"download root {root} holds a symlink at {dest}: refusing to write through it; remove it or choose another directory")
+        if dest.exists() and not dest.is_dir():
+            raise InvalidNameError(f"{dest} is a file but {path!r} needs a directory there: remove it or choose another directory")
+    return dest / path.split("/")[-1]
+
+
+def _is_current(dest: Path, entry: FileEntry, cache_path: Path | None, hashes: HashState) -> bool:
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        return False
+    if not os.path.isfile(dest) or os.path.islink(dest) or st.st_size != entry.size:
+        return False
+    if cache_path is not None:
+        try:
+            cst = os.stat(cache_path)
+            if (cst.st_dev, cst.st_ino) == (st.st_dev, st.st_ino):
+                return True
+        except FileNotFoundError:
+            pass
+    return hashes.lookup(dest.absolute(), st) == entry.sha256
+
+
+def materialize(
+    cache: Cache,
+    hashes: HashState,
+    files: list[FileEntry],
+    root: Path,
+    *,
+    workers: int = 16,
+    clean: bool = False,
+    progress: Progress | None = None,
+) -> DownloadReport:
+    """Make ``root`` hold exactly ``files`` (plus extras, removed only with ``clean``)."""
+    root = Path(root)
+    if root.is_symlink() and not root.is_dir():
+        raise InvalidNameError(f"download root {root} is a dangling symlink: choose another directory")
+    report = DownloadReport(root=root)
+    targets = [(entry, safe_destination(root, entry.path)) for entry in files]
+    current = [_is_current(d, e, _cached_if_valid(cache, e), hashes) for e, d in targets]
+    todo = [target for target, ok in zip(targets, current) if not ok]
+    report.unchanged = [e.path for (e, _), ok in zip(targets, current) if ok]
+
+    def fetch(entry: FileEntry) -> Path:
+        return cache.ensure(entry.sha256, entry.size, what=entry.path)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
+        sources = list(pool.map(fetch, [e for e, _ in todo]))  # all verified before any placement
+    placed_stats = []
+    for (entry, dest), source in zip(todo, sources):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        safe_destination(root, entry.path)  # re-check: a symlink could have appeared meanwhile
+        cache.place(source, dest)
+        placed_stats.append((dest.absolute(), os.stat(dest), entry.sha256))
+        report.placed.append(entry.path)
+        if progress:
+            progress(entry.size, 1)
+    hashes.remember(placed_stats)
+    cache.touch(sources)
+    report.extra = _extras(root, {e.path for e in files})
+    if clean:
+        for path in report.extra:
+            (root / path).unlink()
+            report.removed.append(path)
+    return report
+
+
+def _cached_if_valid(cache: Cache, entry: FileEntry) -> Path | None:
+    path = cache.entry_path(entry.sha256)
+    return path if cache.is_valid(path, entry.size) else None
+
+
+def _extras(root: Path, expected: set[str]) -> list[str]:
+    extra = []
+    if not root.is_dir():
+        return extra
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        for name in filenames:
+            path = name if rel == "." else f"{rel}/{name}"
+            if path not in expected and not name.endswith(".part"):
+                extra.append(path)
+    return sorted(extra)

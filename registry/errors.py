@@ -1,0 +1,45 @@
+"""The registry's one error hierarchy.
+
+Each error also inherits the matching builtin, so ``except LookupError`` works too, and
+carries the exit code the CLI uses. Messages are one line: what was wrong, what to do.
+"""
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base of every error the registry raises on purpose."""
+
+    exit_code = 10
+
+
+class NotFoundError(RegistryError, LookupError):
+    """An artifact, version, alias, run or file that does not exist."""
+
+    exit_code = 1
+
+
+class InvalidNameError(RegistryError, ValueError):
+    """A name, address, path or metadata value that breaks a rule."""
+
+    exit_code = 2
+
+
+class ConflictError(RegistryError):
+    """A concurrent writer got there first (e.g. an alias moved since it was read)."""
+
+    exit_code = 3
+
+
+class IntegrityError(RegistryError):
+    """Bytes or records that do not match their hash, or store contents that are malformed."""
+
+    exit_code = 4
+
+
+class StorageError(RegistryError, OSError):
+    """The store cannot be reached or used as configured."""
+
+    exit_code = 5
+
+
+EXIT_CODES = {cls.__name__: cls.exit_code for cls in (NotFoundError, InvalidNameError, ConflictError, IntegrityError, StorageError, RegistryError)}

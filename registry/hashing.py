@@ -1,0 +1,104 @@
+"""sha256 of files, streamed, computed once per content.
+
+A small SQLite database in the cache directory remembers (path, device, inode, size,
+mtime_ns) -> sha256, so re-logging files that did not change hashes nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class HashState:
+    """Remembered hashes of files on this machine; any change to the file's stat forgets it."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = Path(db_path)
+        self._local = threading.local()
+
+    def _db(self) -> sqlite3.Connection | None:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                self.db_path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.db_path, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
+                    " size INTEGER, mtime_ns INTEGER, sha256 TEXT)"
+                )
+            except sqlite3.Error:
+                return None  # a broken state database only costs re-hashing
+            self._local.db = db
+        return db
+
+    def lookup(self, path: Path, st: os.stat_result) -> str | None:
+        db = self._db()
+        if db is None:
+            return None
+        try:
+            row = db.execute(
+                "SELECT sha256 FROM hashes WHERE path=? AND dev=? AND ino=? AND size=? AND mtime_ns=?",
+                (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+        return row[0] if row else None
+
+    def remember(self, rows: Iterable[tuple[Path, os.stat_result, str]]) -> None:
+        db = self._db()
+        if db is None:
+            return
+        try:
+            with db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO hashes VALUES (?,?,?,?,?,?)",
+                    [(str(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, sha) for p, st, sha in rows],
+                )
+        except sqlite3.Error:
+            pass
+
+    def hash_files(self, paths: list[Path], workers: int = 4) -> list[tuple[str, int]]:
+        """(sha256, size) of each path, reusing remembered hashes; new ones in parallel."""
+        stats = [os.stat(p) for p in paths]
+        results: list[tuple[str, int] | None] = [None] * len(paths)
+        todo = []
+        for i, (path, st) in enumerate(zip(paths, stats)):
+            known = self.lookup(Path(path).absolute(), st)
+            if known:
+                results[i] = (known, st.st_size)
+            else:
+                todo.append(i)
+
+        def hash_one(i: int) -> tuple[int, str, os.stat_result]:
+            sha = sha256_file(paths[i])
+            after = os.stat(paths[i])
+            return i, sha, after
+
+        fresh = []
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+            for i, sha, after in pool.map(hash_one, todo):
+                results[i] = (sha, after.st_size)
+                if after.st_mtime_ns == stats[i].st_mtime_ns and after.st_size == stats[i].st_size:
+                    fresh.append((Path(paths[i]).absolute(), after, sha))
+        self.remember(fresh)
+        return results  # type: ignore[return-value]

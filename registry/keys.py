@@ -1,0 +1,85 @@
+"""Every key the registry writes, in one place (documented in docs/FORMAT.md)."""
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+
+def blob(sha256: str) -> str:
+    return f"blobs/sha256/{sha256[:2]}/{sha256[2:]}"
+
+
+def blob_prefix() -> str:
+    return "blobs/sha256/"
+
+
+def sha_of_blob_key(key: str) -> str:
+    _, _, two, rest = key.split("/", 3)
+    return two + rest
+
+
+def projects_prefix() -> str:
+    return "projects/"
+
+
+def artifacts_prefix(project: str) -> str:
+    return f"projects/{project}/artifacts/"
+
+
+def artifact_prefix(project: str, name: str) -> str:
+    return f"projects/{project}/artifacts/{name}/"
+
+
+def versions_prefix(project: str, name: str) -> str:
+    return f"{artifact_prefix(project, name)}versions/"
+
+
+def version(project: str, name: str, number: int) -> str:
+    return f"{versions_prefix(project, name)}v{number}.json"
+
+
+def aliases_prefix(project: str, name: str) -> str:
+    return f"{artifact_prefix(project, name)}aliases/"
+
+
+def alias(project: str, name: str, alias_name: str) -> str:
+    return f"{aliases_prefix(project, name)}{alias_name}.json"
+
+
+def digest_index_prefix(project: str, name: str, digest: str) -> str:
+    return f"{artifact_prefix(project, name)}digests/{digest}/"
+
+
+def digest_index(project: str, name: str, digest: str, number: int) -> str:
+    return f"{digest_index_prefix(project, name, digest)}v{number}.json"
+
+
+def used_by_prefix(project: str, name: str, number: int) -> str:
+    return f"{artifact_prefix(project, name)}used-by/v{number}/"
+
+
+def used_by(project: str, name: str, number: int, run_project: str, run_id: str) -> str:
+    return f"{used_by_prefix(project, name, number)}{run_project}--{run_id}.json"
+
+
+def runs_prefix(project: str) -> str:
+    return f"projects/{project}/runs/"
+
+
+def run(project: str, run_id: str) -> str:
+    return f"{runs_prefix(project)}{run_id}/run.json"
+
+
+def history_prefix(project: str, run_id: str) -> str:
+    return f"{runs_prefix(project)}{run_id}/history/"
+
+
+def history_chunk(project: str, run_id: str, seq: int) -> str:
+    return f"{history_prefix(project, run_id)}{seq:06d}.jsonl"
+
+
+def inflight_prefix() -> str:
+    return "inflight/"
+
+
+def inflight(writer_id: str) -> str:
+    return f"inflight/{writer_id}.json"

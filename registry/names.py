@@ -1,0 +1,143 @@
+"""Validation of every name, address and path that comes from a user or from the store.
+
+One validator per kind of input, used when building, when logging and again when reading
+records back, so a hostile record cannot smuggle a path past a later step.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import InvalidNameError
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_VERSION = re.compile(r"v(0|[1-9][0-9]*)")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_DRIVE = re.compile(r"[A-Za-z]:")
+RESERVED_ALIASES = ("latest",)
+
+
+def validate_name(value: object, kind: str = "name") -> str:
+    """Project, artifact, alias, type and job-type names: letters, digits, ``-``, ``_``, ``.``; max 128."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or set(value) == {"."}:
+        raise InvalidNameError(
+            f"invalid {kind} {value!r}: use 1-128 letters, digits, '-', '_' or '.' (no '/', ':' or spaces)"
+        )
+    return value
+
+
+def validate_alias(value: object, *, settable: bool = False) -> str:
+    """An alias; with ``settable``, also refuse the ones the registry keeps itself."""
+    alias = validate_name(value, "alias")
+    if settable and (alias in RESERVED_ALIASES or _VERSION.fullmatch(alias)):
+        raise InvalidNameError(f"alias {alias!r} is kept by the registry and cannot be set by hand: choose another name")
+    return alias
+
+
+def is_version_alias(alias: str) -> bool:
+    return bool(_VERSION.fullmatch(alias))
+
+
+def validate_digest(value: str) -> str:
+    digest = value.removeprefix("sha256:")
+    if not _DIGEST.fullmatch(digest):
+        raise InvalidNameError(f"invalid digest {value!r}: expected sha256:<64 lowercase hex digits>")
+    return digest
+
+
+@dataclass(frozen=True)
+class Address:
+    """``[project/]name[:alias|:vN|@sha256:<digest>]``, parsed and validated."""
+
+    project: str
+    name: str
+    alias: str | None = None
+    digest: str | None = None
+
+    def __str__(self) -> str:
+        tail = f"@sha256:{self.digest}" if self.digest else f":{self.alias}" if self.alias else ""
+        return f"{self.project}/{self.name}{tail}"
+
+    @property
+    def collection(self) -> str:
+        return f"{self.project}/{self.name}"
+
+
+def parse_address(text: object, default_project: str, default_alias: str | None = "latest") -> Address:
+    """Parse an artifact address; the project defaults to ``default_project``.
+
+    >>> parse_address("mnist-raw:v1", "demo")
+    Address(project='demo', name='mnist-raw', alias='v1', digest=None)
+    """
+    if not isinstance(text, str) or not text:
+        raise InvalidNameError(f"invalid address {text!r}: use [project/]name[:alias|:vN|@sha256:<digest>]")
+    rest, digest = text, None
+    if "@" in rest:
+        rest, raw_digest = rest.split("@", 1)
+        digest = validate_digest(raw_digest)
+    alias = None
+    if ":" in rest:
+        rest, alias = rest.split(":", 1)
+        alias = validate_alias(alias)
+        if digest:
+            raise InvalidNameError(f"invalid address {text!r}: give an alias or a digest, not both")
+    parts = rest.split("/")
+    if len(parts) > 2:
+        raise InvalidNameError(f"invalid address {text!r}: use [project/]name[:alias] (one '/' at most)")
+    project = validate_name(parts[0], "project") if len(parts) == 2 else validate_name(default_project, "project")
+    name = validate_name(parts[-1], "artifact name")
+    if alias is None and digest is None:
+        alias = default_alias
+    return Address(project, name, alias, digest)
+
+
+# -- paths inside an artifact ------------------------------------------------------------------
+def validate_path(path: object) -> str:
+    """A relative POSIX path inside an artifact; anything that could escape a directory is refused.
+
+    >>> validate_path("data/train.pt")
+    'data/train.pt'
+    """
+    if not isinstance(path, str) or not path:
+        raise InvalidNameError(f"invalid file path {path!r}: give a non-empty relative path")
+    problem = _path_problem(path)
+    if problem:
+        raise InvalidNameError(f"unsafe file path {path!r}: {problem}")
+    return unicodedata.normalize("NFC", path)
+
+
+def _path_problem(path: str) -> str | None:
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return "control characters are not allowed"
+    if "\\" in path:
+        return "backslashes are not allowed; use '/'"
+    if path.startswith("/"):
+        return "absolute paths are not allowed; use a path relative to the artifact root"
+    if _DRIVE.match(path):
+        return "drive letters are not allowed; use a relative path"
+    for part in path.split("/"):
+        if part == "":
+            return "empty path segments ('//' or a trailing '/') are not allowed"
+        if part in (".", ".."):
+            return "'.' and '..' segments are not allowed"
+        if len(part.encode()) > 255:
+            return "a path component is longer than 255 bytes"
+    return None
+
+
+def validate_path_set(paths: Iterable[str]) -> None:
+    """Refuse sets of paths that collide on disk: twins after normalisation or case folding, or a file that is also a directory."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        folded = unicodedata.normalize("NFC", path).casefold()
+        if folded in seen:
+            raise InvalidNameError(f"file paths {seen[folded]!r} and {path!r} collide (same name up to case or Unicode form): rename one")
+        seen[folded] = path
+    for folded, path in seen.items():
+        parts = folded.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in seen:
+                raise InvalidNameError(f"{seen[parent]!r} is a file but {path!r} needs it to be a directory: rename one")

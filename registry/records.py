@@ -1,0 +1,211 @@
+"""The JSON records kept in the store, modelled with pydantic (see docs/FORMAT.md).
+
+Everything the registry reads back goes through ``parse``, so truncated JSON, an unknown
+schema or a field of the wrong shape becomes one ``IntegrityError`` naming the key.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import IntegrityError
+from .keys import SCHEMA_VERSION
+from .names import validate_digest, validate_name, validate_path, validate_path_set
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: equal values give equal bytes (and equal hashes)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, value: int) -> int:
+        if value != SCHEMA_VERSION:
+            raise ValueError(f"schema {value} is not supported by this version of registry (expects {SCHEMA_VERSION}); upgrade registry")
+        return value
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json", by_alias=True))
+
+
+def parse(model: type[Model], data: bytes, key: str) -> Model:
+    """Read a record, or raise ``IntegrityError`` naming the key and the problem."""
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "record"
+        raise IntegrityError(f"malformed record {key}: {where}: {first.get('msg')}; repair or delete it") from None
+    except ValueError as e:
+        raise IntegrityError(f"malformed record {key}: {e}; repair or delete it") from None
+
+
+class ArtifactRef(BaseModel):
+    """A pointer from a run to one artifact version."""
+
+    model_config = ConfigDict(frozen=True)
+    project: str
+    name: str
+    version: int
+    type: str
+    digest: str
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.project}/{self.name}:v{self.version}"
+
+
+class RunRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    project: str
+    id: str
+
+
+class VersionRecord(Record):
+    """``projects/<p>/artifacts/<name>/versions/v<N>.json``: immutable once written."""
+
+    project: str
+    name: str
+    version: int = Field(ge=0)
+    type: str
+    description: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    digest: str
+    size: int = Field(ge=0)
+    file_count: int = Field(ge=0)
+    created_at: datetime
+    created_by: RunRef | None = None
+    commit_id: str
+
+    @field_validator("project", "name", "type")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        return validate_name(value)
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, value: str) -> str:
+        return validate_digest(value)
+
+    def ref(self) -> ArtifactRef:
+        return ArtifactRef(project=self.project, name=self.name, version=self.version, type=self.type, digest=self.digest)
+
+
+class AliasRecord(Record):
+    """``.../aliases/<alias>.json``: moved only by compare-and-swap."""
+
+    alias: str
+    version: int = Field(ge=0)
+    digest: str
+    updated_at: datetime
+
+
+class DigestIndexEntry(Record):
+    """``.../digests/<digest>/v<N>.json``: written before the version record it names."""
+
+    version: int = Field(ge=0)
+    commit_id: str
+
+
+class UsedByEntry(Record):
+    """``.../used-by/v<N>/<run project>--<run id>.json``: a run that used this version."""
+
+    run: RunRef
+    used_at: datetime
+
+
+class InflightMarker(Record):
+    """``inflight/<writer id>.json``: blobs a writer relies on, protected from ``gc`` while it runs."""
+
+    started_at: datetime
+    blobs: list[str] = Field(default_factory=list)
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    path: str
+    sha256: str
+    size: int = Field(ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return validate_path(value)
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha(cls, value: str) -> str:
+        return validate_digest(value)
+
+
+class FileList(Record):
+    """A version's contents: canonical JSON sorted by path, stored as a blob; its hash is the digest."""
+
+    files: tuple[FileEntry, ...]
+
+    @field_validator("files")
+    @classmethod
+    def _sorted_and_safe(cls, files: tuple[FileEntry, ...]) -> tuple[FileEntry, ...]:
+        paths = [f.path for f in files]
+        if paths != sorted(paths):
+            raise ValueError("files are not sorted by path")
+        validate_path_set(paths)
+        return files
+
+    @classmethod
+    def build(cls, entries: list[FileEntry]) -> "FileList":
+        return cls(files=tuple(sorted(entries, key=lambda e: e.path)))
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def by_path(self) -> dict[str, FileEntry]:
+        return {f.path: f for f in self.files}
+
+
+class HistoryImage(BaseModel):
+    type: Literal["image"] = Field(default="image", alias="_type")
+    sha256: str
+    width: int
+    height: int
+    caption: str | None = None
+
+
+class RunRecord(Record):
+    """``projects/<p>/runs/<id>/run.json``: written only by the run itself."""
+
+    model_config = ConfigDict(extra="ignore", frozen=False)
+    project: str
+    id: str
+    name: str
+    job_type: str | None = None
+    state: Literal["running", "finished", "crashed"] = "running"
+    error: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    summary: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    notes: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    host: str | None = None
+    python: str | None = None
+    git_commit: str | None = None
+    inputs: list[ArtifactRef] = Field(default_factory=list)
+    outputs: list[ArtifactRef] = Field(default_factory=list)
+    files: list[FileEntry] = Field(default_factory=list)
+    history_chunks: int = 0

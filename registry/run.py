@@ -1,0 +1,296 @@
+"""Runs: one execution of a pipeline step, with config, summary, history and its artifacts.
+
+The run record is written by the run alone (at start, after each artifact it logs or uses,
+and at the end), so it needs no locking. History rows are buffered and written in chunks.
+"""
+from __future__ import annotations
+
+import getpass
+import platform
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from . import keys
+from .artifact import Artifact
+from .errors import InvalidNameError, RegistryError
+from .jsonable import to_jsonable
+from .media import Image
+from .names import parse_address, validate_name, validate_path
+from .publish import draft_record, publish
+from .records import ArtifactRef, FileEntry, RunRecord, RunRef, UsedByEntry, now
+from .store import Store, open_store
+from .versions import aliases_of, resolve
+
+HISTORY_FLUSH_ROWS = 500
+HISTORY_FLUSH_SECONDS = 10.0
+_ADJECTIVES = "sunny misty bright quiet lively gentle bold silent golden crimson autumn winter dry fresh lunar solar rapid brave".split()
+_NOUNS = "smoke river forest meadow ocean flower sky cloud mountain wave dawn field frost glade planet star shadow thunder".split()
+
+
+class Config(MutableMapping):
+    """Run configuration with attribute and item access: ``config.epochs == config["epochs"]``."""
+
+    def __init__(self, data: dict | None = None, on_change=None) -> None:
+        object.__setattr__(self, "_data", {})
+        object.__setattr__(self, "_on_change", on_change)
+        self.update(data or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = to_jsonable(value, f"config[{key!r}]", finite=False)
+        if self._on_change:
+            self._on_change()
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._data[key]
+        except KeyError:
+            raise AttributeError(f"config has no key {key!r}") from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def update(self, other=(), /, **kwargs) -> None:  # type: ignore[override]
+        for key, value in dict(other, **kwargs).items():
+            self._data[key] = to_jsonable(value, f"config[{key!r}]", finite=False)
+        if self._on_change:
+            self._on_change()
+
+    def __repr__(self) -> str:
+        return f"Config({self._data!r})"
+
+
+class Summary(Config):
+    """Final values of a run; tensors and numpy scalars become plain numbers."""
+
+
+class Run:
+    """A run in a project; use as a context manager, or call ``finish()``."""
+
+    def __init__(self, store: Store, project: str, job_type: str | None, config: dict | None, name: str | None,
+                 tags: list[str] | None, notes: str | None) -> None:
+        self.store = store
+        self.project = validate_name(project, "project")
+        self.job_type = validate_name(job_type, "job type") if job_type is not None else None
+        self.id = secrets.token_hex(4)
+        self.name = name or _readable_name(store, self.project)
+        self.config = Config(config or {})
+        self.summary = Summary()
+        self._explicit_summary: set[str] = set()
+        self._history: list[dict] = []
+        self._history_seq = 0
+        self._last_flush = time.monotonic()
+        self._step = 0
+        self._record = RunRecord(
+            project=self.project, id=self.id, name=self.name, job_type=self.job_type, tags=list(tags or []), notes=notes,
+            started_at=now(), host=socket.gethostname(), python=platform.python_version(), git_commit=_git_commit(),
+        )
+        self._finished = False
+        self._write_record()
+
+    # -- record ----------------------------------------------------------------------------
+    @property
+    def ref(self) -> RunRef:
+        return RunRef(project=self.project, id=self.id)
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.id}"
+
+    def _write_record(self) -> None:
+        self._record.config = dict(self.config)
+        self._record.summary = dict(self.summary)
+        self._record.history_chunks = self._history_seq
+        self.store.backend.write(keys.run(self.project, self.id), self._record.to_bytes())
+
+    # -- artifacts -------------------------------------------------------------------------
+    def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None, progress=None) -> Artifact:
+        """Log a new version of ``artifact`` (or return the latest when contents are identical)."""
+        if artifact._record is not None:
+            raise RegistryError(f"{artifact.qualified_name} is already logged: build a new Artifact for a new version")
+        entries, sources = artifact._draft_entries()
+        metadata = to_jsonable(artifact.metadata, "metadata")
+        draft = draft_record(self.project, artifact.name, artifact.type, artifact.description, metadata, self.ref)
+        result = publish(self.store, draft, entries, sources, list(aliases or []), progress=progress)
+        record = result.record
+        artifact._bind(self.store, record, aliases_of(self.store.backend, record.project, record.name).get(record.version, []))
+        artifact.created = result.created
+        if result.created:
+            self._record.outputs.append(record.ref())
+            self._write_record()
+        else:
+            print(f"registry: {artifact.qualified_name} already holds these contents; no new version logged", file=sys.stderr)
+        return artifact
+
+    def use_artifact(self, artifact_or_address: Artifact | str, type: str | None = None) -> Artifact:
+        """Declare an input of this run and return it, ready to download."""
+        if isinstance(artifact_or_address, Artifact):
+            artifact = artifact_or_address
+            artifact._logged()
+        else:
+            address = parse_address(artifact_or_address, self.project)
+            record = resolve(self.store.backend, address)
+            artifact = Artifact._from_record(self.store, record, aliases_of(self.store.backend, record.project, record.name).get(record.version, []))
+        if type is not None and artifact.type != type:
+            raise InvalidNameError(f"{artifact.qualified_name} has type {artifact.type!r}, not {type!r}")
+        record = artifact.record
+        if record.ref() not in self._record.inputs:
+            self._record.inputs.append(record.ref())
+            self.store.backend.write(
+                keys.used_by(record.project, record.name, record.version, self.project, self.id),
+                UsedByEntry(run=self.ref, used_at=now()).to_bytes(),
+            )
+            self._write_record()
+        return artifact
+
+    # -- metrics ---------------------------------------------------------------------------
+    def log(self, data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+        """Append a history row; values may be numbers, tensors, ``Image``s or lists of them."""
+        if step is not None:
+            self._step = int(step)
+        row: dict[str, Any] = {"_step": self._step, "_time": time.time()}
+        for key, value in data.items():
+            row[key] = self._history_value(key, value)
+            if not isinstance(row[key], (list, dict)) and key not in self._explicit_summary:
+                self.summary._data[key] = row[key]
+        self._history.append(row)
+        if step is None:
+            self._step += 1
+        if len(self._history) >= HISTORY_FLUSH_ROWS or time.monotonic() - self._last_flush > HISTORY_FLUSH_SECONDS:
+            self._flush_history()
+
+    def _history_value(self, key: str, value: Any) -> Any:
+        if isinstance(value, Image):
+            sha = self.store.blobs.put_bytes(value.png)
+            return {"_type": "image", "sha256": sha, "width": value.width, "height": value.height, "caption": value.caption}
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, Image) for v in value):
+            return [self._history_value(key, v) for v in value]
+        return to_jsonable(value, f"history[{key!r}]", finite=False)
+
+    def _flush_history(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._history:
+            return
+        import json
+
+        body = "".join(json.dumps(row, sort_keys=True) + "\n" for row in self._history).encode()
+        self.store.backend.write(keys.history_chunk(self.project, self.id, self._history_seq), body)
+        self._history_seq += 1
+        self._history = []
+        self._write_record()
+
+    def save(self, path: str | Path, base_path: str | None = None) -> None:
+        """Keep a file with the run (stored as a blob, listed in the run record)."""
+        source = Path(path)
+        if not source.is_file():
+            raise InvalidNameError(f"cannot save {source}: no such file")
+        name = validate_path(source.name if base_path is None else source.relative_to(base_path).as_posix())
+        sha = self.store.blobs.put_bytes(source.read_bytes())
+        self._record.files = [f for f in self._record.files if f.path != name] + [FileEntry(path=name, sha256=sha, size=source.stat().st_size)]
+        self._write_record()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def finish(self, exit_code: int = 0, error: str | None = None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._flush_history()
+        self._record.state = "finished" if exit_code == 0 and error is None else "crashed"
+        self._record.error = error
+        self._record.ended_at = now()
+        self._write_record()
+        _deactivate(self)
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.finish()
+        else:
+            self.finish(1, error="".join(traceback.format_exception_only(exc_type, exc)).strip())
+
+    def __repr__(self) -> str:
+        return f"<Run {self.project}/{self.id} ({self.name})>"
+
+
+def _readable_name(store: Store, project: str) -> str:
+    count = sum(1 for info in store.backend.list(keys.runs_prefix(project)) if info.key.endswith("/run.json"))
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{count + 1}"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+# -- the active run, as W&B's module-level ``wandb.run`` / ``wandb.config`` / ``wandb.log`` --------
+def _deactivate(run: Run) -> None:
+    import registry
+
+    if registry.run is run:
+        registry.run = None
+
+
+def init(project: str | None = None, job_type: str | None = None, config: dict | None = None, name: str | None = None,
+         tags: list[str] | None = None, notes: str | None = None, url: str | None = None, **ignored: Any) -> Run:
+    """Start a run (and make it ``registry.run``); use it as a context manager.
+
+    >>> with registry.init(project="demo", job_type="load-data") as run:   # doctest: +SKIP
+    ...     run.log_artifact(artifact)
+    """
+    import registry
+
+    if registry.run is not None:
+        registry.run.finish()
+    store = open_store(url)
+    run = Run(store, project or store.settings.project, job_type, config, name, tags, notes)
+    registry.run = run
+    registry.config = run.config
+    registry.summary = run.summary
+    return run
+
+
+def _active() -> Run:
+    import registry
+
+    if registry.run is None:
+        raise RegistryError("no active run: call registry.init() first")
+    return registry.run
+
+
+def log(data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    _active().log(data, step=step, commit=commit)
+
+
+def save(path: str | Path, base_path: str | None = None) -> None:
+    _active().save(path, base_path=base_path)
+
+
+def finish(exit_code: int = 0) -> None:
+    import registry
+
+    if registry.run is not None:
+        registry.run.finish(exit_code)

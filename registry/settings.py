@@ -1,0 +1,66 @@
+"""Configuration, read from the environment in this one place.
+
+============================  ==========================================================
+``REGISTRY_URL``              the store: ``s3://bucket/prefix``, ``file:///path`` or a path
+``REGISTRY_PROJECT``          default project for runs and addresses
+``REGISTRY_CACHE_DIR``        download cache and hash database
+``REGISTRY_CACHE_MAX``        cache size limit, e.g. ``20GB`` (unset: no limit)
+``REGISTRY_LINK_MODE``        how cached files reach a download root: auto|reflink|hardlink|copy
+``REGISTRY_WORKERS``          parallel transfers (default 16)
+============================  ==========================================================
+S3 endpoint and credentials are boto3's own (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``...).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel
+
+from .errors import InvalidNameError
+
+DEFAULT_PROJECT = "uncategorized"
+LinkMode = Literal["auto", "reflink", "hardlink", "copy"]
+_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3,
+          "T": 1000**4, "TB": 1000**4, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """``"20GB"`` -> 20_000_000_000; ``"512MiB"``, ``"1.5G"`` and plain byte counts work too."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in _UNITS:
+        raise InvalidNameError(f"invalid size {text!r}: use a number with an optional unit, e.g. 500MB or 20GiB")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+class Settings(BaseModel):
+    url: str
+    project: str
+    cache_dir: Path
+    cache_max: int | None
+    link_mode: LinkMode
+    workers: int
+
+    @classmethod
+    def from_env(cls, url: str | None = None) -> "Settings":
+        env = os.environ
+        link_mode = env.get("REGISTRY_LINK_MODE", "auto")
+        if link_mode not in ("auto", "reflink", "hardlink", "copy"):
+            raise InvalidNameError(f"REGISTRY_LINK_MODE={link_mode!r} is not one of auto, reflink, hardlink, copy")
+        return cls(
+            url=url or env.get("REGISTRY_URL") or str(default_store_dir()),
+            project=env.get("REGISTRY_PROJECT") or DEFAULT_PROJECT,
+            cache_dir=Path(env.get("REGISTRY_CACHE_DIR") or platformdirs.user_cache_dir("registry")),
+            cache_max=parse_size(env["REGISTRY_CACHE_MAX"]) if env.get("REGISTRY_CACHE_MAX") else None,
+            link_mode=link_mode,
+            workers=int(env.get("REGISTRY_WORKERS") or 16),
+        )
+
+
+def default_store_dir() -> Path:
+    """The embedded default store: ``$XDG_DATA_HOME/registry`` (``~/.local/share/registry``)."""
+    return Path(platformdirs.user_data_dir("registry"))

@@ -1,0 +1,92 @@
+"""The composition root: a backend, its blob store and the local cache, opened from one URL."""
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+
+from backends import Backend, StorageUnavailable, open_backend
+
+from .blobs import BlobStore
+from .cache import Cache
+from .errors import StorageError
+from .hashing import HashState
+from .settings import Settings
+
+
+class GuardedBackend:
+    """Delegates to a backend, turning its ``StorageUnavailable`` into the registry's ``StorageError``."""
+
+    def __init__(self, inner: Backend) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args, **kwargs):
+            try:
+                result = attr(*args, **kwargs)
+            except StorageUnavailable as e:
+                raise StorageError(str(e)) from None
+            return _guard_iter(result) if inspect.isgenerator(result) else result
+
+        return call
+
+
+def _guard_iter(gen):
+    try:
+        yield from gen
+    except StorageUnavailable as e:
+        raise StorageError(str(e)) from None
+
+
+class Store:
+    """Everything one registry URL needs: ``backend``, ``blobs``, ``cache`` and ``hashes``."""
+
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        self.settings = settings
+        try:
+            raw = backend or open_backend(settings.url)
+        except ValueError as e:
+            raise StorageError(str(e)) from None
+        self.backend: Backend = GuardedBackend(raw)  # type: ignore[assignment]
+        self.url = raw.url
+        self._checked = False
+        self.hashes = _hash_state_at(str(settings.cache_dir))
+        self.blobs = BlobStore(self.backend, workers=settings.workers)
+        self.cache = Cache(
+            Path(settings.cache_dir),
+            self.blobs,
+            self.hashes,
+            link_mode=settings.link_mode,
+            max_size=settings.cache_max,
+        )
+
+    def check_writable(self) -> None:
+        """Run the backend's capability probe once, before the first write that relies on it."""
+        if not self._checked:
+            self.backend.check_ready()
+            self._checked = True
+
+
+@functools.lru_cache(maxsize=8)
+def _open(settings_json: str) -> Store:
+    return Store(Settings.model_validate_json(settings_json))
+
+
+def open_store(url: str | None = None) -> Store:
+    """The store for ``url`` (default: ``REGISTRY_URL`` or the embedded local store), reused per process."""
+    return _open(Settings.from_env(url).model_dump_json())
+
+
+def local_hash_state() -> HashState:
+    """This machine's hash database (in the cache directory), for hashing before a store is chosen."""
+    return _hash_state_at(str(Settings.from_env().cache_dir))
+
+
+@functools.lru_cache(maxsize=4)
+def _hash_state_at(cache_dir: str) -> HashState:
+    return HashState(Path(cache_dir) / "state.sqlite")

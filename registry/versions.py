@@ -1,0 +1,211 @@
+"""Version records and aliases: the commit protocol that many writers on many machines share.
+
+A version record is created only by write-if-absent at the next free number, after all of
+its blobs and its file list exist; ``latest`` and other aliases move only by
+compare-and-swap. So numbers are dense, nothing is overwritten, a reader never sees a
+version with missing files, and ``latest`` never moves backwards.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from backends import Backend, PreconditionFailed
+
+from . import keys
+from .errors import ConflictError, NotFoundError
+from .names import Address, is_version_alias, validate_alias
+from .records import AliasRecord, DigestIndexEntry, VersionRecord, now, parse
+
+_VERSION_FILE = re.compile(r"v(\d+)\.json")
+CAS_ATTEMPTS = 100
+
+
+def read_version(backend: Backend, project: str, name: str, number: int) -> VersionRecord:
+    key = keys.version(project, name, number)
+    try:
+        data = backend.read(key)
+    except FileNotFoundError:
+        raise NotFoundError(f"artifact {project}/{name}:v{number} does not exist: list versions with `registry ls {project}/{name}`") from None
+    return parse(VersionRecord, data, key)
+
+
+def read_alias(backend: Backend, project: str, name: str, alias: str) -> tuple[AliasRecord, str] | None:
+    key = keys.alias(project, name, alias)
+    try:
+        data, token = backend.read_with_token(key)
+    except FileNotFoundError:
+        return None
+    return parse(AliasRecord, data, key), token
+
+
+def version_numbers(backend: Backend, project: str, name: str) -> list[int]:
+    numbers = []
+    for info in backend.list(keys.versions_prefix(project, name)):
+        match = _VERSION_FILE.fullmatch(info.key.rsplit("/", 1)[-1])
+        if match:
+            numbers.append(int(match.group(1)))
+    return sorted(numbers)
+
+
+def aliases_of(backend: Backend, project: str, name: str) -> dict[int, list[str]]:
+    """Version number -> its aliases (``latest`` and custom ones), from one listing plus reads."""
+    by_version: dict[int, list[str]] = {}
+    for info in backend.list(keys.aliases_prefix(project, name)):
+        alias = info.key.rsplit("/", 1)[-1].removesuffix(".json")
+        found = read_alias(backend, project, name, alias)
+        if found:
+            by_version.setdefault(found[0].version, []).append(alias)
+    return {v: sorted(a, key=lambda x: (x != "latest", x)) for v, a in by_version.items()}
+
+
+def resolve(backend: Backend, address: Address) -> VersionRecord:
+    """The version an address names: ``:vN``, ``:alias`` or ``@sha256:<digest>`` (the newest with it)."""
+    project, name = address.project, address.name
+    if address.digest:
+        numbers = versions_with_digest(backend, project, name, address.digest)
+        if not numbers:
+            raise NotFoundError(f"no version of {project}/{name} has digest sha256:{address.digest}")
+        return read_version(backend, project, name, numbers[-1])
+    alias = address.alias or "latest"
+    if is_version_alias(alias):
+        return read_version(backend, project, name, int(alias[1:]))
+    found = read_alias(backend, project, name, alias)
+    if found is None:
+        if alias == "latest" and not version_numbers(backend, project, name):
+            raise NotFoundError(f"artifact {project}/{name} does not exist: check the name, or list artifacts with `registry ls {project}`")
+        if alias == "latest":  # a writer died before setting its first alias
+            return read_version(backend, project, name, version_numbers(backend, project, name)[-1])
+        raise NotFoundError(f"artifact {project}/{name} has no alias {alias!r}: list aliases with `registry ls {project}/{name}`")
+    record = found[0]
+    try:
+        return read_version(backend, project, name, record.version)
+    except NotFoundError:
+        raise NotFoundError(
+            f"alias {keys.alias(project, name, alias)} points to v{record.version}, which does not exist: set the alias again"
+        ) from None
+
+
+def versions_with_digest(backend: Backend, project: str, name: str, digest: str) -> list[int]:
+    """Versions holding ``digest``, from the digest index (one listing), each confirmed by its record."""
+    numbers = []
+    for info in backend.list(keys.digest_index_prefix(project, name, digest)):
+        match = _VERSION_FILE.fullmatch(info.key.rsplit("/", 1)[-1])
+        if not match:
+            continue
+        try:
+            record = read_version(backend, project, name, int(match.group(1)))
+        except NotFoundError:
+            continue  # an index entry whose writer lost its race or died: ignored
+        if record.digest == digest:
+            numbers.append(record.version)
+    return sorted(numbers)
+
+
+@dataclass
+class CommitResult:
+    record: VersionRecord
+    created: bool
+    """False when the contents equal the latest version, which is returned instead."""
+
+
+def commit_version(backend: Backend, draft: VersionRecord, aliases: list[str], crash: Callable[[str], None] = lambda label: None) -> CommitResult:
+    """Create the next version for ``draft`` (whose number is ignored), then move its aliases.
+
+    Contents identical to the latest version return that version. A lost response to our own
+    write-if-absent is recognised by reading the record back and comparing the commit id.
+    """
+    project, name = draft.project, draft.name
+    for alias in aliases:
+        validate_alias(alias, settable=True)
+    latest = _latest_number(backend, project, name)
+    if latest is not None:
+        current = read_version(backend, project, name, latest)
+        if current.digest == draft.digest and not _exists(backend, project, name, latest + 1):
+            return _finish(backend, current, aliases, created=False)
+    number = 0 if latest is None else latest + 1
+    commit_id = uuid.uuid4().hex
+    while True:
+        record = draft.model_copy(update={"version": number, "commit_id": commit_id, "created_at": now()})
+        backend.write_if_absent(keys.digest_index(project, name, draft.digest, number), DigestIndexEntry(version=number, commit_id=commit_id).to_bytes())
+        try:
+            backend.write_if_absent(keys.version(project, name, number), record.to_bytes())
+            crash("after-version")
+            return _finish(backend, record, aliases, created=True)
+        except FileExistsError:
+            existing = read_version(backend, project, name, number)
+            if existing.commit_id == commit_id:  # our write landed; only its response was lost
+                return _finish(backend, existing, aliases, created=True)
+            if existing.digest == draft.digest and not _exists(backend, project, name, number + 1):
+                return _finish(backend, existing, aliases, created=False)
+            number += 1
+
+
+def _exists(backend: Backend, project: str, name: str, number: int) -> bool:
+    return backend.exists(keys.version(project, name, number))
+
+
+def _latest_number(backend: Backend, project: str, name: str) -> int | None:
+    """The highest version: start from ``latest`` (which may lag a dead writer) and probe upwards."""
+    found = read_alias(backend, project, name, "latest")
+    if found is None:
+        numbers = version_numbers(backend, project, name)
+        return numbers[-1] if numbers else None
+    number = found[0].version
+    while _exists(backend, project, name, number + 1):
+        number += 1
+    return number
+
+
+def _finish(backend: Backend, record: VersionRecord, aliases: list[str], created: bool) -> CommitResult:
+    advance_latest(backend, record)
+    for alias in aliases:
+        set_alias(backend, record, alias)
+    return CommitResult(record, created)
+
+
+def advance_latest(backend: Backend, record: VersionRecord) -> None:
+    """Move ``latest`` to ``record`` unless it already points at a higher version."""
+    _move_alias(backend, record, "latest", only_forward=True)
+
+
+def set_alias(backend: Backend, record: VersionRecord, alias: str, expected_version: int | None = None) -> bool:
+    """Point ``alias`` at ``record``; with ``expected_version``, only if it still points there.
+
+    Returns True once our write is the alias's state. Raises ``ConflictError`` when
+    ``expected_version`` is given and another writer moved the alias first.
+    """
+    validate_alias(alias, settable=True)
+    return _move_alias(backend, record, alias, expected_version=expected_version)
+
+
+def _move_alias(backend: Backend, record: VersionRecord, alias: str, only_forward: bool = False, expected_version: int | None = None) -> bool:
+    key = keys.alias(record.project, record.name, alias)
+    body = AliasRecord(alias=alias, version=record.version, digest=record.digest, updated_at=now()).to_bytes()
+    for _ in range(CAS_ATTEMPTS):
+        found = read_alias(backend, record.project, record.name, alias)
+        current = found[0].version if found else None
+        if expected_version is not None and current != expected_version:
+            raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} now points to v{current}, not v{expected_version}: read it again and retry")
+        if current is not None and (current == record.version or (only_forward and current > record.version)):
+            return current == record.version
+        try:
+            if found is None:
+                backend.write_if_absent(key, body)
+            else:
+                backend.write_if_match(key, body, found[1])
+            return True
+        except (FileExistsError, PreconditionFailed):
+            if expected_version is not None:
+                raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} was moved by another writer: read it again and retry") from None
+            continue
+    raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} kept changing under {CAS_ATTEMPTS} attempts: retry later")
+
+
+def remove_alias(backend: Backend, project: str, name: str, alias: str) -> None:
+    validate_alias(alias, settable=True)
+    if read_alias(backend, project, name, alias) is None:
+        raise NotFoundError(f"artifact {project}/{name} has no alias {alias!r}")
+    backend.delete(keys.alias(project, name, alias))
