@@ -167,12 +167,16 @@ class Run:
         """Append a history row; values may be numbers, tensors, ``Image``s or lists of them."""
         if step is not None:
             self._step = int(step)
-        row: dict[str, Any] = {"_step": self._step, "_time": time.time()}
+        last = self._history[-1] if self._history else None
+        if last is not None and last["_step"] == self._step:
+            row = last  # W&B merges rows logged at the same step
+        else:
+            row = {"_step": self._step, "_time": time.time()}
+            self._history.append(row)
         for key, value in data.items():
             row[key] = self._history_value(key, value)
             if not isinstance(row[key], (list, dict)) and key not in self._explicit_summary:
                 self.summary._data[key] = row[key]
-        self._history.append(row)
         if step is None:
             self._step += 1
         if len(self._history) >= HISTORY_FLUSH_ROWS or time.monotonic() - self._last_flush > HISTORY_FLUSH_SECONDS:
@@ -266,7 +270,7 @@ def init(project: str | None = None, job_type: str | None = None, config: dict |
     if registry.run is not None:
         registry.run.finish()
     store = open_store(url)
-    run = Run(store, project or store.settings.project, job_type, config, name, tags, notes)
+    run = Run(store, project if project is not None else store.settings.project, job_type, config, name, tags, notes)
     registry.run = run
     registry.config = run.config
     registry.summary = run.summary
