@@ -8,6 +8,7 @@ checked again and re-uploaded if a collector removed them meanwhile.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -28,14 +29,19 @@ def _no_crash(label: str) -> None:
 
 
 def _crash_hook() -> CrashPoint:
-    """Tests kill a writer at a labelled point by setting ``REGISTRY_TEST_CRASH_AT``."""
-    label = os.environ.get("REGISTRY_TEST_CRASH_AT")
-    if not label:
+    """Tests stop a writer at a labelled point: ``REGISTRY_TEST_CRASH_AT`` exits at once,
+    ``REGISTRY_TEST_PAUSE_AT`` announces the point on stdout and waits to be killed."""
+    crash_at = os.environ.get("REGISTRY_TEST_CRASH_AT")
+    pause_at = os.environ.get("REGISTRY_TEST_PAUSE_AT")
+    if not crash_at and not pause_at:
         return _no_crash
 
     def crash(point: str) -> None:
-        if point == label:
+        if point == crash_at:
             os._exit(77)
+        if point == pause_at:
+            print(f"PAUSED {point}", flush=True)
+            time.sleep(3600)
 
     return crash
 

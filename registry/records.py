@@ -118,7 +118,6 @@ class DigestIndexEntry(Record):
     """``.../digests/<digest>/v<N>.json``: written before the version record it names."""
 
     version: int = Field(ge=0)
-    commit_id: str
 
 
 class UsedByEntry(Record):

@@ -124,23 +124,31 @@ def commit_version(backend: Backend, draft: VersionRecord, aliases: list[str], c
     if latest is not None:
         current = read_version(backend, project, name, latest)
         if current.digest == draft.digest and not _exists(backend, project, name, latest + 1):
-            return _finish(backend, current, aliases, created=False)
+            return _finish(backend, current, aliases, created=False, crash=crash)
     number = 0 if latest is None else latest + 1
     commit_id = uuid.uuid4().hex
     while True:
         record = draft.model_copy(update={"version": number, "commit_id": commit_id, "created_at": now()})
-        backend.write_if_absent(keys.digest_index(project, name, draft.digest, number), DigestIndexEntry(version=number, commit_id=commit_id).to_bytes())
+        _index_digest(backend, project, name, draft.digest, number)
         try:
             backend.write_if_absent(keys.version(project, name, number), record.to_bytes())
             crash("after-version")
-            return _finish(backend, record, aliases, created=True)
+            return _finish(backend, record, aliases, created=True, crash=crash)
         except FileExistsError:
             existing = read_version(backend, project, name, number)
             if existing.commit_id == commit_id:  # our write landed; only its response was lost
-                return _finish(backend, existing, aliases, created=True)
+                return _finish(backend, existing, aliases, created=True, crash=crash)
             if existing.digest == draft.digest and not _exists(backend, project, name, number + 1):
-                return _finish(backend, existing, aliases, created=False)
+                return _finish(backend, existing, aliases, created=False, crash=crash)
             number += 1
+
+
+def _index_digest(backend: Backend, project: str, name: str, digest: str, number: int) -> None:
+    """Written before the version record, so the index never misses a version; readers confirm each entry."""
+    try:
+        backend.write_if_absent(keys.digest_index(project, name, digest, number), DigestIndexEntry(version=number).to_bytes())
+    except FileExistsError:
+        pass  # a racing writer with the same contents indexed this number already
 
 
 def _exists(backend: Backend, project: str, name: str, number: int) -> bool:
@@ -159,8 +167,9 @@ def _latest_number(backend: Backend, project: str, name: str) -> int | None:
     return number
 
 
-def _finish(backend: Backend, record: VersionRecord, aliases: list[str], created: bool) -> CommitResult:
+def _finish(backend: Backend, record: VersionRecord, aliases: list[str], created: bool, crash: Callable[[str], None]) -> CommitResult:
     advance_latest(backend, record)
+    crash("before-alias")
     for alias in aliases:
         set_alias(backend, record, alias)
     return CommitResult(record, created)
