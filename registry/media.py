@@ -34,6 +34,8 @@ def _to_png(data: Any) -> bytes:
         img = data
     else:
         array = data.detach().cpu().numpy() if hasattr(data, "detach") else np.asarray(data)
+        while array.ndim > 3 and array.shape[0] == 1:  # e.g. a (1, 1, 28, 28) batch of one
+            array = array[0]
         if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
             array = np.transpose(array, (1, 2, 0))  # CHW -> HWC
         if array.ndim == 3 and array.shape[-1] == 1:
