@@ -108,9 +108,7 @@ class Api:
         return self._bind(record)
 
     def _bind(self, record: VersionRecord, aliases: dict[int, list[str]] | None = None) -> Artifact:
-        if aliases is None:
-            aliases = aliases_of(self.store.backend, record.project, record.name)
-        return Artifact._from_record(self.store, record, aliases.get(record.version, []))
+        return Artifact._from_record(self.store, record, None if aliases is None else aliases.get(record.version, []))
 
     def _artifact_from_ref(self, ref: ArtifactRef) -> Artifact:
         return self._bind(read_version(self.store.backend, ref.project, ref.name, ref.version))

@@ -66,7 +66,7 @@ class Artifact:
         self._store: Store | None = None
         self._record: VersionRecord | None = None
         self._files: FileList | None = None
-        self._aliases: list[str] = []
+        self._aliases: list[str] | None = None
         self.created: bool | None = None
         """After logging: False when the contents equalled the latest version (no new version)."""
 
@@ -154,13 +154,13 @@ class Artifact:
 
     # -- binding ---------------------------------------------------------------------------
     @classmethod
-    def _from_record(cls, store: Store, record: VersionRecord, aliases: list[str]) -> "Artifact":
+    def _from_record(cls, store: Store, record: VersionRecord, aliases: list[str] | None = None) -> "Artifact":
         art = cls.__new__(cls)
         Artifact.__init__(art, record.name, record.type, record.description, record.metadata)
         art._bind(store, record, aliases)
         return art
 
-    def _bind(self, store: Store, record: VersionRecord, aliases: list[str]) -> None:
+    def _bind(self, store: Store, record: VersionRecord, aliases: list[str] | None) -> None:
         self._store, self._record, self._aliases = store, record, aliases
         self.metadata = dict(record.metadata)
         self.description = record.description
@@ -189,7 +189,12 @@ class Artifact:
 
     @property
     def aliases(self) -> list[str]:
-        self._logged()
+        """Read on first use, so resolving and downloading never pay for listing aliases."""
+        store, record = self._logged()
+        if self._aliases is None:
+            from .versions import aliases_of
+
+            self._aliases = aliases_of(store.backend, record.project, record.name).get(record.version, [])
         return list(self._aliases)
 
     @property

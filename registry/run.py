@@ -149,7 +149,7 @@ class Run:
         else:
             address = parse_address(artifact_or_address, self.project)
             record = resolve(self.store.backend, address)
-            artifact = Artifact._from_record(self.store, record, aliases_of(self.store.backend, record.project, record.name).get(record.version, []))
+            artifact = Artifact._from_record(self.store, record)
         if type is not None and artifact.type != type:
             raise InvalidNameError(f"{artifact.qualified_name} has type {artifact.type!r}, not {type!r}")
         record = artifact.record

@@ -106,10 +106,8 @@ def create_app(url: str | None = None, api: Api | None = None, *, allowed_hosts:
         return render_template("error.html", code=error.code, title=error.name, message=error.description), error.code or 500
 
     # -- template helpers ------------------------------------------------------------------
-    @app.context_processor
-    def globals_() -> dict[str, Any]:
-        return {"store_url": api.url, "version": __version__, "url_with": url_with, "artifact_url": artifact_url,
-                "run_url": run_url}
+    app.jinja_env.globals.update(store_url=api.url, version=__version__, url_with=url_with, artifact_url=artifact_url,
+                                 run_url=run_url)
 
     app.add_template_filter(human_size, "size")
     app.add_template_filter(when, "when")

@@ -1,0 +1,223 @@
+"""The local cache and downloads: near-instant repeats, verified bytes, safe concurrency, eviction."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import registry
+from backends import open_backend
+from helpers import log_files
+from registry import keys
+from registry.store import open_store
+from store_fixtures import subprocess_env
+
+S3_BACKENDS = ["moto", "seaweed"]
+
+
+def count_gets(store) -> list[str]:
+    """Record the keys of every GetObject the store's S3 client sends."""
+    seen: list[str] = []
+
+    def hook(params, **kwargs) -> None:
+        seen.append(params["Key"])
+
+    store.backend._inner.client.meta.events.register("provide-client-params.s3.GetObject", hook)
+    return seen
+
+
+@pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
+def test_repeat_download_fetches_no_blob(store_url: str, tmp_path: Path) -> None:
+    art = log_files("data", {f"f{i}.bin": os.urandom(1000) for i in range(20)})
+    store = open_store(store_url)
+    gets = count_gets(store)
+    api = registry.Api(store_url)
+    api.artifact("proj/data:latest").download(tmp_path / "one")
+    assert sum(k.startswith(store.backend.prefix + "blobs/") for k in gets) == 21  # 20 files + the file list
+    gets.clear()
+    again = api.artifact("proj/data:latest")
+    again.download(tmp_path / "two")  # a new directory: served from the cache
+    again.download(tmp_path / "one")  # the same directory: nothing to do
+    assert [k for k in gets if "/blobs/" in "/" + k] == []
+    assert len(gets) <= 2  # resolving name:alias -> record costs two small requests
+    assert sorted(os.listdir(tmp_path / "two")) == sorted(f.path for f in art.files())
+    assert again.last_download.unchanged == sorted(f.path for f in art.files())
+
+
+@pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
+def test_versions_sharing_files_fetch_only_new_blobs(store_url: str, tmp_path: Path) -> None:
+    shared = {f"f{i}.bin": os.urandom(500) for i in range(10)}
+    log_files("data", shared)
+    log_files("data", {**shared, "new.bin": b"new"})
+    api = registry.Api(store_url)
+    api.artifact("proj/data:v0").download(tmp_path / "v0")
+    gets = count_gets(open_store(store_url))
+    api.artifact("proj/data:v1").download(tmp_path / "v1")
+    blob_gets = [k for k in gets if "blobs/" in k]
+    assert len(blob_gets) == 2  # the new file and v1's file list
+
+
+def test_a_corrupt_blob_in_the_store_never_lands(store_url: str, tmp_path: Path) -> None:
+    art = log_files("data", {"good.txt": b"good", "bad.txt": b"original"})
+    sha = next(f.digest for f in art.files() if f.path == "bad.txt")
+    open_backend(store_url).write(keys.blob(sha), b"tampered")
+    root = tmp_path / "dl"
+    with pytest.raises(registry.IntegrityError, match="bad.txt"):
+        registry.Api(store_url).artifact("proj/data:latest").download(root)
+    assert not root.exists() or os.listdir(root) == []  # nothing placed, not even the good file
+    cache_copy = open_store(store_url).cache.entry_path(sha)
+    assert not cache_copy.exists() or cache_copy.read_bytes() != b"tampered" or open_store(store_url).cache.is_store
+
+
+@pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
+def test_an_altered_cache_entry_is_caught_and_fetched_again(store_url: str, tmp_path: Path) -> None:
+    log_files("data", {"w.bin": b"weights" * 100})
+    api = registry.Api(store_url)
+    api.artifact("proj/data:latest").download(tmp_path / "a")
+    store = open_store(store_url)
+    entry = next(p for p in (Path(os.environ["REGISTRY_CACHE_DIR"]) / "blobs").rglob("*") if p.is_file() and p.stat().st_size == 700)
+    os.chmod(entry, 0o644)
+    entry.write_bytes(b"X" * 700)  # same size, new mtime
+    api.artifact("proj/data:latest").download(tmp_path / "b")
+    assert (tmp_path / "b" / "w.bin").read_bytes() == b"weights" * 100
+    assert store.cache.verify_entry(keys.sha_of_blob_key("blobs/sha256/" + entry.parent.name + "/" + entry.name))
+
+
+@pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
+def test_verify_rehashes_the_cache_and_a_download(store_url: str, tmp_path: Path) -> None:
+    log_files("data", {"w.bin": b"weights"})
+    art = registry.Api(store_url).artifact("proj/data:latest")
+    root = art.download(tmp_path / "dl")
+    art.verify(root)
+    art.verify()
+    target = Path(root) / "w.bin"
+    os.chmod(target, 0o644)
+    target.write_bytes(b"changed")
+    with pytest.raises(registry.IntegrityError, match="w.bin"):
+        art.verify(root)
+
+
+def test_download_root_with_the_right_files_is_left_alone(store_url: str, tmp_path: Path) -> None:
+    log_files("data", {"a.txt": b"A", "b.txt": b"B"})
+    art = registry.Api(store_url).artifact("proj/data:latest")
+    root = tmp_path / "dl"
+    art.download(root)
+    (root / "extra.txt").write_text("mine")
+    art.download(root)
+    assert art.last_download.placed == [] and art.last_download.extra == ["extra.txt"]
+    assert (root / "extra.txt").exists()  # reported, not removed
+    art.download(root, clean=True)
+    assert not (root / "extra.txt").exists()
+
+
+def test_download_replaces_an_edited_file(store_url: str, tmp_path: Path) -> None:
+    log_files("data", {"a.txt": b"A"})
+    art = registry.Api(store_url).artifact("proj/data:latest")
+    root = tmp_path / "dl"
+    art.download(root)
+    os.unlink(root / "a.txt")
+    (root / "a.txt").write_bytes(b"edited")
+    art.download(root)
+    assert (root / "a.txt").read_bytes() == b"A" and art.last_download.placed == ["a.txt"]
+
+
+def test_path_prefix_and_single_entries(store_url: str, tmp_path: Path) -> None:
+    log_files("data", {"train/x.pt": b"x", "train/y.pt": b"y", "test/x.pt": b"t"})
+    art = registry.Api(store_url).artifact("proj/data:latest")
+    root = Path(art.download(tmp_path / "dl", path_prefix="train/"))
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == ["train/x.pt", "train/y.pt"]
+    path = art.get_entry("test/x.pt").download(tmp_path / "one")
+    assert Path(path).read_bytes() == b"t"
+    single = log_files("model", {"m.pth": b"weights"})
+    assert Path(registry.Api(store_url).artifact("proj/model:latest").file(tmp_path / "m")).read_bytes() == b"weights"
+    assert single.size == 7
+
+
+def test_default_download_root_is_artifacts_name_version(store_url: str, isolated_machine: Path) -> None:
+    log_files("data", {"a.txt": b"A"})
+    path = registry.Api(store_url).artifact("proj/data:latest").download()
+    assert Path(path) == Path("artifacts") / "data:v0"
+    assert (isolated_machine / "artifacts" / "data:v0" / "a.txt").read_bytes() == b"A"
+
+
+@pytest.mark.parametrize("store_url", ["local", "seaweed"], indirect=True)
+def test_two_processes_downloading_at_once_both_get_correct_files(store_url: str, tmp_path: Path) -> None:
+    files = {f"f{i}.bin": os.urandom(200_000) for i in range(30)}
+    log_files("data", files)
+    cache = tmp_path / "shared-cache"
+    script = (
+        "import registry, sys; a = registry.Api().artifact('proj/data:latest');"
+        "a.download(sys.argv[1]); a.verify(sys.argv[1])"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"dl{i}")], env=subprocess_env(store_url, cache),
+                         stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+    for i in range(2):
+        for name, data in files.items():
+            assert (tmp_path / f"dl{i}" / name).read_bytes() == data
+    leftovers = [p for p in cache.rglob("*.part")]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
+def test_eviction_keeps_the_cache_under_its_limit_lru_first(store_url: str, tmp_path: Path) -> None:
+    for i in range(5):
+        log_files(f"d{i}", {"blob.bin": bytes([i]) * 10_000})
+    api = registry.Api(store_url)
+    for i in range(5):
+        api.artifact(f"proj/d{i}:latest").download(tmp_path / f"dl{i}")
+    api.artifact("proj/d0:latest").download(tmp_path / "again0")  # d0 becomes most recently used
+    store = open_store(store_url)
+    files, freed = store.cache.clean(max_size=25_000)
+    remaining = {p.name for p, _, _ in store.cache.entries()}
+    assert sum(size for _, size, _ in store.cache.entries()) <= 25_000
+    assert files >= 3 and freed >= 30_000
+    d0_sha = api.artifact("proj/d0:latest").files()[0].digest
+    assert d0_sha[2:] in remaining  # the recently used one survived
+    api.artifact("proj/d1:latest").download(tmp_path / "refetch")  # evicted entries come back
+    assert (tmp_path / "refetch" / "blob.bin").read_bytes() == bytes([1]) * 10_000
+
+
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)
+def test_local_store_is_its_own_cache(store_url: str, tmp_path: Path) -> None:
+    log_files("data", {"a.bin": os.urandom(5000)})
+    registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "dl")
+    cache_blobs = Path(os.environ["REGISTRY_CACHE_DIR"]) / "blobs"
+    assert not cache_blobs.exists()  # no second copy
+    store_blob = next(p for p in (Path(store_url) / "blobs").rglob("*") if p.is_file() and p.stat().st_size == 5000)
+    assert os.path.samefile(store_blob, tmp_path / "dl" / "a.bin") or (tmp_path / "dl" / "a.bin").read_bytes() == store_blob.read_bytes()
+
+
+def test_relogging_unchanged_files_hashes_nothing(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(5):
+        (data / f"{i}.bin").write_bytes(os.urandom(1000))
+    with registry.init(project="proj") as run:
+        art = registry.Artifact("data", type="dataset")
+        art.add_dir(data)
+        run.log_artifact(art)
+    import registry.hashing as hashing
+
+    calls: list[Path] = []
+    real = hashing.sha256_file
+    monkeypatch.setattr(hashing, "sha256_file", lambda p: calls.append(p) or real(p))
+    with registry.init(project="proj") as run:
+        art = registry.Artifact("data", type="dataset")
+        art.add_dir(data)
+        assert run.log_artifact(art).created is False
+    assert calls == []
+    (data / "0.bin").write_bytes(b"changed")
+    with registry.init(project="proj") as run:
+        art = registry.Artifact("data", type="dataset")
+        art.add_dir(data)
+        assert run.log_artifact(art).version == "v1"
+    assert [Path(p).name for p in calls] == ["0.bin"]
