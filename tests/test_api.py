@@ -1,0 +1,176 @@
+"""The W&B-style surface: runs, config, summary, history, artifacts, Api and lineage."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import registry
+from helpers import log_files
+
+
+def test_run_records_state_config_and_environment(api: registry.Api) -> None:
+    with registry.init(project="proj", job_type="train", config={"lr": 0.1}, tags=["a"], notes="n") as run:
+        assert registry.run is run
+        registry.config.update({"epochs": 2})
+        assert (registry.config.lr, registry.config["epochs"], dict(run.config)) == (0.1, 2, {"lr": 0.1, "epochs": 2})
+        assert len(run.name.split("-")) == 3 and run.name.split("-")[2].isdigit()
+    assert registry.run is None
+    stored = api.run(f"proj/{run.id}")
+    assert (stored.state, stored.job_type, stored.config, stored.tags, stored.notes) == ("finished", "train", {"lr": 0.1, "epochs": 2}, ["a"], "n")
+    assert stored.record.host and stored.record.python and stored.ended_at >= stored.created_at
+    assert api.run(f"proj/{run.name}").id == run.id  # by name too
+
+
+def test_a_raising_block_marks_the_run_crashed(api: registry.Api) -> None:
+    with pytest.raises(ZeroDivisionError):
+        with registry.init(project="proj") as run:
+            1 / 0
+    stored = api.run(f"proj/{run.id}")
+    assert stored.state == "crashed" and "ZeroDivisionError" in stored.error
+
+
+def test_summary_and_history_turn_tensors_into_numbers(api: registry.Api) -> None:
+    with registry.init(project="proj") as run:
+        for step in range(3):
+            registry.log({"loss": torch.tensor(1.0 / (step + 1)), "acc": np.float32(0.5)}, step=step * 10)
+        run.summary.update({"final": torch.tensor(0.25), "count": np.int64(7)})
+    stored = api.run(f"proj/{run.id}")
+    assert stored.summary == {"loss": pytest.approx(1 / 3), "acc": 0.5, "final": 0.25, "count": 7}
+    assert [row["_step"] for row in stored.history()] == [0, 10, 20]
+    assert isinstance(stored.history()[0]["loss"], float)
+
+
+def test_history_is_written_in_batches(store_url: str, api: registry.Api) -> None:
+    from registry.store import open_store
+
+    store = open_store(store_url)
+    writes: list[str] = []
+    real = store.backend._inner.write
+
+    def counting(key, data, sha256=None):
+        writes.append(key)
+        return real(key, data, sha256)
+
+    store.backend._inner.write = counting
+    try:
+        with registry.init(project="proj") as run:
+            for step in range(300):
+                registry.log({"x": step})
+    finally:
+        store.backend._inner.write = real
+    assert sum("/history/" in k for k in writes) == 1
+    assert len(api.run(f"proj/{run.id}").history()) == 300
+
+
+def test_images_and_saved_files_live_in_the_store(api: registry.Api, tmp_path: Path) -> None:
+    weights = tmp_path / "model.pth"
+    weights.write_bytes(b"weights")
+    with registry.init(project="proj") as run:
+        registry.log({"examples": [registry.Image(np.zeros((28, 28)), caption="<b>7</b>"), registry.Image(torch.rand(1, 28, 28))]})
+        registry.save(str(weights))
+    stored = api.run(f"proj/{run.id}")
+    images = stored.history()[0]["examples"]
+    assert [(i["width"], i["height"], i["caption"]) for i in images] == [(28, 28, "<b>7</b>"), (28, 28, None)]
+    assert api.store.blobs.read(images[0]["sha256"]).startswith(b"\x89PNG")
+    assert [(f.path, f.size) for f in stored.files()] == [("model.pth", 7)]
+
+
+def test_artifact_building_rules(tmp_path: Path) -> None:
+    art = registry.Artifact("data", type="dataset")
+    (tmp_path / "x.txt").write_text("x")
+    art.add_file(tmp_path / "x.txt")
+    art.add_file(tmp_path / "x.txt")  # same contents twice: fine
+    (tmp_path / "y.txt").write_text("y")
+    with pytest.raises(registry.InvalidNameError, match="already added with different contents"):
+        art.add_file(tmp_path / "y.txt", name="x.txt")
+    art.remove("x.txt")
+    with pytest.raises(registry.NotFoundError):
+        art.remove("x.txt")
+    with pytest.raises(registry.InvalidNameError, match=r"metadata\['bad'\]"):
+        registry.Artifact("data", type="dataset", metadata={"bad": object()})
+    with pytest.raises(registry.InvalidNameError, match="unsafe file path"):
+        art.add_file(tmp_path / "y.txt", name="../y.txt")
+
+
+def test_add_dir_and_nested_names(api: registry.Api, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("a")
+    (tree / "sub" / "b.txt").write_text("b")
+    with registry.init(project="proj") as run:
+        art = registry.Artifact("data", type="dataset", description="d")
+        art.add_dir(tree, name="root")
+        logged = run.log_artifact(art)
+    assert [f.path for f in logged.files()] == ["root/a.txt", "root/sub/b.txt"]
+    assert (logged.size, logged.file_count, logged.description) == (2, 2, "d")
+
+
+def test_use_artifact_records_inputs_and_lineage(api: registry.Api) -> None:
+    producer = log_files("data", {"a": b"1"}, job_type="load-data")
+    with registry.init(project="proj", job_type="train") as run:
+        used = run.use_artifact("data:latest")
+        assert used.version == "v0" and used.aliases == ["latest"]
+        with pytest.raises(registry.InvalidNameError):
+            run.use_artifact("data:latest", type="model")
+        model = registry.Artifact("model", type="model")
+        with model.new_file("w.txt") as f:
+            f.write("w")
+        run.log_artifact(model)
+    assert used.logged_by().job_type == "load-data"
+    assert [r.id for r in used.used_by()] == [run.id]
+    stored = api.run(f"proj/{run.id}")
+    assert [a.qualified_name for a in stored.used_artifacts()] == ["proj/data:v0"]
+    assert [a.qualified_name for a in stored.logged_artifacts()] == ["proj/model:v0"]
+    assert producer.digest == used.digest
+
+    graph = api.lineage("proj/model:latest")
+    exploded = graph.to_text(explode=True)
+    assert f"train:{run.name} (run) --produces--> model:model:v0" in exploded
+    assert "dataset:data:v0 (artifact) --consumed by--> train:" in exploded
+    down = api.lineage("proj/data:v0", direction="downstream")
+    assert "model:model:v0" in {n.label for n in down.nodes.values()}
+    assert "load-data" not in {n.type for n in down.nodes.values()}
+    assert api.lineage("proj/data:v0", direction="upstream", depth=1).to_mermaid().startswith("graph LR")
+    assert "rankdir=LR" in graph.to_dot(explode=True)
+    as_json = json.loads(json.dumps(graph.to_dict(explode=True)))
+    assert {e["relation"] for e in as_json["edges"]} == {"produces", "consumes"}
+
+
+def test_listing_projects_artifacts_and_runs(api: registry.Api) -> None:
+    log_files("data", {"a": b"1"}, type="dataset")
+    log_files("data", {"a": b"2"}, type="dataset")
+    log_files("model", {"w": b"1"}, type="model", aliases=["best"])
+    log_files("elsewhere", {"a": b"1"}, project="other")
+    assert api.projects() == ["other", "proj"]
+    collections = {c.name: c for c in api.artifacts("proj")}
+    assert (collections["data"].version_count, collections["data"].latest.version) == (2, "v1")
+    assert collections["model"].aliases == {0: ["latest", "best"]}
+    assert [c.name for c in api.artifacts("proj", type="model")] == ["model"]
+    assert len(api.runs("proj")) == 3
+    with pytest.raises(registry.NotFoundError):
+        api.run("proj/nosuchrun")
+
+
+def test_project_defaults_to_the_active_run_then_env(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGISTRY_PROJECT", "envproj")
+    with registry.init() as run:
+        assert run.project == "envproj"
+        art = registry.Artifact("data", type="dataset")
+        with art.new_file("a") as f:
+            f.write("a")
+        run.log_artifact(art)
+        assert registry.Api().artifact("data:v0").qualified_name == "envproj/data:v0"
+
+
+def test_logged_artifact_is_frozen(api: registry.Api) -> None:
+    art = log_files("data", {"a": b"1"})
+    with pytest.raises(registry.RegistryError, match="already logged"):
+        art.add_file(__file__)
+    with registry.init(project="proj") as run:
+        with pytest.raises(registry.RegistryError, match="already logged"):
+            run.log_artifact(art)
