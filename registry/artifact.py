@@ -263,6 +263,9 @@ class Artifact:
             files = [f for f in files if f.path.startswith(path_prefix)]
         target = self._root(root)
         self.last_download = self._materialize(files, target, clean=clean, progress=progress)
+        store, _ = self._logged()
+        if store.cache.max_size is not None:
+            store.cache.clean()  # REGISTRY_CACHE_MAX: evict least recently used entries
         return str(target)
 
     def file(self, root: str | os.PathLike | None = None) -> str:
@@ -287,6 +290,11 @@ class Artifact:
         if bad:
             where = root if root is not None else "the cache"
             raise IntegrityError(f"{len(bad)} file(s) of {self.qualified_name} in {where} do not match: {', '.join(bad[:5])}; download again")
+
+    def wait(self) -> "Artifact":
+        """For W&B compatibility: logging here is synchronous, so the artifact is already committed."""
+        self._logged()
+        return self
 
     # -- lineage ---------------------------------------------------------------------------
     def logged_by(self) -> "ApiRun | None":

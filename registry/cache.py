@@ -108,6 +108,7 @@ class Cache:
             raise NotFoundError(f"blob {keys.blob(sha256)} (file {what!r}) is missing from the store: re-log the artifact that holds it")
         if sha256_file(path) != sha256:
             raise IntegrityError(f"blob {keys.blob(sha256)} (file {what!r}) does not match its sha256: the store copy is corrupt; re-log it")
+        os.chmod(path, READ_ONLY)  # hardlinked into download roots: an edit there must not reach the store
         self._record(path, sha256)
         return path
 
