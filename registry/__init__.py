@@ -8,8 +8,6 @@
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .api import Api, ApiRun
 from .artifact import Artifact, ArtifactFile
 from .errors import ConflictError, IntegrityError, InvalidNameError, NotFoundError, RegistryError, StorageError

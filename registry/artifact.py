@@ -6,7 +6,6 @@ store. The same object then answers ``version``, ``digest``, ``download()`` and 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager

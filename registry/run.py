@@ -5,7 +5,6 @@ and at the end), so it needs no locking. History rows are buffered and written i
 """
 from __future__ import annotations
 
-import getpass
 import platform
 import random
 import secrets
@@ -25,7 +24,7 @@ from .jsonable import to_jsonable
 from .media import Image
 from .names import parse_address, validate_name, validate_path
 from .publish import draft_record, publish
-from .records import ArtifactRef, FileEntry, RunRecord, RunRef, UsedByEntry, now
+from .records import FileEntry, RunRecord, RunRef, UsedByEntry, now
 from .store import Store, open_store
 from .versions import aliases_of, resolve
 
@@ -95,7 +94,6 @@ class Run:
         self.name = name or _readable_name(store, self.project)
         self.config = Config(config or {})
         self.summary = Summary()
-        self._explicit_summary: set[str] = set()
         self._history: list[dict] = []
         self._history_seq = 0
         self._last_flush = time.monotonic()
@@ -175,8 +173,8 @@ class Run:
             self._history.append(row)
         for key, value in data.items():
             row[key] = self._history_value(key, value)
-            if not isinstance(row[key], (list, dict)) and key not in self._explicit_summary:
-                self.summary._data[key] = row[key]
+            if not isinstance(row[key], (list, dict)):
+                self.summary._data[key] = row[key]  # as in W&B: the summary holds the last logged value
         if step is None:
             self._step += 1
         if len(self._history) >= HISTORY_FLUSH_ROWS or time.monotonic() - self._last_flush > HISTORY_FLUSH_SECONDS:
@@ -238,7 +236,7 @@ class Run:
 
 
 def _readable_name(store: Store, project: str) -> str:
-    count = sum(1 for info in store.backend.list(keys.runs_prefix(project)) if info.key.endswith("/run.json"))
+    count = len(store.backend.list_children(keys.runs_prefix(project)))
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{count + 1}"
 
 
