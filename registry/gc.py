@@ -2,19 +2,23 @@
 
 A blob is deleted only when (1) no version's file list, run file or history image
 references it, (2) it is older than the grace period, and (3) no live writer's in-flight
-marker names it. Markers are read before and again just before deleting; a writer whose
-marker appeared later re-checks, after committing, the blobs it found rather than uploaded.
+marker names it. The collector announces itself with a lock object for its whole run and
+reads markers before and again after computing what is referenced. A writer that relied
+on a blob it found (rather than uploaded) waits, after committing, until no collector is
+running, then checks those blobs again and re-uploads any that were removed; so whatever
+order the two interleave in, the committed version ends with all of its blobs.
 """
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from . import keys
 from .errors import IntegrityError, NotFoundError
 from .publish import read_file_list
-from .records import InflightMarker, RunRecord, parse
+from .records import GcLock, InflightMarker, RunRecord, now, parse
 from .store import Store
 from .versions import read_version, version_numbers
 
@@ -94,25 +98,38 @@ def _image_blobs(chunk: bytes) -> set[str]:
 def collect_garbage(store: Store, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False) -> GcReport:
     """Delete unreferenced blobs older than ``grace_seconds``; returns what was (or would be) freed."""
     report = GcReport(dry_run=dry_run)
-    now = time.time()
-    protected = live_markers(store, now)
-    used = referenced_blobs(store)
-    candidates = []
-    for info in store.backend.list(keys.blob_prefix()):
-        sha = keys.sha_of_blob_key(info.key)
-        if sha in used:
-            report.referenced += 1
-        elif now - info.modified < grace_seconds:
-            report.kept_young += 1
-        else:
-            candidates.append(info)
-    protected |= live_markers(store, time.time())  # writers that started while we listed
-    for info in candidates:
-        if keys.sha_of_blob_key(info.key) in protected:
-            report.kept_in_flight += 1
-            continue
-        if not dry_run:
-            store.backend.delete(info.key)
-        report.deleted.append(info.key)
-        report.freed_bytes += info.size
+    lock = keys.gc_lock(uuid.uuid4().hex)
+    store.backend.write(lock, GcLock(started_at=now(), dry_run=dry_run).to_bytes())
+    try:
+        started = time.time()
+        listing = list(store.backend.list(keys.blob_prefix()))
+        protected = live_markers(store, started)
+        used = referenced_blobs(store)
+        protected |= live_markers(store, time.time())  # writers that started while we read
+        for info in listing:
+            sha = keys.sha_of_blob_key(info.key)
+            if sha in used:
+                report.referenced += 1
+            elif started - info.modified < grace_seconds:
+                report.kept_young += 1
+            elif sha in protected:
+                report.kept_in_flight += 1
+            else:
+                if not dry_run:
+                    store.backend.delete(info.key)
+                report.deleted.append(info.key)
+                report.freed_bytes += info.size
+    finally:
+        store.backend.delete(lock)
     return report
+
+
+def wait_while_collecting(store: Store, timeout: float = MARKER_LEASE_SECONDS, poll: float = 0.2) -> None:
+    """Block while a collector announced within its lease is running (a writer's post-commit check waits here)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        now_ts = time.time()
+        running = [i for i in store.backend.list(keys.gc_lock_prefix()) if now_ts - i.modified < MARKER_LEASE_SECONDS]
+        if not running:
+            return
+        time.sleep(poll)

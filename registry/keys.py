@@ -83,3 +83,11 @@ def inflight_prefix() -> str:
 
 def inflight(writer_id: str) -> str:
     return f"inflight/{writer_id}.json"
+
+
+def gc_lock_prefix() -> str:
+    return "gc/"
+
+
+def gc_lock(gc_id: str) -> str:
+    return f"gc/{gc_id}.json"

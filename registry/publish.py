@@ -91,14 +91,23 @@ def publish(
         crash("after-file-list")
         result = commit_version(store.backend, draft, aliases, crash=crash)
         found_not_uploaded = (wanted - known) - missing
-        for sha in store.blobs.missing(found_not_uploaded):  # a collector removed it meanwhile
-            if sha == digest:
-                store.backend.write(keys.blob(digest), body, sha256=digest)
-            else:
-                store.blobs.upload({sha: sources[sha]})
+        if found_not_uploaded and result.created:
+            _restore_collected(store, found_not_uploaded, digest, body, sources)
     finally:
         store.backend.delete(marker)
     return result
+
+
+def _restore_collected(store: Store, shas: set[str], digest: str, body: bytes, sources: dict[str, Path]) -> None:
+    """Re-upload blobs this version relies on that a concurrent ``gc`` removed after we found them."""
+    from .gc import wait_while_collecting
+
+    wait_while_collecting(store)
+    for sha in store.blobs.missing(shas):
+        if sha == digest:
+            store.backend.write(keys.blob(digest), body, sha256=digest)
+        else:
+            store.blobs.upload({sha: sources[sha]})
 
 
 def draft_record(project: str, name: str, type: str, description: str | None, metadata: dict, run: RunRef | None) -> VersionRecord:

@@ -134,6 +134,13 @@ class InflightMarker(Record):
     blobs: list[str] = Field(default_factory=list)
 
 
+class GcLock(Record):
+    """``gc/<id>.json``: a collector is running; writers re-check found blobs after it ends."""
+
+    started_at: datetime
+    dry_run: bool = False
+
+
 class FileEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
     path: str
