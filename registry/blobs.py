@@ -5,6 +5,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 from backends import Backend
@@ -12,6 +13,11 @@ from backends import Backend
 from . import keys
 from .errors import IntegrityError, NotFoundError
 from .hashing import sha256_bytes, sha256_file
+
+LIST_THRESHOLD = 256
+"""From this many blobs to check, try listing their prefixes instead of one HEAD each."""
+LIST_LIMIT = 2000
+"""A prefix holding more blobs than this means the store is big: HEADs are cheaper then."""
 
 Progress = Callable[[int], None]
 """Called with a byte count as transfers progress."""
@@ -28,13 +34,32 @@ class BlobStore:
         return self.backend.exists(keys.blob(sha256))
 
     def missing(self, shas: Iterable[str]) -> set[str]:
-        """Which of ``shas`` the store lacks, checked in parallel."""
+        """Which of ``shas`` the store lacks: one HEAD each in parallel, or, for many blobs in a
+        store that is not huge, one listing per ``<2 hex>`` prefix (at most 256 requests)."""
         todo = sorted(set(shas))
         if not todo:
             return set()
+        if len(todo) >= LIST_THRESHOLD:
+            present = self._present_by_listing(todo)
+            if present is not None:
+                return set(todo) - present
         with ThreadPoolExecutor(max_workers=min(self.workers, len(todo))) as pool:
-            present = list(pool.map(self.exists, todo))
-        return {sha for sha, here in zip(todo, present) if not here}
+            found = list(pool.map(self.exists, todo))
+        return {sha for sha, here in zip(todo, found) if not here}
+
+    def _present_by_listing(self, todo: list[str]) -> set[str] | None:
+        """Blobs present under the prefixes of ``todo``; None when a prefix is too big to list cheaply."""
+        prefixes = sorted({sha[:2] for sha in todo})
+
+        def list_prefix(two: str) -> list[str] | None:
+            keys_here = [info.key for info in islice(self.backend.list(f"{keys.blob_prefix()}{two}/"), LIST_LIMIT + 1)]
+            return None if len(keys_here) > LIST_LIMIT else [keys.sha_of_blob_key(k) for k in keys_here]
+
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(prefixes))) as pool:
+            listed = list(pool.map(list_prefix, prefixes))
+        if any(found is None for found in listed):
+            return None
+        return {sha for found in listed for sha in found}  # type: ignore[union-attr]
 
     def put_bytes(self, data: bytes) -> str:
         sha = sha256_bytes(data)

@@ -14,6 +14,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -38,6 +39,8 @@ class Cache:
         self._reflink_ok: bool | None = None
         self._hardlink_ok: bool | None = None
         self._db_ready = False
+        self._pending: dict[str, tuple] = {}
+        self._pending_lock = threading.Lock()
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection | None:
@@ -48,6 +51,10 @@ class Cache:
         return db
 
     def _recorded(self, path: Path) -> tuple[int, int] | None:
+        with self._pending_lock:
+            pending = self._pending.get(str(path))
+        if pending is not None:
+            return pending[2], pending[3]
         db = self._db()
         if db is None:
             return None
@@ -55,18 +62,21 @@ class Cache:
         return (row[0], row[1]) if row else None
 
     def _record(self, path: Path, sha256: str) -> None:
-        db = self._db()
-        if db is None:
-            return
+        """Remember a verified entry; written with the next ``touch`` (one transaction per download)."""
         st = os.stat(path)
-        with db:
-            db.execute("INSERT OR REPLACE INTO cache_entries VALUES (?,?,?,?,?)", (str(path), sha256, st.st_size, st.st_mtime_ns, time.time()))
+        with self._pending_lock:
+            self._pending[str(path)] = (str(path), sha256, st.st_size, st.st_mtime_ns, time.time())
 
     def touch(self, paths: list[Path]) -> None:
+        """Mark entries as just used (for LRU eviction) and write pending records."""
         db = self._db()
-        if db is not None and paths:
-            with db:
-                db.executemany("UPDATE cache_entries SET last_used=? WHERE path=?", [(time.time(), str(p)) for p in paths])
+        with self._pending_lock:
+            pending, self._pending = list(self._pending.values()), {}
+        if db is None:
+            return
+        with db:
+            db.executemany("INSERT OR REPLACE INTO cache_entries VALUES (?,?,?,?,?)", pending)
+            db.executemany("UPDATE cache_entries SET last_used=? WHERE path=?", [(time.time(), str(p)) for p in paths])
 
     # -- entries ---------------------------------------------------------------------------
     def entry_path(self, sha256: str) -> Path:

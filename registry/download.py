@@ -84,8 +84,11 @@ def materialize(
     def fetch(entry: FileEntry) -> Path:
         return cache.ensure(entry.sha256, entry.size, what=entry.path)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
-        sources = list(pool.map(fetch, [e for e, _ in todo]))  # all verified before any placement
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
+            sources = list(pool.map(fetch, [e for e, _ in todo]))  # all verified before any placement
+    finally:
+        cache.touch([])  # keep what was verified, even when another blob failed
     placed_stats = []
     for (entry, dest), source in zip(todo, sources):
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,7 @@ class HashState:
                 self.db_path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.db_path, timeout=30)
                 db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")  # a lost row only costs re-hashing
                 db.execute(
                     "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
                     " size INTEGER, mtime_ns INTEGER, sha256 TEXT)"

@@ -59,6 +59,7 @@ def latest_file_list(store: Store, project: str, name: str) -> FileList | None:
 def read_file_list(store: Store, record: VersionRecord) -> FileList:
     """A version's file list, from the cache when already fetched, verified against the digest."""
     path = store.cache.ensure(record.digest, size=None, what=f"file list of {record.project}/{record.name}:v{record.version}")
+    store.cache.touch([path])
     return parse(FileList, path.read_bytes(), keys.blob(record.digest))
 
 

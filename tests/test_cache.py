@@ -221,3 +221,13 @@ def test_relogging_unchanged_files_hashes_nothing(store_url: str, tmp_path: Path
         art.add_dir(data)
         assert run.log_artifact(art).version == "v1"
     assert [Path(p).name for p in calls] == ["0.bin"]
+
+
+def test_many_blobs_are_checked_by_listing_prefixes(store_url: str) -> None:
+    from registry.blobs import LIST_THRESHOLD
+
+    store = open_store(store_url)
+    present = [store.blobs.put_bytes(f"blob {i}".encode()) for i in range(20)]
+    absent = [f"{i:064x}" for i in range(LIST_THRESHOLD)]
+    assert store.blobs.missing(present + absent) == set(absent)
+    assert store.blobs.missing(present[:3] + absent[:3]) == set(absent[:3])  # the HEAD path agrees
