@@ -121,6 +121,8 @@ class Artifact:
                         raise InvalidNameError(f"{full} links outside {base} (to {target}): copy the file in or remove the link")
                     if target.is_dir():
                         raise InvalidNameError(f"{full} links to a directory: add that directory itself instead")
+                    if not target.exists():
+                        raise InvalidNameError(f"{full} is a dangling link (to {target}): fix or remove it")
                 if entry in filenames:
                     found[validate_path(prefix + rel)] = full
         self._add_many(found)

@@ -92,7 +92,7 @@ class BlobStore:
 
     def fetch(self, sha256: str, dest: Path, size: int | None = None, what: str = "") -> None:
         """Download a blob to ``dest`` through a temp file; bad bytes never reach ``dest``."""
-        temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        temp = dest.with_name(f".{uuid.uuid4().hex}.part")
         try:
             try:
                 self.backend.read_to_file(keys.blob(sha256), temp, size=size)

@@ -141,7 +141,7 @@ class Cache:
     # -- placing files ---------------------------------------------------------------------
     def place(self, source: Path, dest: Path) -> None:
         """Put a cached file at ``dest`` atomically: reflink, else hardlink, else copy."""
-        temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        temp = dest.with_name(f".{uuid.uuid4().hex}.part")  # short: the final name may be 255 bytes
         try:
             self._link(source, temp)
             os.replace(temp, dest)

@@ -41,6 +41,8 @@ def safe_destination(root: Path, path: str) -> Path:
             raise InvalidNameError(f"download root {root} holds a symlink at {dest}: refusing to write through it; remove it or choose another directory")
         if dest.exists() and not dest.is_dir():
             raise InvalidNameError(f"{dest} is a file but {path!r} needs a directory there: remove it or choose another directory")
+        if not dest.exists():
+            break  # nothing below a missing directory can be a symlink yet
     return dest / path.split("/")[-1]
 
 
@@ -75,6 +77,8 @@ def materialize(
     root = Path(root)
     if root.is_symlink() and not root.is_dir():
         raise InvalidNameError(f"download root {root} is a dangling symlink: choose another directory")
+    if root.exists() and not root.is_dir():
+        raise InvalidNameError(f"download root {root} is a file, not a directory: choose another directory")
     report = DownloadReport(root=root)
     targets = [(entry, safe_destination(root, entry.path)) for entry in files]
     current = [_is_current(d, e, _cached_if_valid(cache, e), hashes) for e, d in targets]

@@ -109,35 +109,43 @@ def validate_path(path: object) -> str:
 
 
 def _path_problem(path: str) -> str | None:
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid Unicode (lone surrogate)"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in path):
         return "control characters are not allowed"
     if "\\" in path:
         return "backslashes are not allowed; use '/'"
     if path.startswith("/"):
         return "absolute paths are not allowed; use a path relative to the artifact root"
-    if _DRIVE.match(path):
-        return "drive letters are not allowed; use a relative path"
     for part in path.split("/"):
         if part == "":
             return "empty path segments ('//' or a trailing '/') are not allowed"
         if part in (".", ".."):
             return "'.' and '..' segments are not allowed"
+        if _DRIVE.match(part):
+            return "drive letters are not allowed (a component starts with 'X:'); use a relative path"
         if len(part.encode()) > 255:
             return "a path component is longer than 255 bytes"
     return None
 
 
 def validate_path_set(paths: Iterable[str]) -> None:
-    """Refuse sets of paths that collide on disk: twins after normalisation or case folding, or a file that is also a directory."""
-    seen: dict[str, str] = {}
+    """Refuse sets of paths that collide on disk: twins after normalisation or case folding
+    (of a file or of any directory above it), or a file that is also a directory."""
+    files: dict[str, str] = {}
+    dirs: dict[str, str] = {}
     for path in paths:
         folded = unicodedata.normalize("NFC", path).casefold()
-        if folded in seen:
-            raise InvalidNameError(f"file paths {seen[folded]!r} and {path!r} collide (same name up to case or Unicode form): rename one")
-        seen[folded] = path
-    for folded, path in seen.items():
-        parts = folded.split("/")
+        if folded in files:
+            raise InvalidNameError(f"file paths {files[folded]!r} and {path!r} collide (same name up to case or Unicode form): rename one")
+        files[folded] = path
+        parts, folded_parts = path.split("/"), folded.split("/")
         for depth in range(1, len(parts)):
-            parent = "/".join(parts[:depth])
-            if parent in seen:
-                raise InvalidNameError(f"{seen[parent]!r} is a file but {path!r} needs it to be a directory: rename one")
+            original, key = "/".join(parts[:depth]), "/".join(folded_parts[:depth])
+            if dirs.setdefault(key, original) != original:
+                raise InvalidNameError(f"directories {dirs[key]!r} and {original!r} collide (same name up to case or Unicode form): rename one")
+    for key, original in dirs.items():
+        if key in files:
+            raise InvalidNameError(f"{files[key]!r} is a file but another path needs {original!r} to be a directory: rename one")
