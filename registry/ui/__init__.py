@@ -16,9 +16,14 @@ def serve(url: str | None = None, host: str = "127.0.0.1", port: int = 8080) -> 
     """Serve the UI for ``url`` until interrupted; binds to loopback unless ``host`` says otherwise."""
     from werkzeug.serving import make_server
 
+    from ..errors import RegistryError
+
     local = is_loopback(host.strip("[]"))
     app = create_app(url, allowed_hosts=LOOPBACK_NAMES if local else None)
-    server = make_server(host, port, app, threaded=True)
+    try:
+        server = make_server(host.strip("[]"), port, app, threaded=True)
+    except OSError as e:
+        raise RegistryError(f"the web UI cannot listen on {host}:{port}: {e.strerror or e}; choose another --port or --host") from None
     shown = f"[{host}]" if ":" in host else host
     print(f"registry ui: {app.config['REGISTRY_API'].url} at http://{shown}:{server.port}/ (Ctrl-C to stop)", file=sys.stderr)
     if not local:

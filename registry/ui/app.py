@@ -10,16 +10,32 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
 
-from flask import Flask, Response, abort, redirect, render_template, request, send_file, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 
 from .. import __version__
 from ..api import Api
-from ..errors import IntegrityError, InvalidNameError, NotFoundError, RegistryError, StorageError
+from ..errors import (
+    IntegrityError,
+    InvalidNameError,
+    NotFoundError,
+    RegistryError,
+    StorageError,
+)
 from ..lineage import Node
 from ..names import parse_address, validate_alias, validate_name, validate_path
 from ..versions import aliases_of, resolve, version_numbers
-from . import charts, graph as graphs, queries
+from . import charts, queries
+from . import graph as graphs
 
 PAGE_SIZE = 50
 VERSIONS_PAGE = 50
@@ -138,7 +154,7 @@ def create_app(url: str | None = None, api: Api | None = None, *, allowed_hosts:
             raise NotFoundError(f"project {project} does not exist in {api.url}")
         type_filter = request.args.get("type") or None
         job_filter = request.args.get("job_type") or None
-        collections = api.artifacts(project)
+        collections = queries.project_collections(api, project)
         all_types = sorted({c.type for c in collections})
         if type_filter:
             collections = [c for c in collections if c.type == type_filter]
@@ -207,7 +223,8 @@ def create_app(url: str | None = None, api: Api | None = None, *, allowed_hosts:
                 direction = "both"
             lineage = api.lineage(f"{project}/{name}:v{number}", direction=direction)
             view = lineage.view(explode)
-            placed = graphs.layout(view, functools.partial(_node_href, project=project, explode=explode, direction=direction))
+            placed = graphs.layout(view, functools.partial(_node_href, project=project, explode=explode, direction=direction),
+                                   grouped=not explode)
             context.update(explode=explode, direction=direction, layout=placed, graph_text=lineage.to_text(explode=explode),
                            node_count=len(view.nodes))
         return render_template("artifact.html", **context)

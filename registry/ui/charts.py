@@ -75,7 +75,7 @@ def image_shas(rows: list[dict]) -> set[str]:
     """Every image blob the history references (the only ones the run's image route serves)."""
     shas: set[str] = set()
     for row in rows:
-        for key, value in row.items():
+        for value in row.values():
             found = _images(value)
             if found:
                 shas.update(i["sha256"] for i in found)
@@ -99,10 +99,11 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
-def fmt(value: float) -> str:
+def fmt(value: float, digits: int = 4) -> str:
+    """A short number: integers as they are, others to ``digits`` significant digits."""
     if value == int(value) and abs(value) < 1e15:
-        return f"{int(value):,}".replace(",", " ") if abs(value) >= 10000 else str(int(value))
-    return format(value, ".4g")
+        return str(int(value))
+    return format(value, f".{digits}g")
 
 
 def _reduce(series: list[tuple[float, float]], x_of, buckets: int) -> list[tuple[float, float]]:
@@ -151,8 +152,8 @@ def build_chart(key: str, series: list[tuple[float, float]]) -> Chart:
     reduced = _reduce(series, px, plot_w)
     points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in reduced)
     dots = [(round(px(x), 1), round(py(y), 1), f"step {fmt(x)}: {fmt(y)}") for x, y in series] if len(series) <= MARKERS_BELOW else []
-    x_ticks = [(round(px(t), 1), fmt(t)) for t in nice_ticks(x_lo, x_hi) if x_lo <= t <= x_hi]
-    y_ticks = [(round(py(t), 1), fmt(t)) for t in nice_ticks(y_lo_view, y_hi_view) if y_lo_view <= t <= y_hi_view]
+    x_ticks = [(round(px(t), 1), fmt(t, 6)) for t in nice_ticks(x_lo, x_hi) if x_lo <= t <= x_hi]
+    y_ticks = [(round(py(t), 1), fmt(t, 6)) for t in nice_ticks(y_lo_view, y_hi_view) if y_lo_view <= t <= y_hi_view]
     return Chart(key=key, points=points, dots=dots, x_ticks=x_ticks, y_ticks=y_ticks, count=len(series),
                  last=series[-1][1], low=y_lo, high=y_hi)
 

@@ -1,26 +1,36 @@
 """The Graph View: a layered left-to-right layout of a lineage graph, computed in Python.
 
-Layers come from ``LineageGraph.layers()`` (longest path from a source); the order inside
-each layer is improved by a few barycenter sweeps so arrows cross less; the template
-draws the result as inline SVG. No JavaScript, no graph library.
+Each node goes in a column (layer) one step right of everything it comes from; the order
+inside each column is improved by a few barycenter sweeps so arrows cross less; the
+template draws the result as inline SVG. No JavaScript, no graph library.
+
+The type-level view is usually cyclic (``dataset -> preprocess-data -> dataset``), which
+``LineageGraph.layers()`` does not handle (a cycle pushes its nodes right on every pass),
+so layers are computed here: a depth-first search from the sources marks the edges that
+close a cycle ("back edges"), the rest form a DAG layered by longest path, and back edges
+are drawn as arcs under the nodes.
 """
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..lineage import LineageGraph, Node
 
-NODE_H = 34
-V_GAP = 16
-H_GAP = 72
+NODE_H = 40
+V_GAP = 18
+H_GAP = 56
 MARGIN = 16
 CHAR_W = 7.3  # 12px monospace (DejaVu Sans Mono / Liberation Mono advance ~0.6em)
-PAD = 14
-MIN_W = 90
-MAX_CHARS = 42
+SMALL_W = 6.1  # 10px monospace, the small first line
+PAD = 12
+MIN_W = 84
+MAX_CHARS = 34
 SWEEPS = 8
+DUMMY_H = 6
+PAIR_OFFSET = 8
 
 ARTIFACT_COLORS = ["#dbeafe", "#fde68a", "#d1fae5", "#fce7f3", "#e0e7ff", "#fee2e2", "#ccfbf1", "#fef3c7", "#ede9fe", "#e2e8f0"]
 RUN_COLOR = "#f1f5f9"
@@ -32,8 +42,11 @@ class PlacedNode:
     kind: str
     type: str
     label: str
+    """The full label (``dataset:mnist-raw:v0``, ``load-data:sunny-smoke-1`` or a type name)."""
+    kicker: str
+    """Small first line: the type (instances) or "artifact type" / "job type" (grouped)."""
     text: str
-    """The label, shortened to fit the box; the full label goes in a tooltip."""
+    """Second line: the name, shortened to fit; the full label goes in a tooltip."""
     href: str | None
     x: float
     y: float
@@ -44,11 +57,11 @@ class PlacedNode:
 
     @property
     def cx(self) -> float:
-        return self.x + self.w / 2
+        return round(self.x + self.w / 2, 1)
 
     @property
     def cy(self) -> float:
-        return self.y + self.h / 2
+        return round(self.y + self.h / 2, 1)
 
 
 @dataclass
@@ -58,6 +71,7 @@ class PlacedEdge:
     relation: str
     d: str
     title: str
+    back: bool
 
 
 @dataclass
@@ -66,39 +80,102 @@ class Layout:
     height: float
     nodes: list[PlacedNode] = field(default_factory=list)
     edges: list[PlacedEdge] = field(default_factory=list)
-    legend: list[tuple[str, str, str]] = field(default_factory=list)
-    """(kind, type, fill) for each node type shown."""
+    columns: int = 0
 
 
 def type_color(type_name: str) -> str:
     return ARTIFACT_COLORS[zlib.crc32(type_name.encode()) % len(ARTIFACT_COLORS)]
 
 
-def _fill(node: Node) -> str:
-    return RUN_COLOR if node.kind == "run" else type_color(node.type)
+def _shorten(text: str) -> str:
+    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
 
 
-def _shorten(label: str) -> str:
-    return label if len(label) <= MAX_CHARS else label[: MAX_CHARS - 1] + "…"
+def _lines(node: Node, grouped: bool) -> tuple[str, str]:
+    if grouped:
+        return ("artifact type" if node.kind == "artifact" else "job type"), node.label
+    kicker, sep, rest = node.label.partition(":")
+    return (kicker, rest) if sep else (node.kind, node.label)
 
 
-def order_layers(graph: LineageGraph) -> list[list[str]]:
-    """Node ids per layer, left to right, each layer ordered to reduce edge crossings."""
-    layer = graph.layers()
-    if not layer:
-        return []
-    columns: list[list[str]] = [[] for _ in range(max(layer.values()) + 1)]
-    for nid in sorted(graph.nodes, key=lambda n: (graph.nodes[n].kind, graph.nodes[n].type, graph.nodes[n].label, n)):
-        columns[layer[nid]].append(nid)
-    preds: dict[str, list[str]] = {nid: [] for nid in graph.nodes}
+def _sort_key(graph: LineageGraph, nid: str) -> tuple:
+    node = graph.nodes[nid]
+    return (node.kind, node.type, node.label, nid)
+
+
+def acyclic_layers(graph: LineageGraph) -> tuple[dict[str, int], set[tuple[str, str]]]:
+    """(column of each node, the edges that close a cycle); columns follow the remaining DAG."""
+    order = sorted(graph.nodes, key=lambda n: _sort_key(graph, n))
     succs: dict[str, list[str]] = {nid: [] for nid in graph.nodes}
+    indegree = {nid: 0 for nid in graph.nodes}
     for src, dst in graph.edges:
+        succs[src].append(dst)
+        indegree[dst] += 1
+    for children in succs.values():
+        children.sort(key=lambda n: _sort_key(graph, n))
+    starts = [n for n in order if indegree[n] == 0] + ([graph.root] if graph.root in graph.nodes else []) + order
+    state: dict[str, int] = {}  # 1: on the DFS stack, 2: done
+    back: set[tuple[str, str]] = set()
+    for start in starts:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(succs[start]))]
+        while stack:
+            nid, children = stack[-1]
+            for child in children:
+                if state.get(child) == 1:
+                    back.add((nid, child))
+                elif child not in state:
+                    state[child] = 1
+                    stack.append((child, iter(succs[child])))
+                    break
+            else:
+                state[nid] = 2
+                stack.pop()
+    dag = [(s, d) for s, d in graph.edges if (s, d) not in back]
+    layer = {nid: 0 for nid in graph.nodes}
+    pending = {nid: 0 for nid in graph.nodes}
+    for _, dst in dag:
+        pending[dst] += 1
+    ready = [n for n in order if pending[n] == 0]
+    forward: dict[str, list[str]] = {nid: [] for nid in graph.nodes}
+    for src, dst in dag:
+        forward[src].append(dst)
+    while ready:
+        nid = ready.pop()
+        for dst in forward[nid]:
+            layer[dst] = max(layer[dst], layer[nid] + 1)
+            pending[dst] -= 1
+            if pending[dst] == 0:
+                ready.append(dst)
+    return layer, back
+
+
+@dataclass
+class _Edge:
+    source: str
+    target: str
+    reversed: bool
+    """Closes a cycle: laid out from ``target`` to ``source`` and drawn back."""
+    chain: list[str] = field(default_factory=list)
+    """Layout order: the left end, the dummy points in between, the right end."""
+
+
+def order_columns(items: dict[str, int], links: list[tuple[str, str]], rank: Callable[[str], tuple]) -> list[list[str]]:
+    """Ids per column, left to right, each column ordered by barycenter sweeps to reduce crossings."""
+    columns: list[list[str]] = [[] for _ in range(max(items.values()) + 1)]
+    for item in sorted(items, key=rank):
+        columns[items[item]].append(item)
+    preds: dict[str, list[str]] = {i: [] for i in items}
+    succs: dict[str, list[str]] = {i: [] for i in items}
+    for src, dst in links:
         succs[src].append(dst)
         preds[dst].append(src)
 
     def centre(col: list[str]) -> dict[str, float]:
         half = (len(col) - 1) / 2
-        return {nid: i - half for i, nid in enumerate(col)}
+        return {item: i - half for i, item in enumerate(col)}
 
     pos: dict[str, float] = {}
     for col in columns:
@@ -110,46 +187,111 @@ def order_layers(graph: LineageGraph) -> list[list[str]]:
         for c in indices:
             col = columns[c]
 
-            def key(nid: str) -> tuple[float, float]:
-                around = [pos[m] for m in neighbours[nid]]
-                return (sum(around) / len(around) if around else pos[nid], pos[nid])
+            def key(item: str, neighbours: dict[str, list[str]] = neighbours) -> tuple[float, float]:
+                around = [pos[m] for m in neighbours[item]]
+                return (sum(around) / len(around) if around else pos[item], pos[item])
 
             col.sort(key=key)
             pos.update(centre(col))
     return columns
 
 
-def layout(graph: LineageGraph, href: Callable[[Node], str | None]) -> Layout:
-    """Place every node of ``graph`` (already grouped or exploded) and route its edges."""
-    columns = order_layers(graph)
-    if not columns:
+def layout(graph: LineageGraph, href: Callable[[Node], str | None], grouped: bool = False) -> Layout:
+    """Place every node of ``graph`` (grouped by type or exploded) and route its edges.
+
+    Edges spanning several columns pass through dummy points (one per column crossed) that
+    take part in the ordering, so they run between nodes instead of through them.
+    """
+    if not graph.nodes:
         return Layout(width=2 * MARGIN, height=2 * MARGIN)
-    widths = {nid: max(MIN_W, len(_shorten(node.label)) * CHAR_W + 2 * PAD) for nid, node in graph.nodes.items()}
-    col_w = [max(widths[n] for n in col) if col else MIN_W for col in columns]
-    tallest = max(len(col) for col in columns)
-    inner_h = tallest * NODE_H + (tallest - 1) * V_GAP
+    layer, back = acyclic_layers(graph)
+    edges = [_Edge(s, d, (s, d) in back) for s, d in sorted(graph.edges)]
+    items = dict(layer)
+    links: list[tuple[str, str]] = []
+    for n, edge in enumerate(edges):
+        left, right = (edge.target, edge.source) if edge.reversed else (edge.source, edge.target)
+        chain = [left]
+        for col in range(layer[left] + 1, layer[right]):
+            dummy = f"\0dummy{n}:{col}"
+            items[dummy] = col
+            chain.append(dummy)
+        chain.append(right)
+        edge.chain = chain
+        links.extend(itertools.pairwise(chain))
+
+    def rank(item: str) -> tuple:
+        return _sort_key(graph, item) if item in graph.nodes else ("~", item)
+
+    columns = order_columns(items, links, rank)
+    lines = {nid: _lines(node, grouped) for nid, node in graph.nodes.items()}
+    widths = {nid: max(MIN_W, len(_shorten(lines[nid][1])) * CHAR_W + 2 * PAD, len(_shorten(lines[nid][0])) * SMALL_W + 2 * PAD)
+              for nid in graph.nodes}
+    col_w = [max((widths[i] for i in col if i in widths), default=MIN_W) for col in columns]
+
+    def height(item: str) -> float:
+        return NODE_H if item in graph.nodes else DUMMY_H
+
+    col_h = [sum(height(i) for i in col) + V_GAP * (len(col) - 1) for col in columns]
+    inner_h = max(col_h)
     placed: dict[str, PlacedNode] = {}
+    dummies: dict[str, tuple[float, float, float]] = {}  # id -> (left x, right x, y)
     x = MARGIN
     for c, col in enumerate(columns):
-        col_h = len(col) * NODE_H + (len(col) - 1) * V_GAP
-        y0 = MARGIN + (inner_h - col_h) / 2
-        for i, nid in enumerate(col):
-            node = graph.nodes[nid]
-            w = widths[nid]
-            placed[nid] = PlacedNode(
-                id=nid, kind=node.kind, type=node.type, label=node.label, text=_shorten(node.label), href=href(node),
-                x=round(x + (col_w[c] - w) / 2, 1), y=round(y0 + i * (NODE_H + V_GAP), 1), w=round(w, 1), h=NODE_H,
-                fill=_fill(node), root=nid == graph.root,
+        y = MARGIN + (inner_h - col_h[c]) / 2
+        for item in col:
+            if item not in graph.nodes:
+                dummies[item] = (x, x + col_w[c], y + DUMMY_H / 2)
+                y += DUMMY_H + V_GAP
+                continue
+            node = graph.nodes[item]
+            w = widths[item]
+            placed[item] = PlacedNode(
+                id=item, kind=node.kind, type=node.type, label=node.label, kicker=_shorten(lines[item][0]),
+                text=_shorten(lines[item][1]), href=href(node), x=round(x + (col_w[c] - w) / 2, 1), y=round(y, 1),
+                w=round(w, 1), h=NODE_H, fill=RUN_COLOR if node.kind == "run" else type_color(node.type),
+                root=item == graph.root,
             )
+            y += NODE_H + V_GAP
         x += col_w[c] + H_GAP
-    edges = []
-    for src, dst in sorted(graph.edges):
-        a, b = placed[src], placed[dst]
-        x1, y1, x2, y2 = a.x + a.w, a.cy, b.x - 2, b.cy
-        bend = max(28.0, (x2 - x1) / 2) if x2 > x1 else 60.0
-        d = f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
-        relation = "produces" if a.kind == "run" else "consumed by"
-        edges.append(PlacedEdge(src, dst, "produces" if a.kind == "run" else "consumes", d, f"{a.label} {relation} {b.label}"))
-    legend = sorted({(n.kind, n.type, n.fill) for n in placed.values()})
+
+    # edges between the same two nodes (a "consumes" and a "produces" closing a cycle) sit side by side
+    pairs: dict[frozenset, list[_Edge]] = {}
+    for edge in edges:
+        pairs.setdefault(frozenset((edge.source, edge.target)), []).append(edge)
+    drawn = []
+    for edge in edges:
+        twins = pairs[frozenset((edge.source, edge.target))]
+        offset = (twins.index(edge) - (len(twins) - 1) / 2) * PAIR_OFFSET
+        left, right = placed[edge.chain[0]], placed[edge.chain[-1]]
+        points = [(left.x + left.w, left.cy + offset)]
+        for dummy in edge.chain[1:-1]:
+            lx, rx, dy = dummies[dummy]
+            points += [(lx, dy + offset), (rx, dy + offset)]
+        points.append((right.x, right.cy + offset))
+        if edge.reversed:
+            points = [(px, py) for px, py in reversed(points)]
+            points[-1] = (points[-1][0] + 2, points[-1][1])
+        else:
+            points[-1] = (points[-1][0] - 2, points[-1][1])
+        a, b = placed[edge.source], placed[edge.target]
+        verb = "produces" if a.kind == "run" else "is consumed by"
+        drawn.append(PlacedEdge(edge.source, edge.target, "produces" if a.kind == "run" else "consumes", _path(points, edge.reversed),
+                                f"{a.label} {verb} {b.label}", edge.reversed))
     return Layout(width=round(x - H_GAP + MARGIN, 1), height=round(inner_h + 2 * MARGIN, 1),
-                  nodes=[placed[n] for col in columns for n in col], edges=edges, legend=legend)
+                  nodes=[placed[i] for col in columns for i in col if i in placed], edges=drawn, columns=len(columns))
+
+
+def _path(points: list[tuple[float, float]], leftward: bool) -> str:
+    """Curves between columns (horizontal tangents), straight runs across dummy points."""
+    (x0, y0), rest = points[0], points[1:]
+    d = [f"M{x0:.1f},{y0:.1f}"]
+    px, py = x0, y0
+    for i, (qx, qy) in enumerate(rest):
+        if i % 2 == 0:  # from a node side or a dummy's far end to the next dummy or node
+            bend = abs(qx - px) / 2
+            sign = -1 if leftward else 1
+            d.append(f"C{px + sign * bend:.1f},{py:.1f} {qx - sign * bend:.1f},{qy:.1f} {qx:.1f},{qy:.1f}")
+        else:  # across a dummy's column
+            d.append(f"L{qx:.1f},{qy:.1f}")
+        px, py = qx, qy
+    return " ".join(d)
