@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -121,17 +122,18 @@ class Api:
 
     def artifacts(self, project: str, type: str | None = None) -> list[ArtifactCollection]:
         """Every artifact of a project (optionally of one type), with its latest version."""
-        collections = []
-        for name in self.artifact_names(project):
+        def collection(name: str) -> ArtifactCollection | None:
             numbers = version_numbers(self.store.backend, project, name)
             if not numbers:
-                continue
+                return None
             aliases = aliases_of(self.store.backend, project, name)
             latest_number = next((v for v, a in aliases.items() if "latest" in a), numbers[-1])
             latest = self._bind(read_version(self.store.backend, project, name, latest_number), aliases)
-            if type is None or latest.type == type:
-                collections.append(ArtifactCollection(project, name, latest.type, len(numbers), latest, aliases))
-        return collections
+            return ArtifactCollection(project, name, latest.type, len(numbers), latest, aliases)
+
+        with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
+            found = list(pool.map(collection, self.artifact_names(project)))
+        return [c for c in found if c is not None and (type is None or c.type == type)]
 
     def artifact_versions(self, collection: str) -> list[Artifact]:
         """All versions of ``project/name``, oldest first."""
@@ -156,15 +158,15 @@ class Api:
         remove_alias(self.store.backend, address.project, address.name, alias)
 
     # -- runs ------------------------------------------------------------------------------
-    def run(self, path: str) -> ApiRun:
-        """A run by ``project/run-id`` (or ``project/run-name``)."""
+    def run(self, path: str, *, by_name: bool = True) -> ApiRun:
+        """A run by ``project/run-id``, or by ``project/run-name`` (which reads every run of the project)."""
         project, _, run_id = path.rpartition("/")
         project = validate_name(project or self._project(), "project")
         key = keys.run(project, validate_name(run_id, "run id"))
         try:
             return ApiRun(self, parse(RunRecord, self.store.backend.read(key), key))
         except FileNotFoundError:
-            for candidate in self.runs(project):
+            for candidate in self.runs(project) if by_name and not re.fullmatch(r"[0-9a-f]{8}", run_id) else []:
                 if candidate.name == run_id:
                     return candidate
             raise NotFoundError(f"run {project}/{run_id} does not exist: list runs with `registry runs {project}`") from None
@@ -185,14 +187,18 @@ class Api:
         return sorted(runs, key=lambda r: r.created_at, reverse=True)
 
     def used_by(self, record: VersionRecord) -> list[ApiRun]:
-        runs = []
-        for info in self.store.backend.list(keys.used_by_prefix(record.project, record.name, record.version)):
-            entry = parse(UsedByEntry, self.store.backend.read(info.key), info.key)
+        """Runs that used a version, read in parallel."""
+
+        def read(key: str) -> ApiRun | None:
+            entry = parse(UsedByEntry, self.store.backend.read(key), key)
             try:
-                runs.append(self.run(f"{entry.run.project}/{entry.run.id}"))
+                return self.run(f"{entry.run.project}/{entry.run.id}", by_name=False)
             except NotFoundError:
-                continue
-        return runs
+                return None
+
+        found = [info.key for info in self.store.backend.list(keys.used_by_prefix(record.project, record.name, record.version))]
+        with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
+            return [r for r in pool.map(read, found) if r is not None]
 
     # -- lineage ---------------------------------------------------------------------------
     def lineage(self, address: str, direction: str = "both", depth: int | None = None) -> LineageGraph:
@@ -215,7 +221,7 @@ class Api:
         key = f"{ref.project}/{ref.id}"
         if key not in cache:
             try:
-                cache[key] = self.run(key).record
+                cache[key] = self.run(key, by_name=False).record
             except NotFoundError:
                 cache[key] = None
         return cache[key]

@@ -53,16 +53,39 @@ class LineageGraph:
         return grouped
 
     def layers(self) -> dict[str, int]:
-        """Left-to-right layer of each node: the longest path from a source."""
+        """Left-to-right layer of each node: the longest path from a source.
+
+        The grouped view has cycles (``dataset -> preprocess-data -> dataset``); edges that
+        close a cycle, found by a depth-first search, are left out of the layering.
+        """
+        out: dict[str, list[str]] = {nid: [] for nid in self.nodes}
+        for src, dst in sorted(self.edges):
+            out[src].append(dst)
+        state: dict[str, int] = {}
+        order: list[str] = []
+        back: set[tuple[str, str]] = set()
+        for start in sorted(self.nodes):
+            if start in state:
+                continue
+            stack = [(start, iter(out[start]))]
+            state[start] = 1
+            while stack:
+                node, children = stack[-1]
+                child = next(children, None)
+                if child is None:
+                    state[node] = 2
+                    order.append(node)
+                    stack.pop()
+                elif state.get(child) == 1:
+                    back.add((node, child))
+                elif child not in state:
+                    state[child] = 1
+                    stack.append((child, iter(out[child])))
         layer = {nid: 0 for nid in self.nodes}
-        for _ in range(len(self.nodes)):
-            changed = False
-            for src, dst in self.edges:
-                if layer[dst] < layer[src] + 1:
-                    layer[dst] = layer[src] + 1
-                    changed = True
-            if not changed:
-                break
+        for node in reversed(order):  # topological order of the graph without back edges
+            for child in out[node]:
+                if (node, child) not in back:
+                    layer[child] = max(layer[child], layer[node] + 1)
         return layer
 
     def _ordered_edges(self) -> list[tuple[Node, Node]]:
