@@ -32,9 +32,9 @@ _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch",
 
 def _client_config(path_style: bool) -> Config:
     return Config(
-        retries={"mode": "standard", "max_attempts": 8},
+        retries={"mode": "standard", "max_attempts": 6},
         max_pool_connections=MAX_POOL_CONNECTIONS,
-        connect_timeout=10,
+        connect_timeout=5,
         read_timeout=60,
         s3={"addressing_style": "path"} if path_style else {},
         request_checksum_calculation="when_required",

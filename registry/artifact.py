@@ -282,6 +282,8 @@ class Artifact:
         bad = []
         for entry in self.file_list().files:
             if root is None:
+                if not store.cache.entry_path(entry.sha256).exists():
+                    raise IntegrityError(f"{entry.path!r} of {self.qualified_name} is not in the cache: download it first, or verify a directory")
                 if not store.cache.verify_entry(entry.sha256):
                     bad.append(entry.path)
                 continue

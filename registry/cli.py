@@ -64,6 +64,9 @@ def _unexpected(error: BaseException) -> CliError:
 class RegistryGroup(click.Group):
     """Turns every exception of a subcommand into one line on stderr and its exit code."""
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # in the order they are defined: the order of the docs
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -131,7 +134,13 @@ class State:
             return None
         from tqdm import tqdm
 
-        return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr, leave=False)
+        try:
+            columns, lines = os.get_terminal_size(sys.stderr.fileno())
+        except (OSError, ValueError):
+            columns, lines = 0, 0
+        # A pty nobody sized reports 0 x 0, which would make tqdm draw nothing.
+        return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr,
+                    leave=False, ncols=columns or 80, nrows=lines or 24)
 
 
 def _stderr_is_tty() -> bool:
@@ -159,8 +168,15 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         ctx.ensure_object(State).json = True
 
 
+def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(State).quiet = True
+
+
 def json_option(func):
-    """``--json`` on a subcommand: the same as the global ``registry --json``."""
+    """``--json`` and ``-q`` on a subcommand: the same as the global ``registry --json`` / ``-q``."""
+    func = click.option("-q", "--quiet", "quiet_flag", is_flag=True, expose_value=False, callback=_set_quiet,
+                        help="Same as registry -q.")(func)
     return click.option("--json", "json_flag", is_flag=True, expose_value=False, callback=_set_json,
                         help="Print JSON (shape documented in docs/CLI.md).")(func)
 
@@ -258,6 +274,10 @@ def human_size(n: int | None) -> str:
             return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{n} B"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _when(value: datetime | None) -> str:
@@ -380,7 +400,7 @@ def _require_project(api: "Api", project: str) -> None:
         raise NotFoundError(f"project {project!r} does not exist in {api.url}: list projects with `registry ls`")
 
 
-@cli.command("ls")
+@cli.command("ls", short_help="List projects, artifacts or versions.")
 @click.argument("target", required=False, metavar="[PROJECT|PROJECT/NAME]")
 @json_option
 @pass_state
@@ -448,7 +468,7 @@ def _ls_versions(state: State, target: str) -> None:
     state.out(_table(rows, ["VERSION", "ALIASES", "DIGEST", "SIZE", "FILES", "CREATED", "RUN"]))
 
 
-@cli.command("show")
+@cli.command("show", short_help="Show one version: metadata, aliases, files, runs.")
 @click.argument("address")
 @click.option("--files", "max_files", type=click.IntRange(min=0), default=20, show_default=True,
               help="Show at most this many files (0: all).")
@@ -459,7 +479,10 @@ def show_cmd(state: State, address: str, max_files: int) -> None:
     art = state.api.artifact(address)
     files = art.files()
     shown = files if max_files == 0 else files[:max_files]
-    logged_by = art.logged_by() if art.record.created_by else None
+    try:
+        logged_by = art.logged_by()
+    except NotFoundError:  # the run record is gone; the version still names it
+        logged_by = None
     used_by = art.used_by()
     if state.json:
         state.emit_json({
@@ -476,7 +499,7 @@ def show_cmd(state: State, address: str, max_files: int) -> None:
         f"{art.qualified_name} ({art.type})",
         f"aliases:     {', '.join(art.aliases) or '-'}",
         f"digest:      sha256:{record.digest}",
-        f"size:        {human_size(record.size)} in {record.file_count} file{'s' if record.file_count != 1 else ''}",
+        f"size:        {human_size(record.size)} in {_plural(record.file_count, 'file')}",
         f"created:     {_when(record.created_at)}",
         f"logged by:   {_run_line(logged_by) if logged_by else (_run_ref_text('', record.created_by) + ' (run record missing)' if record.created_by else '-')}",
         f"used by:     {', '.join(_run_line(r) for r in used_by) if used_by else '-'}",
@@ -495,7 +518,7 @@ def show_cmd(state: State, address: str, max_files: int) -> None:
 
 
 # -- pull / push ------------------------------------------------------------------------------
-@cli.command("pull")
+@cli.command("pull", short_help="Download a version and print the directory.")
 @click.argument("address")
 @click.option("-d", "--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Download into DIR (default ./artifacts/<name>:v<N>).")
@@ -550,7 +573,7 @@ def pull_cmd(state: State, address: str, directory: Path | None, path_prefix: st
     state.note(summary)
 
 
-@cli.command("push")
+@cli.command("push", short_help="Log a file or directory as a new version.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.argument("address")
 @click.option("--type", "type_", required=True, metavar="TYPE", help="Artifact type, e.g. dataset or model.")
@@ -598,7 +621,7 @@ def push_cmd(state: State, path: Path, address: str, type_: str, aliases: tuple[
     if state.quiet:
         state.out(logged.qualified_name)
     elif logged.created:
-        state.out(f"created {logged.qualified_name} ({logged.file_count} files, {human_size(logged.size)}; "
+        state.out(f"created {logged.qualified_name} ({_plural(logged.file_count, 'file')}, {human_size(logged.size)}; "
                   f"aliases: {', '.join(logged.aliases) or '-'}; run {run.path})")
     else:
         state.out(f"{logged.qualified_name} already holds these contents; no new version logged "
@@ -606,7 +629,7 @@ def push_cmd(state: State, path: Path, address: str, type_: str, aliases: tuple[
 
 
 # -- aliases ----------------------------------------------------------------------------------
-@cli.group("alias", cls=RegistryGroup)
+@cli.group("alias", cls=RegistryGroup, short_help="Promote or demote versions (aliases).")
 def alias_group() -> None:
     """Promote or demote versions with aliases (e.g. best, production)."""
 
@@ -651,7 +674,7 @@ def alias_rm_cmd(state: State, collection: str, alias: str) -> None:
 
 
 # -- runs -------------------------------------------------------------------------------------
-@cli.command("runs")
+@cli.command("runs", short_help="List the runs of a project.")
 @click.argument("project", required=False)
 @json_option
 @pass_state
@@ -672,7 +695,7 @@ def runs_cmd(state: State, project: str | None) -> None:
     state.out(_table(rows, ["ID", "NAME", "JOB TYPE", "STATE", "STARTED", "INPUTS", "OUTPUTS"]))
 
 
-@cli.command("run")
+@cli.command("run", short_help="Show one run: config, summary, inputs, outputs.")
 @click.argument("path", metavar="PROJECT/RUN")
 @json_option
 @pass_state
@@ -709,7 +732,7 @@ def run_cmd(state: State, path: str) -> None:
 
 
 # -- lineage / diff / verify ------------------------------------------------------------------
-@cli.command("lineage")
+@cli.command("lineage", short_help="Show what a version was made from and what it made.")
 @click.argument("address")
 @click.option("--upstream", "direction", flag_value="upstream", help="Only what ADDRESS was made from.")
 @click.option("--downstream", "direction", flag_value="downstream", help="Only what was made from ADDRESS.")
@@ -732,7 +755,7 @@ def lineage_cmd(state: State, address: str, direction: str | None, explode: bool
         state.out(graph.to_text(explode))
 
 
-@cli.command("diff")
+@cli.command("diff", short_help="Compare two versions: files and metadata.")
 @click.argument("old")
 @click.argument("new")
 @json_option
@@ -768,7 +791,7 @@ def diff_cmd(state: State, old: str, new: str) -> None:
     state.out("\n".join(lines))
 
 
-@cli.command("verify")
+@cli.command("verify", short_help="Re-hash a download or the cache against a version.")
 @click.argument("address")
 @click.argument("directory", required=False, metavar="[DIR]", type=click.Path(path_type=Path))
 @json_option
@@ -790,7 +813,7 @@ def verify_cmd(state: State, address: str, directory: Path | None) -> None:
 
 
 # -- cache / gc -------------------------------------------------------------------------------
-@cli.group("cache", cls=RegistryGroup)
+@cli.group("cache", cls=RegistryGroup, short_help="Inspect or shrink the local download cache.")
 def cache_group() -> None:
     """The local download cache (REGISTRY_CACHE_DIR)."""
 
@@ -844,7 +867,7 @@ def cache_clean_cmd(state: State, max_size: int | None) -> None:
         state.out(f"freed {human_size(freed)} in {files} file(s); cache limit {human_size(limit)}")
 
 
-@cli.command("gc")
+@cli.command("gc", short_help="Delete unreferenced blobs from the store.")
 @click.option("--grace", type=DurationType(), default="24h", show_default=True, metavar="DURATION",
               help="Keep unreferenced blobs younger than this (e.g. 24h, 30m, 7d, 0s).")
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted; delete nothing.")
@@ -880,7 +903,7 @@ def gc_cmd(state: State, grace: float, dry_run: bool) -> None:
 
 
 # -- web UI -----------------------------------------------------------------------------------
-@cli.command("ui")
+@cli.command("ui", short_help="Serve the web UI.")
 @click.option("--url", "ui_url", metavar="URL", help="Store to browse (default: the global --url / REGISTRY_URL).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
@@ -892,7 +915,6 @@ def ui_cmd(state: State, ui_url: str | None, host: str, port: int) -> None:
     except ImportError as e:
         missing = getattr(e, "name", None) or str(e)
         raise RegistryError(f"the web UI cannot start: {missing} is not installed; pip install 'registry[ui]'") from None
-    state.note(f"registry ui on http://{host}:{port}/ (Ctrl-C stops it)")
     ui.serve(url=ui_url or state.url, host=host, port=port)
 
 

@@ -19,7 +19,7 @@ from .names import validate_path
 from .records import FileEntry
 
 Progress = Callable[[int, int], None]
-"""Called with (bytes, files) as each file lands."""
+"""Called with (bytes, 0) as each blob is fetched (or found in the cache), then (0, 1) as each file lands."""
 
 
 @dataclass
@@ -86,7 +86,10 @@ def materialize(
     report.unchanged = [e.path for (e, _), ok in zip(targets, current) if ok]
 
     def fetch(entry: FileEntry) -> Path:
-        return cache.ensure(entry.sha256, entry.size, what=entry.path)
+        path = cache.ensure(entry.sha256, entry.size, what=entry.path)
+        if progress:
+            progress(entry.size, 0)
+        return path
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
@@ -101,7 +104,7 @@ def materialize(
         placed_stats.append((dest.absolute(), os.stat(dest), entry.sha256))
         report.placed.append(entry.path)
         if progress:
-            progress(entry.size, 1)
+            progress(0, 1)
     hashes.remember(placed_stats)
     cache.touch(sources)
     report.extra = _extras(root, {e.path for e in files})

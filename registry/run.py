@@ -5,12 +5,12 @@ and at the end), so it needs no locking. History rows are buffered and written i
 """
 from __future__ import annotations
 
+import logging
 import platform
 import random
 import secrets
 import socket
 import subprocess
-import sys
 import time
 import traceback
 from collections.abc import Iterator, MutableMapping
@@ -28,6 +28,7 @@ from .records import FileEntry, RunRecord, RunRef, UsedByEntry, now
 from .store import Store, open_store
 from .versions import aliases_of, resolve
 
+logger = logging.getLogger("registry")
 HISTORY_FLUSH_ROWS = 500
 HISTORY_FLUSH_SECONDS = 10.0
 _ADJECTIVES = "sunny misty bright quiet lively gentle bold silent golden crimson autumn winter dry fresh lunar solar rapid brave".split()
@@ -136,7 +137,7 @@ class Run:
             self._record.outputs.append(record.ref())
             self._write_record()
         else:
-            print(f"registry: {artifact.qualified_name} already holds these contents; no new version logged", file=sys.stderr)
+            logger.warning("%s already holds these contents; no new version logged", artifact.qualified_name)
         return artifact
 
     def use_artifact(self, artifact_or_address: Artifact | str, type: str | None = None) -> Artifact:

@@ -197,7 +197,8 @@ def _move_alias(backend: Backend, record: VersionRecord, alias: str, only_forwar
         found = read_alias(backend, record.project, record.name, alias)
         current = found[0].version if found else None
         if expected_version is not None and current != expected_version:
-            raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} now points to v{current}, not v{expected_version}: read it again and retry")
+            now_at = f"now points to v{current}" if current is not None else "does not exist"
+            raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} {now_at}, not v{expected_version}: read it again and retry")
         if current is not None and (current == record.version or (only_forward and current > record.version)):
             return current == record.version
         try:
