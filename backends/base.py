@@ -37,8 +37,12 @@ class Backend(ABC):
         """Object and the token to pass to ``write_if_match``."""
 
     @abstractmethod
-    def read_to_file(self, key: str, path: Path, size: int | None = None) -> None:
-        """Stream an object into ``path`` (overwritten), never holding it all in memory."""
+    def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
+        """Stream an object into ``path`` (overwritten), never holding it all in memory.
+
+        Returns True when ``hasher`` (a ``hashlib`` object) was fed every byte on the way,
+        so the caller need not read the file again to check it.
+        """
 
     @abstractmethod
     def write(self, key: str, data: bytes, sha256: str | None = None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,9 +76,13 @@ class LocalBackend(Backend):
         with open(self._path(key), "rb") as f:
             return f.read(), _token(os.fstat(f.fileno()))
 
-    def read_to_file(self, key: str, path: Path, size: int | None = None) -> None:
+    def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
         with open(self._path(key), "rb") as src, open(path, "wb") as out:
-            shutil.copyfileobj(src, out, _CHUNK)
+            while chunk := src.read(_CHUNK):
+                out.write(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
+        return hasher is not None
 
     def stat(self, key: str) -> ObjectInfo:
         st = os.stat(self._path(key))

@@ -8,6 +8,7 @@ silently ignore them, ``check_ready`` proves on first use that they are enforced
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from .errors import ConditionalWritesUnsupported, PreconditionFailed, StorageUna
 
 MAX_POOL_CONNECTIONS = 64
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
+SINGLE_REQUEST_MAX = 64 * 1024 * 1024
+"""Up to this size a blob moves in one streamed PUT/GET: no multipart set-up, no part checksums."""
 MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
 _CHUNK = 1 << 20
 _LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
@@ -36,7 +39,9 @@ def _client_config(path_style: bool) -> Config:
         max_pool_connections=MAX_POOL_CONNECTIONS,
         connect_timeout=5,
         read_timeout=60,
-        s3={"addressing_style": "path"} if path_style else {},
+        # Every PUT carries a signed x-amz-checksum-sha256 header that the server checks, so
+        # botocore need not hash each body a second time for SigV4 on plain-http endpoints.
+        s3={"addressing_style": "path", "payload_signing_enabled": False} if path_style else {"payload_signing_enabled": False},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
@@ -107,20 +112,24 @@ class S3Backend(Backend):
         except (BotoCoreError, OSError) as e:
             raise self._translate(e, key) from None
 
-    def read_to_file(self, key: str, path: Path, size: int | None = None) -> None:
-        if size is not None and size < MULTIPART_THRESHOLD:
+    def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
+        """Returns True when ``hasher`` was fed every byte written (one streamed GET)."""
+        if size is not None and size <= SINGLE_REQUEST_MAX:
             response = self._call(key, "get_object")
             try:
                 with open(path, "wb") as out:
                     for chunk in response["Body"].iter_chunks(_CHUNK):
                         out.write(chunk)
+                        if hasher is not None:
+                            hasher.update(chunk)
             except BotoCoreError as e:
                 raise self._translate(e, key) from None
-            return
+            return hasher is not None
         try:
             self.client.download_file(self.bucket, self.prefix + key, str(path), Config=self.transfer_config)
         except (ClientError, BotoCoreError) as e:
             raise self._translate(e, key) from None
+        return False
 
     def stat(self, key: str) -> ObjectInfo:
         response = self._call(key, "head_object")
@@ -149,12 +158,11 @@ class S3Backend(Backend):
 
     # -- writes ----------------------------------------------------------------------------
     def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
-        extra = {"ChecksumSHA256": _b64(sha256)} if sha256 else {}
-        self._call(key, "put_object", Body=data, **extra)
+        self._call(key, "put_object", Body=data, ChecksumSHA256=_b64(sha256 or _sha256(data)))
 
     def write_file(self, key: str, path: Path, sha256: str | None = None) -> None:
         size = Path(path).stat().st_size
-        if size < MULTIPART_THRESHOLD:
+        if size <= SINGLE_REQUEST_MAX:
             extra = {"ChecksumSHA256": _b64(sha256)} if sha256 else {}
             with open(path, "rb") as body:
                 self._call(key, "put_object", Body=body, **extra)
@@ -172,13 +180,13 @@ class S3Backend(Backend):
 
     def write_if_absent(self, key: str, data: bytes) -> str:
         try:
-            return self._call(key, "put_object", Body=data, IfNoneMatch="*")["ETag"]
+            return self._call(key, "put_object", Body=data, IfNoneMatch="*", ChecksumSHA256=_b64(_sha256(data)))["ETag"]
         except PreconditionFailed:
             raise FileExistsError(f"{key} already exists in {self.url}") from None
 
     def write_if_match(self, key: str, data: bytes, token: str) -> str:
         try:
-            return self._call(key, "put_object", Body=data, IfMatch=token)["ETag"]
+            return self._call(key, "put_object", Body=data, IfMatch=token, ChecksumSHA256=_b64(_sha256(data)))["ETag"]
         except FileNotFoundError:
             raise PreconditionFailed(f"{key} was deleted since it was read") from None
 
@@ -219,6 +227,10 @@ def _unsupported(endpoint: str, header: str) -> str:
         f"the S3 server at {endpoint} ignores {header} conditional writes, so concurrent writers could "
         "overwrite each other: upgrade it (MinIO >= RELEASE.2025-09-06, SeaweedFS >= 4.18, AWS S3, R2)"
     )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _b64(sha256_hex: str) -> str:

@@ -1,6 +1,7 @@
 """File bodies, stored once under their sha256 however many versions hold them."""
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Callable, Iterable
@@ -49,6 +50,10 @@ class BlobStore:
 
     def _present_by_listing(self, todo: list[str]) -> set[str] | None:
         """Blobs present under the prefixes of ``todo``; None when a prefix is too big to list cheaply."""
+        whole_limit = min(4 * len(todo), 20000)  # a small store: one paginated listing of every blob
+        every = [info.key for info in islice(self.backend.list(keys.blob_prefix()), whole_limit + 1)]
+        if len(every) <= whole_limit:
+            return {keys.sha_of_blob_key(k) for k in every}
         prefixes = sorted({sha[:2] for sha in todo})
 
         def list_prefix(two: str) -> list[str] | None:
@@ -94,11 +99,12 @@ class BlobStore:
         """Download a blob to ``dest`` through a temp file; bad bytes never reach ``dest``."""
         temp = dest.with_name(f".{uuid.uuid4().hex}.part")
         try:
+            hasher = hashlib.sha256()
             try:
-                self.backend.read_to_file(keys.blob(sha256), temp, size=size)
+                streamed = self.backend.read_to_file(keys.blob(sha256), temp, size=size, hasher=hasher)
             except FileNotFoundError:
                 raise NotFoundError(f"blob {keys.blob(sha256)}{_for(what)} is missing from the store: re-log the artifact that holds it") from None
-            if sha256_file(temp) != sha256:
+            if (hasher.hexdigest() if streamed else sha256_file(temp)) != sha256:
                 raise IntegrityError(f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: the store copy is corrupt; re-log it")
             os.replace(temp, dest)
         finally:

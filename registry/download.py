@@ -80,26 +80,42 @@ def materialize(
     if root.exists() and not root.is_dir():
         raise InvalidNameError(f"download root {root} is a file, not a directory: choose another directory")
     report = DownloadReport(root=root)
-    targets = [(entry, safe_destination(root, entry.path)) for entry in files]
-    current = [_is_current(d, e, _cached_if_valid(cache, e), hashes) for e, d in targets]
+    checked: dict[str, Path] = {}
+    targets = [(entry, _safe_destination_memo(root, entry.path, checked)) for entry in files]
+    cached: dict[str, Path | None] = {}
+    for e in files:
+        if e.sha256 not in cached:
+            cached[e.sha256] = _cached_if_valid(cache, e)
+    current = [_is_current(d, e, cached[e.sha256], hashes) for e, d in targets]
     todo = [target for target, ok in zip(targets, current) if not ok]
     report.unchanged = [e.path for (e, _), ok in zip(targets, current) if ok]
 
-    def fetch(entry: FileEntry) -> Path:
+    def fetch(entry: FileEntry) -> tuple[str, Path]:
         path = cache.ensure(entry.sha256, entry.size, what=entry.path)
         if progress:
             progress(entry.size, 0)
-        return path
+        return entry.sha256, path
 
+    unique = list({e.sha256: e for e, _ in todo}.values())
+    missing = [e for e in unique if cached[e.sha256] is None]
+    if progress:
+        for e in unique:
+            if cached[e.sha256] is not None:
+                progress(e.size, 0)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
-            sources = list(pool.map(fetch, [e for e, _ in todo]))  # all verified before any placement
+        if missing:
+            with ThreadPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool:
+                cached.update(pool.map(fetch, missing))  # all verified before any placement
     finally:
         cache.touch([])  # keep what was verified, even when another blob failed
+    sources = [cached[e.sha256] for e, _ in todo]
     placed_stats = []
+    made: set[Path] = set()
     for (entry, dest), source in zip(todo, sources):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        safe_destination(root, entry.path)  # re-check: a symlink could have appeared meanwhile
+        if dest.parent not in made:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            safe_destination(root, entry.path)  # re-check once per directory: a symlink could have appeared
+            made.add(dest.parent)
         cache.place(source, dest)
         placed_stats.append((dest.absolute(), os.stat(dest), entry.sha256))
         report.placed.append(entry.path)
@@ -113,6 +129,15 @@ def materialize(
             (root / path).unlink()
             report.removed.append(path)
     return report
+
+
+def _safe_destination_memo(root: Path, path: str, checked: dict[str, Path]) -> Path:
+    """``safe_destination``, checking each directory once per download."""
+    directory, _, name = path.rpartition("/")
+    validate_path(path)
+    if directory not in checked:
+        checked[directory] = safe_destination(root, path).parent
+    return checked[directory] / name
 
 
 def _cached_if_valid(cache: Cache, entry: FileEntry) -> Path | None:

@@ -73,14 +73,19 @@ def publish(
 ) -> CommitResult:
     """Upload what is missing and commit ``draft``; ``sources`` maps sha256 -> a local file."""
     crash = _crash_hook()
-    store.check_writable()
     file_list = FileList.build(entries)
     body = file_list.to_bytes()
     digest = sha256_bytes(body)
     draft = draft.model_copy(update={"digest": digest, "size": file_list.size, "file_count": len(entries)})
+    found = read_alias(store.backend, draft.project, draft.name, "latest")
+    if found is not None and found[0].digest == digest and not aliases \
+            and not store.backend.exists(keys.version(draft.project, draft.name, found[0].version + 1)):
+        # the same contents as the latest version: nothing to upload, no probe, no in-flight marker
+        return CommitResult(read_version(store.backend, draft.project, draft.name, found[0].version), created=False)
     previous = latest_file_list(store, draft.project, draft.name)
     known = {f.sha256 for f in previous.files} if previous else set()
     wanted = {e.sha256 for e in entries} | {digest}
+    store.check_writable()
     marker = keys.inflight(uuid.uuid4().hex)
     store.backend.write(marker, InflightMarker(started_at=now(), blobs=sorted(wanted - known)).to_bytes())
     try:
