@@ -20,6 +20,8 @@ __all__ = [
 def open_backend(url: str) -> Backend:
     """Open the store addressed by ``url``: ``s3://bucket/prefix``, ``file:///path`` or a path."""
     parsed = urlparse(url)
+    if "@" in parsed.netloc:
+        raise ValueError("the store URL holds credentials ('user:secret@'): remove them and use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
     if parsed.scheme == "s3":
         from .s3 import S3Backend
 

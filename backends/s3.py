@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,9 +238,43 @@ def _b64(sha256_hex: str) -> str:
     return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
 
 
+class _RedactCredentials(logging.Filter):
+    """Blank the key id, secret and token out of botocore's own (debug) log lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(s in message for s in self.secrets):
+                for secret in self.secrets:
+                    message = message.replace(secret, "***")
+                record.msg, record.args = message, ()
+        return True
+
+
+_REDACT = _RedactCredentials()
+
+
+def _redact_credentials_in_logs(session: boto3.Session) -> None:
+    credentials = session.get_credentials()
+    if credentials is None:
+        return
+    frozen = credentials.get_frozen_credentials()
+    _REDACT.secrets.update(s for s in (frozen.access_key, frozen.secret_key, frozen.token) if s)
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.split(".")[0] in ("botocore", "boto3", "s3transfer", "urllib3"):
+            logger = logging.getLogger(name)
+            if _REDACT not in logger.filters:
+                logger.addFilter(_REDACT)
+
+
 def _make_client():
     """An S3 client from boto3's standard chain; path-style addressing off AWS."""
     session = boto3.Session()
+    _redact_credentials_in_logs(session)
     probe = session.client("s3", config=_client_config(path_style=False))
     host = urlparse(probe.meta.endpoint_url).hostname or ""
     if host.endswith("amazonaws.com"):

@@ -1,6 +1,7 @@
 """The local, content-addressed download cache, and placing its files in a download root.
 
-Entries live at ``<cache>/blobs/sha256/<2 hex>/<rest>``, read-only. Each entry's size and
+Entries live at ``<cache>/blobs/sha256/<2 hex>/<rest>``, read-only. Files reach a download
+root by reflink where the filesystem can, else by copy (hardlinks on request). Each entry's size and
 mtime are recorded when it is verified, and checked on every use; a mismatch means the
 file was altered on disk, so it is fetched again. With a local-directory store the store's
 own blobs serve as the cache. A per-blob file lock only avoids fetching twice: correctness
@@ -147,7 +148,7 @@ class Cache:
     # -- placing files ---------------------------------------------------------------------
     def place(self, source: Path, dest: Path) -> None:
         """Put a cached file at ``dest`` atomically: reflink, else hardlink, else copy."""
-        if self._reflink_ok is False and self._hardlink_ok and self.link_mode in ("auto", "hardlink"):
+        if self._hardlink_ok and self.link_mode == "hardlink":
             try:
                 os.link(source, dest)  # a new name appears whole: no temp file needed
                 return
@@ -161,22 +162,26 @@ class Cache:
             temp.unlink(missing_ok=True)
 
     def _link(self, source: Path, temp: Path) -> None:
+        """Reflink (a copy-on-write clone: instant, and an edit cannot reach the cache), else copy.
+
+        Hardlinks are opt-in (``REGISTRY_LINK_MODE=hardlink``): a download would share its inode
+        with the cache, and read-only bits stop neither root nor a ``chmod`` before an edit.
+        """
         mode = self.link_mode
         if mode in ("auto", "reflink") and self._reflink_ok is not False:
             if self._reflink(source, temp):
                 return
             if mode == "reflink":
                 raise OSError(f"this filesystem cannot reflink {source} to {temp}: set REGISTRY_LINK_MODE=auto or copy")
-        if mode in ("auto", "hardlink") and self._hardlink_ok is not False:
+        if mode == "hardlink" and self._hardlink_ok is not False:
             try:
                 os.link(source, temp)
                 self._hardlink_ok = True
                 return
             except OSError as e:
-                if mode == "hardlink":
+                if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                     raise
-                if e.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                    self._hardlink_ok = False
+                self._hardlink_ok = False  # another filesystem: fall back to copying
         shutil.copyfile(source, temp)
 
     def _reflink(self, source: Path, temp: Path) -> bool:

@@ -125,11 +125,16 @@ def collect_garbage(store: Store, grace_seconds: float = DEFAULT_GRACE_SECONDS, 
 
 
 def wait_while_collecting(store: Store, timeout: float = MARKER_LEASE_SECONDS, poll: float = 0.2) -> None:
-    """Block while a collector announced within its lease is running (a writer's post-commit check waits here)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    """Block until every collector running now (announced within its lease) has finished.
+
+    Collectors that start later see the writer's committed version, so they are not waited for.
+    """
+    def running() -> set[str]:
         now_ts = time.time()
-        running = [i for i in store.backend.list(keys.gc_lock_prefix()) if now_ts - i.modified < MARKER_LEASE_SECONDS]
-        if not running:
-            return
+        return {i.key for i in store.backend.list(keys.gc_lock_prefix()) if now_ts - i.modified < MARKER_LEASE_SECONDS}
+
+    waiting_for = running()
+    deadline = time.time() + timeout
+    while waiting_for and time.time() < deadline:
         time.sleep(poll)
+        waiting_for &= running()

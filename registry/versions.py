@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from backends import Backend, PreconditionFailed
 
 from . import keys
-from .errors import ConflictError, NotFoundError
+from .errors import ConflictError, IntegrityError, NotFoundError
 from .names import Address, is_version_alias, validate_alias
 from .records import AliasRecord, DigestIndexEntry, VersionRecord, now, parse
 
@@ -29,7 +29,10 @@ def read_version(backend: Backend, project: str, name: str, number: int) -> Vers
         data = backend.read(key)
     except FileNotFoundError:
         raise NotFoundError(f"artifact {project}/{name}:v{number} does not exist: list versions with `registry ls {project}/{name}`") from None
-    return parse(VersionRecord, data, key)
+    record = parse(VersionRecord, data, key)
+    if (record.project, record.name, record.version) != (project, name, number):
+        raise IntegrityError(f"malformed record {key}: it describes {record.project}/{record.name}:v{record.version}; repair or delete it")
+    return record
 
 
 def read_alias(backend: Backend, project: str, name: str, alias: str) -> tuple[AliasRecord, str] | None:
