@@ -201,7 +201,12 @@ class S3Backend(Backend):
             return
         key = f"_probe/{uuid.uuid4().hex}"
         try:
-            token = self.write_if_absent(key, b"1")
+            try:
+                token = self.write_if_absent(key, b"1")
+            except FileExistsError:  # the key is ours alone: a retry after a lost response
+                data, token = self.read_with_token(key)
+                if data != b"1":
+                    raise
             try:
                 self.write_if_absent(key, b"2")
             except FileExistsError:
@@ -214,7 +219,11 @@ class S3Backend(Backend):
                 pass
             else:
                 raise ConditionalWritesUnsupported(_unsupported(self.endpoint, "If-Match"))
-            self.write_if_match(key, b"4", token)
+            try:
+                self.write_if_match(key, b"4", token)
+            except PreconditionFailed:  # a retry after a lost response, or a server that mis-handles If-Match
+                if self.read(key) != b"4":
+                    raise ConditionalWritesUnsupported(_unsupported(self.endpoint, "If-Match")) from None
         finally:
             try:
                 self.delete(key)

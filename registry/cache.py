@@ -216,7 +216,7 @@ class Cache:
         freed_files = freed_bytes = 0
         db = self._db()
         for path, size, _ in entries:
-            if total <= limit:
+            if total <= limit and limit > 0:  # a limit of 0 empties the cache, empty files included
                 break
             lock = FileLock(str(self._lock_path(path.parent.name + path.name)), timeout=0)
             try:

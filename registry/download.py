@@ -43,7 +43,7 @@ def safe_destination(root: Path, path: str) -> Path:
             raise InvalidNameError(f"{dest} is a file but {path!r} needs a directory there: remove it or choose another directory")
         if not dest.exists():
             break  # nothing below a missing directory can be a symlink yet
-    return dest / path.split("/")[-1]
+    return root.joinpath(*path.split("/"))
 
 
 def _is_current(dest: Path, entry: FileEntry, cache_path: Path | None, hashes: HashState) -> bool:

@@ -211,6 +211,9 @@ def _move_alias(backend: Backend, record: VersionRecord, alias: str, only_forwar
                 backend.write_if_match(key, body, found[1])
             return True
         except (FileExistsError, PreconditionFailed):
+            again = backend.read_with_token(key) if backend.exists(key) else None
+            if again is not None and again[0] == body:  # our write landed; only its response was lost
+                return True
             if expected_version is not None:
                 raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} was moved by another writer: read it again and retry") from None
             continue
