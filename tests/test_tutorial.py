@@ -6,10 +6,8 @@ initialisation step the tutorial names but does not show is written out, and epo
 from __future__ import annotations
 
 import os
-import random
 from math import floor
 
-import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
