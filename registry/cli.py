@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .errors import InvalidNameError, NotFoundError, RegistryError, StorageError
+from .settings import format_size
 
 if TYPE_CHECKING:
     from .api import Api, ApiRun
@@ -264,16 +265,7 @@ def _parse_metadata(text: str | None) -> dict[str, Any]:
 
 
 # -- formatting -------------------------------------------------------------------------------
-def human_size(n: int | None) -> str:
-    """Decimal units, as ``parse_size`` reads them: ``1500000`` -> ``1.5 MB``."""
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
+human_size = format_size
 
 
 def _plural(n: int, word: str) -> str:

@@ -37,6 +37,18 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+def format_size(n: int | None) -> str:
+    """Decimal units, as ``parse_size`` reads them: ``1500000`` -> ``1.5 MB``; ``None`` -> ``-``."""
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000:
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
 class Settings(BaseModel):
     url: str
     project: str

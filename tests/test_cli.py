@@ -517,8 +517,6 @@ def test_gc(machines, seaweed: SeaweedServer, store_url: str) -> None:
 
 
 def test_ui_serves(machines) -> None:
-    pytest.importorskip("flask")
-    pytest.importorskip("registry.ui")
     a = machines("a")
     a.log({"f.txt": "x"}, "webp/thing", "data")
     proc = subprocess.Popen([*CLI, "ui", "--port", "0"], cwd=a.cwd, env=a.env, stdout=subprocess.DEVNULL,

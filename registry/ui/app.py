@@ -33,6 +33,7 @@ from ..errors import (
 )
 from ..lineage import Node
 from ..names import parse_address, validate_alias, validate_name, validate_path
+from ..settings import format_size
 from ..versions import aliases_of, resolve, version_numbers
 from . import charts, queries
 from . import graph as graphs
@@ -326,14 +327,7 @@ def run_url(project: str, run_id: str) -> str:
 
 
 def human_size(value: int | None) -> str:
-    if value is None:
-        return ""
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{value} B"
+    return "" if value is None else format_size(value)
 
 
 def when(value: datetime | None) -> str:
