@@ -116,7 +116,10 @@ def materialize(
             dest.parent.mkdir(parents=True, exist_ok=True)
             safe_destination(root, entry.path)  # re-check once per directory: a symlink could have appeared
             made.add(dest.parent)
-        cache.place(source, dest)
+        try:
+            cache.place(source, dest)
+        except FileNotFoundError:  # evicted by another process between fetch and placement
+            cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path), dest)
         placed_stats.append((dest.absolute(), os.stat(dest), entry.sha256))
         report.placed.append(entry.path)
         if progress:
