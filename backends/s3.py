@@ -36,7 +36,7 @@ _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch",
 
 def _client_config(path_style: bool) -> Config:
     return Config(
-        retries={"mode": "standard", "max_attempts": 6},
+        retries={"mode": "standard", "max_attempts": 8},
         max_pool_connections=MAX_POOL_CONNECTIONS,
         connect_timeout=5,
         read_timeout=60,
