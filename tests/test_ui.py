@@ -23,6 +23,7 @@ from ui_fixtures import (
     Hostile,
     Tutorial,
     add_hostile,
+    module_store,
     fill_tutorial_store,
 )
 
@@ -60,14 +61,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    base = tmp_path_factory.mktemp("ui")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REGISTRY_CACHE_DIR", str(base / "cache"))
-        mp.delenv("REGISTRY_URL", raising=False)
-        work = base / "work"
-        work.mkdir()
-        mp.chdir(work)
-        url = str(base / "store")
+    with module_store(tmp_path_factory.mktemp("ui")) as (url, work):
         tutorial = fill_tutorial_store(url, workdir=work)
         hostile = add_hostile(url, workdir=work)
         yield Env(url, tutorial, hostile)

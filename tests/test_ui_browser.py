@@ -23,6 +23,7 @@ from ui_fixtures import (
     Tutorial,
     fill_sweep,
     fill_tutorial_store,
+    module_store,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -56,14 +57,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Tuto
 
     from registry.ui import create_app
 
-    base = tmp_path_factory.mktemp("ui-browser")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REGISTRY_CACHE_DIR", str(base / "cache"))
-        mp.delenv("REGISTRY_URL", raising=False)
-        work = base / "work"
-        work.mkdir()
-        mp.chdir(work)
-        url = str(base / "store")
+    with module_store(tmp_path_factory.mktemp("ui-browser")) as (url, work):
         tutorial = fill_tutorial_store(url, workdir=work)
         sweep_nodes = fill_sweep(url)
         server = make_server("127.0.0.1", 0, create_app(url), threaded=True)

@@ -12,10 +12,13 @@ run names, notes, metric keys, file names) is HTML, to check the UI escapes it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import registry
 
@@ -172,3 +175,15 @@ def fill_sweep(url: str, project: str = "sweep", trainings: int = 12) -> int:
             run.use_artifact(f"trained-model:v{i}")
             registry.log({"accuracy": 80 + i})
     return 4 + 3 * trainings
+
+
+@contextmanager
+def module_store(base: Path) -> Iterator[tuple[str, Path]]:
+    """A fresh local store URL and work directory under ``base``, with its own cache, for a test module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REGISTRY_CACHE_DIR", str(base / "cache"))
+        mp.delenv("REGISTRY_URL", raising=False)
+        work = base / "work"
+        work.mkdir()
+        mp.chdir(work)
+        yield str(base / "store"), work
