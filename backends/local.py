@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from filelock import FileLock
 
 from .base import Backend, ObjectInfo
 from .errors import PreconditionFailed, StorageUnavailable
@@ -159,7 +158,9 @@ class LocalBackend(Backend):
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def _lock(self, key: str) -> FileLock:
+    def _lock(self, key: str):
+        from filelock import FileLock  # only compare-and-swap needs it
+
         locks = self.root / _LOCK_DIR
         locks.mkdir(parents=True, exist_ok=True)
         return FileLock(str(locks / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")))

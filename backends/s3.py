@@ -1,7 +1,8 @@
-"""A store in an S3 bucket (AWS S3, MinIO, SeaweedFS, R2...) through boto3.
+"""A store in an S3 bucket (AWS S3, MinIO, SeaweedFS, R2...) through botocore.
 
-Endpoint and credentials come only from boto3's own chain (``AWS_ENDPOINT_URL``,
-``AWS_ACCESS_KEY_ID``, profiles...). Retries are botocore's; multipart is s3transfer's.
+Endpoint and credentials come only from botocore's own chain (the one boto3 uses: ``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, profiles...). Retries are botocore's; multipart is s3transfer's, imported
+only when a blob is large enough to need it (importing boto3 costs a CLI call ~50 ms).
 Conditional writes use ``If-None-Match: *`` and ``If-Match: <etag>``; since some servers
 silently ignore them, ``check_ready`` proves on first use that they are enforced.
 """
@@ -15,8 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-import boto3
-from boto3.s3.transfer import TransferConfig
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
@@ -63,13 +63,23 @@ class S3Backend(Backend):
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self.client = client or _make_client()
         self.endpoint = self.client.meta.endpoint_url
-        self.transfer_config = TransferConfig(
-            multipart_threshold=MULTIPART_THRESHOLD,
-            multipart_chunksize=MULTIPART_CHUNKSIZE,
-            max_concurrency=8,
-            use_threads=True,
-        )
+        self._transfer = None
         self._ready = False
+
+    def transfer(self):
+        """s3transfer's multipart manager, made on first use of a large blob."""
+        if self._transfer is None:
+            from boto3.s3.transfer import S3Transfer, TransferConfig
+
+            config = TransferConfig(
+                multipart_threshold=MULTIPART_THRESHOLD,
+                multipart_chunksize=MULTIPART_CHUNKSIZE,
+                max_concurrency=8,
+                use_threads=True,
+            )
+            self._transfer = S3Transfer(self.client, config)
+            _filter_library_loggers()  # s3transfer's loggers exist only now
+        return self._transfer
 
     # -- errors ----------------------------------------------------------------------------
     def _translate(self, error: Exception, key: str) -> Exception:
@@ -127,7 +137,7 @@ class S3Backend(Backend):
                 raise self._translate(e, key) from None
             return hasher is not None
         try:
-            self.client.download_file(self.bucket, self.prefix + key, str(path), Config=self.transfer_config)
+            self.transfer().download_file(self.bucket, self.prefix + key, str(path))
         except (ClientError, BotoCoreError) as e:
             raise self._translate(e, key) from None
         return False
@@ -169,10 +179,7 @@ class S3Backend(Backend):
                 self._call(key, "put_object", Body=body, **extra)
             return
         try:
-            self.client.upload_file(
-                str(path), self.bucket, self.prefix + key,
-                ExtraArgs={"ChecksumAlgorithm": "SHA256"}, Config=self.transfer_config,
-            )
+            self.transfer().upload_file(str(path), self.bucket, self.prefix + key, extra_args={"ChecksumAlgorithm": "SHA256"})
         except (ClientError, BotoCoreError) as e:
             raise self._translate(e, key) from None
         except Exception as e:  # s3transfer wraps failures in its own S3UploadFailedError
@@ -267,12 +274,17 @@ class _RedactCredentials(logging.Filter):
 _REDACT = _RedactCredentials()
 
 
-def _redact_credentials_in_logs(session: boto3.Session) -> None:
+def _redact_credentials_in_logs(session: botocore.session.Session) -> None:
     credentials = session.get_credentials()
     if credentials is None:
         return
     frozen = credentials.get_frozen_credentials()
     _REDACT.secrets.update(s for s in (frozen.access_key, frozen.secret_key, frozen.token) if s)
+    _filter_library_loggers()
+
+
+def _filter_library_loggers() -> None:
+    """Attach the redacting filter to every botocore/boto3/s3transfer/urllib3 logger created so far."""
     for name in list(logging.Logger.manager.loggerDict):
         if name.split(".")[0] in ("botocore", "boto3", "s3transfer", "urllib3"):
             logger = logging.getLogger(name)
@@ -281,11 +293,11 @@ def _redact_credentials_in_logs(session: boto3.Session) -> None:
 
 
 def _make_client():
-    """An S3 client from boto3's standard chain; path-style addressing off AWS."""
-    session = boto3.Session()
+    """An S3 client from the standard chain; path-style addressing off AWS (MinIO, SeaweedFS...)."""
+    session = botocore.session.get_session()
     _redact_credentials_in_logs(session)
-    probe = session.client("s3", config=_client_config(path_style=False))
-    host = urlparse(probe.meta.endpoint_url).hostname or ""
-    if host.endswith("amazonaws.com"):
-        return probe
-    return session.client("s3", config=_client_config(path_style=True))
+    client = session.create_client("s3", config=_client_config(path_style=True))
+    host = urlparse(client.meta.endpoint_url).hostname or ""
+    if host.endswith("amazonaws.com"):  # AWS itself: virtual-hosted addressing
+        return session.create_client("s3", config=_client_config(path_style=False))
+    return client

@@ -18,6 +18,9 @@ from .hashing import HashState
 from .names import validate_path
 from .records import FileEntry
 
+PLACE_WORKERS = 2
+"""Copies run in the kernel: two threads overlap them; more only contend (measured on 2 cores)."""
+
 Progress = Callable[[int, int], None]
 """Called with (bytes, 0) as each blob is fetched (or found in the cache), then (0, 1) as each file lands."""
 
@@ -82,10 +85,7 @@ def materialize(
     report = DownloadReport(root=root)
     checked: dict[str, Path] = {}
     targets = [(entry, _safe_destination_memo(root, entry.path, checked)) for entry in files]
-    cached: dict[str, Path | None] = {}
-    for e in files:
-        if e.sha256 not in cached:
-            cached[e.sha256] = _cached_if_valid(cache, e)
+    cached: dict[str, Path | None] = cache.valid_entries({e.sha256: e.size for e in files})
     current = [_is_current(d, e, cached[e.sha256], hashes) for e, d in targets]
     todo = [target for target, ok in zip(targets, current) if not ok]
     report.unchanged = [e.path for (e, _), ok in zip(targets, current) if ok]
@@ -109,21 +109,28 @@ def materialize(
     finally:
         cache.touch([])  # keep what was verified, even when another blob failed
     sources = [cached[e.sha256] for e, _ in todo]
-    placed_stats = []
     made: set[Path] = set()
-    for (entry, dest), source in zip(todo, sources):
+    for entry, dest in todo:  # directories first, each re-checked: a symlink could have appeared
         if dest.parent not in made:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            safe_destination(root, entry.path)  # re-check once per directory: a symlink could have appeared
+            safe_destination(root, entry.path)
             made.add(dest.parent)
+
+    def place(item: tuple[tuple[FileEntry, Path], Path]) -> tuple[Path, os.stat_result, str]:
+        (entry, dest), source = item
         try:
             cache.place(source, dest)
         except FileNotFoundError:  # evicted by another process between fetch and placement
             cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path), dest)
-        placed_stats.append((dest.absolute(), os.stat(dest), entry.sha256))
-        report.placed.append(entry.path)
         if progress:
             progress(0, 1)
+        return dest.absolute(), os.stat(dest), entry.sha256
+
+    placed_stats = []
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(PLACE_WORKERS, len(todo))) as pool:
+            placed_stats = list(pool.map(place, zip(todo, sources)))
+    report.placed = [entry.path for entry, _ in todo]
     hashes.remember(placed_stats)
     cache.touch(sources)
     report.extra = _extras(root, {e.path for e in files})
@@ -141,11 +148,6 @@ def _safe_destination_memo(root: Path, path: str, checked: dict[str, Path]) -> P
     if directory not in checked:
         checked[directory] = safe_destination(root, path).parent
     return checked[directory] / name
-
-
-def _cached_if_valid(cache: Cache, entry: FileEntry) -> Path | None:
-    path = cache.entry_path(entry.sha256)
-    return path if cache.is_valid(path, entry.size) else None
 
 
 def _extras(root: Path, expected: set[str]) -> list[str]:

@@ -65,6 +65,27 @@ class HashState:
             return None
         return row[0] if row else None
 
+    def lookup_many(self, items: list[tuple[Path, os.stat_result]]) -> list[str | None]:
+        """``lookup`` for many files in a few queries (one per 500 paths)."""
+        db = self._db()
+        if db is None:
+            return [None] * len(items)
+        known: dict[str, tuple] = {}
+        names = [str(path) for path, _ in items]
+        try:
+            for start in range(0, len(names), 500):
+                chunk = names[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in db.execute(f"SELECT path, dev, ino, size, mtime_ns, sha256 FROM hashes WHERE path IN ({marks})", chunk):
+                    known[row[0]] = row[1:]
+        except sqlite3.Error:
+            return [None] * len(items)
+        found: list[str | None] = []
+        for name, (_, st) in zip(names, items):
+            row = known.get(name)
+            found.append(row[4] if row and row[:4] == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) else None)
+        return found
+
     def remember(self, rows: Iterable[tuple[Path, os.stat_result, str]]) -> None:
         db = self._db()
         if db is None:
@@ -83,8 +104,8 @@ class HashState:
         stats = [os.stat(p) for p in paths]
         results: list[tuple[str, int] | None] = [None] * len(paths)
         todo = []
-        for i, (path, st) in enumerate(zip(paths, stats)):
-            known = self.lookup(Path(path).absolute(), st)
+        remembered = self.lookup_many([(Path(path).absolute(), st) for path, st in zip(paths, stats)])
+        for i, (known, st) in enumerate(zip(remembered, stats)):
             if known:
                 results[i] = (known, st.st_size)
             else:

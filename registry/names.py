@@ -16,6 +16,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _VERSION = re.compile(r"v(0|[1-9][0-9]*)")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _DRIVE = re.compile(r"[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 RESERVED_ALIASES = ("latest",)
 
 
@@ -113,7 +114,7 @@ def _path_problem(path: str) -> str | None:
         path.encode("utf-8")
     except UnicodeEncodeError:
         return "it is not valid Unicode (lone surrogate)"
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in path):
+    if _CONTROL.search(path):
         return "control characters are not allowed"
     if "\\" in path:
         return "backslashes are not allowed; use '/'"
