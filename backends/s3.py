@@ -2,7 +2,7 @@
 
 Endpoint and credentials come only from botocore's own chain (the one boto3 uses: ``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, profiles...). Retries are botocore's; multipart is s3transfer's, imported
-only when a blob is large enough to need it (importing boto3 costs a CLI call ~50 ms).
+only when a blob is large enough to need it (importing it costs every CLI call ~50 ms).
 Conditional writes use ``If-None-Match: *`` and ``If-Match: <etag>``; since some servers
 silently ignore them, ``check_ready`` proves on first use that they are enforced.
 """
@@ -13,6 +13,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,7 +28,7 @@ MAX_POOL_CONNECTIONS = 64
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 SINGLE_REQUEST_MAX = 64 * 1024 * 1024
 """Up to this size a blob moves in one streamed PUT/GET: no multipart set-up, no part checksums."""
-MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
+MULTIPART_CHUNKSIZE = 8 * 1024 * 1024
 _CHUNK = 1 << 20
 _LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -63,23 +64,25 @@ class S3Backend(Backend):
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self.client = client or _make_client()
         self.endpoint = self.client.meta.endpoint_url
-        self._transfer = None
         self._ready = False
 
-    def transfer(self):
-        """s3transfer's multipart manager, made on first use of a large blob."""
-        if self._transfer is None:
-            from boto3.s3.transfer import S3Transfer, TransferConfig
+    @contextmanager
+    def _transfers(self):
+        """s3transfer's multipart manager for one large blob (imported only when one comes)."""
+        from s3transfer.manager import TransferConfig, TransferManager
 
-            config = TransferConfig(
-                multipart_threshold=MULTIPART_THRESHOLD,
-                multipart_chunksize=MULTIPART_CHUNKSIZE,
-                max_concurrency=8,
-                use_threads=True,
-            )
-            self._transfer = S3Transfer(self.client, config)
+        config = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD,
+            multipart_chunksize=MULTIPART_CHUNKSIZE,
+            max_request_concurrency=10,
+            # Memory stays bounded: at most this many parts held while an earlier one is late,
+            # and a short queue of 256 KiB writes in front of the hashing writer.
+            max_in_memory_download_chunks=8,
+            max_io_queue_size=64,
+        )
+        with TransferManager(self.client, config) as manager:
             _filter_library_loggers()  # s3transfer's loggers exist only now
-        return self._transfer
+            yield manager
 
     # -- errors ----------------------------------------------------------------------------
     def _translate(self, error: Exception, key: str) -> Exception:
@@ -106,6 +109,16 @@ class S3Backend(Backend):
             return StorageUnavailable(f"S3 request for {key} in {where} failed ({code})")
         return StorageUnavailable(f"cannot reach {where} ({type(error).__name__}): check AWS_ENDPOINT_URL and the network")
 
+    def _translate_transfer(self, error: Exception, key: str) -> Exception:
+        """A failure inside s3transfer: botocore's error itself, or one it wraps (retries exhausted)."""
+        cause = error.__cause__ or error.__context__ or getattr(error, "last_exception", None)
+        for candidate in (error, cause):
+            if isinstance(candidate, (ClientError, BotoCoreError)):
+                return self._translate(candidate, key)
+        if isinstance(error, OSError):
+            return error  # a local disk problem (or already ours), not a botocore one
+        return StorageUnavailable(f"transfer of {key} with {self.url} at {self.endpoint} failed ({type(error).__name__}: {error})")
+
     def _call(self, key: str, method: str, **kwargs):
         try:
             return getattr(self.client, method)(Bucket=self.bucket, Key=self.prefix + key, **kwargs)
@@ -124,23 +137,28 @@ class S3Backend(Backend):
             raise self._translate(e, key) from None
 
     def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
-        """Returns True when ``hasher`` was fed every byte written (one streamed GET)."""
+        """Returns True when ``hasher`` was fed every byte written, in order."""
         if size is not None and size <= SINGLE_REQUEST_MAX:
             response = self._call(key, "get_object")
             try:
-                with open(path, "wb") as out:
+                with open(path, "wb", buffering=0) as out:  # chunks are large: no buffer, no seek
                     for chunk in response["Body"].iter_chunks(_CHUNK):
-                        out.write(chunk)
+                        view = memoryview(chunk)
+                        while view:
+                            view = view[out.write(view) :]
                         if hasher is not None:
                             hasher.update(chunk)
             except BotoCoreError as e:
                 raise self._translate(e, key) from None
             return hasher is not None
         try:
-            self.transfer().download_file(self.bucket, self.prefix + key, str(path))
-        except (ClientError, BotoCoreError) as e:
-            raise self._translate(e, key) from None
-        return False
+            with open(path, "wb") as out, self._transfers() as manager:
+                # A sink without seek(): s3transfer then writes parts in order, so the
+                # hash follows the download instead of re-reading the file afterwards.
+                manager.download(self.bucket, self.prefix + key, _InOrderSink(out, hasher)).result()
+        except Exception as e:
+            raise self._translate_transfer(e, key) from None
+        return hasher is not None
 
     def stat(self, key: str) -> ObjectInfo:
         response = self._call(key, "head_object")
@@ -179,12 +197,10 @@ class S3Backend(Backend):
                 self._call(key, "put_object", Body=body, **extra)
             return
         try:
-            self.transfer().upload_file(str(path), self.bucket, self.prefix + key, extra_args={"ChecksumAlgorithm": "SHA256"})
-        except (ClientError, BotoCoreError) as e:
-            raise self._translate(e, key) from None
-        except Exception as e:  # s3transfer wraps failures in its own S3UploadFailedError
-            cause = e.__cause__ or e.__context__
-            raise self._translate(cause if isinstance(cause, (ClientError, BotoCoreError)) else e, key) from None
+            with self._transfers() as manager:
+                manager.upload(str(path), self.bucket, self.prefix + key, extra_args={"ChecksumAlgorithm": "SHA256"}).result()
+        except Exception as e:
+            raise self._translate_transfer(e, key) from None
 
     def write_if_absent(self, key: str, data: bytes) -> str:
         try:
@@ -237,6 +253,18 @@ class S3Backend(Backend):
             except StorageUnavailable:
                 pass
         self._ready = True
+
+
+class _InOrderSink:
+    """A write-only file object: bytes arrive in order, are written and fed to ``hasher``."""
+
+    def __init__(self, out, hasher) -> None:
+        self.out, self.hasher = out, hasher
+
+    def write(self, data: bytes) -> int:
+        if self.hasher is not None:
+            self.hasher.update(data)
+        return self.out.write(data)
 
 
 def _unsupported(endpoint: str, header: str) -> str:

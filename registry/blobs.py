@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
+import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -13,7 +13,8 @@ from backends import Backend
 
 from . import keys
 from .errors import IntegrityError, NotFoundError
-from .hashing import sha256_bytes, sha256_file
+from .hashing import sha256_bytes, sha256_file, write_all
+from .tempnames import temp_beside
 
 LIST_THRESHOLD = 256
 """From this many blobs to check, try listing their prefixes instead of one HEAD each."""
@@ -95,20 +96,50 @@ class BlobStore:
             raise IntegrityError(f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: the store copy is corrupt; re-log it")
         return data
 
-    def fetch(self, sha256: str, dest: Path, size: int | None = None, what: str = "") -> None:
-        """Download a blob to ``dest`` through a temp file; bad bytes never reach ``dest``."""
-        temp = dest.with_name(f".{uuid.uuid4().hex}.part")
+    def fetch(self, sha256: str, dest: Path, size: int | None = None, what: str = "", copy_to: Path | None = None) -> None:
+        """Download a blob to ``dest`` through a temp file; bad bytes never reach ``dest``.
+
+        With ``copy_to`` (a new file) the same bytes are written there too while they stream
+        in, which saves copying the entry afterwards; the caller must discard that file
+        unless this returns.
+        """
+        temp = temp_beside(dest)
         try:
             hasher = hashlib.sha256()
             try:
-                streamed = self.backend.read_to_file(keys.blob(sha256), temp, size=size, hasher=hasher)
+                with _Tee(hasher, copy_to) as sink:
+                    streamed = self.backend.read_to_file(keys.blob(sha256), temp, size=size, hasher=sink)
+                    if copy_to is not None and not streamed:
+                        copy_to.unlink()
+                        shutil.copyfile(temp, copy_to)
             except FileNotFoundError:
                 raise NotFoundError(f"blob {keys.blob(sha256)}{_for(what)} is missing from the store: re-log the artifact that holds it") from None
             if (hasher.hexdigest() if streamed else sha256_file(temp)) != sha256:
                 raise IntegrityError(f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: the store copy is corrupt; re-log it")
             os.replace(temp, dest)
-        finally:
+        except BaseException:
             temp.unlink(missing_ok=True)
+            raise
+
+
+class _Tee:
+    """Feeds streamed bytes to a hasher and, optionally, writes them to a second new file."""
+
+    def __init__(self, hasher, path: Path | None) -> None:
+        self.hasher = hasher
+        self.file = open(path, "xb", buffering=0) if path is not None else None  # chunks are large
+
+    def update(self, data: bytes) -> None:
+        self.hasher.update(data)
+        if self.file is not None:
+            write_all(self.file, data)
+
+    def __enter__(self) -> "_Tee":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def _for(what: str) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from . import keys
 from .blobs import BlobStore
 from .hashing import HashState, sha256_file
+from .tempnames import temp_beside
 
 FICLONE = 0x40049409
 LOCK_MIN = 8 * 1024 * 1024
@@ -41,6 +42,7 @@ class Cache:
         self._db_ready = False
         self._pending: dict[str, tuple] = {}
         self._pending_lock = threading.Lock()
+        self._made_dirs: set[Path] = set()
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection | None:
@@ -123,28 +125,38 @@ class Cache:
             found.update((path, (row[2], row[3])) for path, row in self._pending.items() if path in wanted)
         return found
 
-    def ensure(self, sha256: str, size: int | None, what: str = "") -> Path:
-        """A verified local copy of a blob, fetched only when missing or altered."""
-        path = self.entry_path(sha256)
-        if self.is_valid(path, size):
-            return path
-        if self.is_store:
-            return self._adopt_store_blob(path, sha256, size, what)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if size is not None and size < LOCK_MIN:  # fetching twice costs less than a lock file
-            self.blobs.fetch(sha256, path, size=size, what=what)
-            os.chmod(path, READ_ONLY)
-            self._record(path, sha256)
-            return path
-        from filelock import FileLock  # imported on first use: it costs every CLI call ~15 ms
+    def ensure(self, sha256: str, size: int | None, what: str = "", copy_to: Path | None = None) -> Path:
+        """A verified local copy of a blob, fetched only when missing or altered.
 
-        with FileLock(str(self._lock_path(sha256))):
-            if self.is_valid(path, size):  # another process fetched it meanwhile
-                return path
-            self.blobs.fetch(sha256, path, size=size, what=what)
-            os.chmod(path, READ_ONLY)
-            self._record(path, sha256)
+        ``copy_to`` (a new file) gets the same bytes: written as they stream in when the
+        blob is fetched, copied from the entry otherwise.
+        """
+        path = self.entry_path(sha256)
+        fetched = False
+        if self.is_valid(path, size):
+            pass
+        elif self.is_store:
+            self._adopt_store_blob(path, sha256, size, what)
+        elif size is not None and size < LOCK_MIN:  # fetching twice costs less than a lock file
+            fetched = self._fetch(sha256, path, size, what, copy_to)
+        else:
+            from filelock import FileLock  # imported on first use: it costs every CLI call ~15 ms
+
+            with FileLock(str(self._lock_path(sha256))):
+                if not self.is_valid(path, size):  # else another process fetched it meanwhile
+                    fetched = self._fetch(sha256, path, size, what, copy_to)
+        if copy_to is not None and not fetched:
+            _copy(path, copy_to)
         return path
+
+    def _fetch(self, sha256: str, path: Path, size: int | None, what: str, copy_to: Path | None) -> bool:
+        if path.parent not in self._made_dirs or not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(path.parent)
+        self.blobs.fetch(sha256, path, size=size, what=what, copy_to=copy_to)
+        os.chmod(path, READ_ONLY)
+        self._record(path, sha256)
+        return True
 
     def _adopt_store_blob(self, path: Path, sha256: str, size: int | None, what: str) -> Path:
         from .errors import IntegrityError, NotFoundError
@@ -182,7 +194,7 @@ class Cache:
                 return
             except FileExistsError:
                 pass
-        temp = dest.with_name(f".{uuid.uuid4().hex}.part")  # short: the final name may be 255 bytes
+        temp = temp_beside(dest)
         try:
             self._link(source, temp)
             os.replace(temp, dest)
@@ -211,6 +223,26 @@ class Cache:
                     raise
                 self._hardlink_ok = False  # another filesystem: fall back to copying
         _copy(source, temp)
+
+    def copies_into(self, directory: Path) -> bool:
+        """Whether placing a file in ``directory`` copies its bytes (no reflink, no hardlink)."""
+        if self.is_store:
+            return False
+        if self.link_mode == "copy":
+            return True
+        if self.link_mode == "hardlink":
+            return self._hardlink_ok is False
+        if self._reflink_ok is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".{uuid.uuid4().hex}.probe"
+            probe.write_bytes(b"r")
+            clone = directory / f".{uuid.uuid4().hex}.part"
+            try:
+                self._reflink(probe, clone)
+            finally:
+                probe.unlink(missing_ok=True)
+                clone.unlink(missing_ok=True)
+        return self.link_mode == "auto" and not self._reflink_ok
 
     def _reflink(self, source: Path, temp: Path) -> bool:
         try:

@@ -6,6 +6,7 @@ is ever written through a symlink.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from .errors import InvalidNameError
 from .hashing import HashState
 from .names import validate_path
 from .records import FileEntry
+from .tempnames import temp_beside
 
 PLACE_WORKERS = 2
 """Copies run in the kernel: two threads overlap them; more only contend (measured on 2 cores)."""
@@ -90,46 +92,66 @@ def materialize(
     todo = [target for target, ok in zip(targets, current) if not ok]
     report.unchanged = [e.path for (e, _), ok in zip(targets, current) if ok]
 
-    def fetch(entry: FileEntry) -> tuple[str, Path]:
-        path = cache.ensure(entry.sha256, entry.size, what=entry.path)
-        if progress:
-            progress(entry.size, 0)
-        return entry.sha256, path
-
     unique = list({e.sha256: e for e, _ in todo}.values())
     missing = [e for e in unique if cached[e.sha256] is None]
     if progress:
         for e in unique:
             if cached[e.sha256] is not None:
                 progress(e.size, 0)
+    made = _make_directories(root, todo) if missing else []
+    # Where placing means copying bytes, each fetched blob is also written straight into a
+    # temp file beside its first destination while it streams in: no second pass over it.
+    early: dict[str, Path] = {}
+    first: dict[str, Path] = {}
+    if missing and cache.copies_into(root):
+        for entry, dest in todo:
+            first.setdefault(entry.sha256, dest)
+        early = {e.sha256: temp_beside(first[e.sha256]) for e in missing}
+
+    def fetch(entry: FileEntry) -> tuple[str, Path]:
+        path = cache.ensure(entry.sha256, entry.size, what=entry.path, copy_to=early.get(entry.sha256))
+        if progress:
+            progress(entry.size, 0)
+        return entry.sha256, path
+
     try:
         if missing:
             with ThreadPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool:
                 cached.update(pool.map(fetch, missing))  # all verified before any placement
+    except BaseException:
+        for temp in early.values():
+            temp.unlink(missing_ok=True)
+        for directory in reversed(made):  # leave the root as it was
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
     finally:
         cache.touch([])  # keep what was verified, even when another blob failed
     sources = [cached[e.sha256] for e, _ in todo]
-    made: set[Path] = set()
-    for entry, dest in todo:  # directories first, each re-checked: a symlink could have appeared
-        if dest.parent not in made:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            safe_destination(root, entry.path)
-            made.add(dest.parent)
+    _make_directories(root, todo)  # again: a symlink could have appeared during the fetch
 
     def place(item: tuple[tuple[FileEntry, Path], Path]) -> tuple[Path, os.stat_result, str]:
         (entry, dest), source = item
-        try:
-            cache.place(source, dest)
-        except FileNotFoundError:  # evicted by another process between fetch and placement
-            cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path), dest)
+        temp = early.pop(entry.sha256, None) if first.get(entry.sha256) == dest else None
+        if temp is not None:
+            os.replace(temp, dest)
+        else:
+            try:
+                cache.place(source, dest)
+            except FileNotFoundError:  # evicted by another process between fetch and placement
+                cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path), dest)
         if progress:
             progress(0, 1)
         return dest.absolute(), os.stat(dest), entry.sha256
 
     placed_stats = []
-    if todo:
-        with ThreadPoolExecutor(max_workers=min(PLACE_WORKERS, len(todo))) as pool:
-            placed_stats = list(pool.map(place, zip(todo, sources)))
+    try:
+        if todo:
+            with ThreadPoolExecutor(max_workers=min(PLACE_WORKERS, len(todo))) as pool:
+                placed_stats = list(pool.map(place, zip(todo, sources)))
+    finally:
+        for temp in early.values():
+            temp.unlink(missing_ok=True)
     report.placed = [entry.path for entry, _ in todo]
     hashes.remember(placed_stats)
     cache.touch(sources)
@@ -139,6 +161,27 @@ def materialize(
             (root / path).unlink()
             report.removed.append(path)
     return report
+
+
+def _make_directories(root: Path, todo: list[tuple[FileEntry, Path]]) -> list[Path]:
+    """Create the directories ``todo`` needs, each checked for symlinks; returns those created, outermost first."""
+    made: list[Path] = []
+    done: set[Path] = set()
+    for entry, dest in todo:
+        if dest.parent in done:
+            continue
+        missing = []
+        directory = dest.parent
+        while not directory.exists() and directory not in missing:
+            missing.append(directory)
+            if directory == directory.parent:
+                break
+            directory = directory.parent
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        safe_destination(root, entry.path)
+        made.extend(reversed(missing))
+        done.add(dest.parent)
+    return made
 
 
 def _safe_destination_memo(root: Path, path: str, checked: dict[str, Path]) -> Path:

@@ -28,6 +28,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_all(raw, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file (whose ``write`` may write only part)."""
+    view = memoryview(data)
+    while view:
+        view = view[raw.write(view) :]
+
+
 class HashState:
     """Remembered hashes of files on this machine; any change to the file's stat forgets it."""
 

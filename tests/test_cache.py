@@ -231,3 +231,65 @@ def test_many_blobs_are_checked_by_listing_prefixes(store_url: str) -> None:
     absent = [f"{i:064x}" for i in range(LIST_THRESHOLD)]
     assert store.blobs.missing(present + absent) == set(absent)
     assert store.blobs.missing(present[:3] + absent[:3]) == set(absent[:3])  # the HEAD path agrees
+
+
+@pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
+def test_large_blobs_move_in_parts_and_are_verified_as_they_stream(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import backends.s3 as s3
+
+    part = 5 * 1024 * 1024  # S3's smallest part
+    monkeypatch.setattr(s3, "SINGLE_REQUEST_MAX", part)
+    monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", part)
+    monkeypatch.setattr(s3, "MULTIPART_CHUNKSIZE", part)
+    big = os.urandom(2 * part + 12345)
+    store = open_store(store_url)
+    calls: list[str] = []
+    store.backend._inner.client.meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
+    art = log_files("model", {"weights.bin": big, "config.json": b"{}"})
+    assert calls.count("UploadPart") == 3 and calls.count("CompleteMultipartUpload") == 1
+
+    calls.clear()
+    root = Path(registry.Api(store_url).artifact("proj/model:latest").download(tmp_path / "one"))
+    assert (root / "weights.bin").read_bytes() == big
+    assert calls.count("GetObject") >= 3  # ranged GETs for the big blob, hashed in order as they arrive
+
+    sha = next(f.digest for f in art.files() if f.path == "weights.bin")
+    tampered = bytearray(big)
+    tampered[-1] ^= 1
+    open_backend(store_url).write(keys.blob(sha), bytes(tampered))
+    store.cache.clean(max_size=0)
+    with pytest.raises(registry.IntegrityError, match="weights.bin"):
+        registry.Api(store_url).artifact("proj/model:latest").download(tmp_path / "two")
+    assert not (tmp_path / "two").exists() or os.listdir(tmp_path / "two") == []
+
+
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+@pytest.mark.parametrize("mode", ["auto", "copy", "hardlink"])
+def test_each_link_mode_places_the_right_bytes(store_url: str, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGISTRY_LINK_MODE", mode)
+    files = {"a.bin": b"same bytes", "dir/twin.bin": b"same bytes", "dir/deeper/c.bin": os.urandom(3000)}
+    log_files("data", files)
+    store = open_store(store_url)
+    for n in ("cold", "warm"):  # fetched while placing, then placed from the cache
+        root = Path(registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / n))
+        for path, data in files.items():
+            placed = root / path
+            assert placed.read_bytes() == data
+            shares_inode = os.stat(placed).st_ino == os.stat(store.cache.entry_path(registry.hashing.sha256_bytes(data))).st_ino
+            assert shares_inode == (mode == "hardlink"), f"{mode}: {path} shares its inode: {shares_inode}"
+        assert [p for p in root.rglob(".*")] == []  # no temp file left behind
+
+
+@pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
+def test_a_failed_download_leaves_no_directory_or_temp_file(store_url: str, tmp_path: Path) -> None:
+    art = log_files("data", {f"deep/dir{i}/f.bin": os.urandom(2000) for i in range(20)} | {"other/bad.bin": b"original"})
+    sha = next(f.digest for f in art.files() if f.path == "other/bad.bin")
+    open_backend(store_url).write(keys.blob(sha), b"tampered")
+    root = tmp_path / "existing"
+    root.mkdir()
+    (root / "mine.txt").write_text("the user's own file")
+    with pytest.raises(registry.IntegrityError, match="other/bad.bin"):
+        registry.Api(store_url).artifact("proj/data:latest").download(root)
+    assert sorted(p.name for p in root.rglob("*")) == ["mine.txt"]
