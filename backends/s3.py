@@ -8,7 +8,9 @@ silently ignore them, ``check_ready`` proves on first use that they are enforced
 """
 from __future__ import annotations
 
+import atexit
 import base64
+import gc
 import hashlib
 import logging
 import uuid
@@ -300,6 +302,7 @@ class _RedactCredentials(logging.Filter):
 
 
 _REDACT = _RedactCredentials()
+_EXIT_HOOK: list[bool] = []
 
 
 def _redact_credentials_in_logs(session: botocore.session.Session) -> None:
@@ -320,8 +323,17 @@ def _filter_library_loggers() -> None:
                 logger.addFilter(_REDACT)
 
 
+def _skip_final_collection() -> None:
+    """A botocore client leaves ~0.5 M objects that the interpreter's last garbage collection
+    walks at exit (~0.1 s per CLI call here); frozen, they are skipped. Runs only at exit."""
+    gc.freeze()
+
+
 def _make_client():
     """An S3 client from the standard chain; path-style addressing off AWS (MinIO, SeaweedFS...)."""
+    if not _EXIT_HOOK:
+        atexit.register(_skip_final_collection)
+        _EXIT_HOOK.append(True)
     session = botocore.session.get_session()
     _redact_credentials_in_logs(session)
     client = session.create_client("s3", config=_client_config(path_style=True))

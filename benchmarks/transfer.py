@@ -37,6 +37,7 @@ the library interleaved with the first, to A/B a fix under the same load.
     python benchmarks/transfer.py                         # full run, 3 repeats (~10-15 min)
     python benchmarks/transfer.py --scale 0.05 --repeats 1 --workloads W1,W2
     python benchmarks/transfer.py --registry-src /tmp/a --registry-src-b /tmp/b   # A/B two copies
+    python benchmarks/transfer.py --link-mode-b hardlink  # also with hardlinked downloads (opt-in)
     python benchmarks/transfer.py --py-spy /tmp/prof      # profile registry ops (timings void)
 """
 from __future__ import annotations
@@ -74,6 +75,7 @@ DVC = {
 BOTO3_ISSUE = {"W1": (3.2, 3.1), "W2": (6.1, 2.1), "W3": (5.6, 2.0)}  # (upload, download)
 DVC_W3_RSS_MB = 1.2 * 1024
 RSS_TARGET_MB = 300
+LINK_MODE_B: str | None = None
 
 
 def issue_targets(wl: str) -> dict[str, dict[str, float]]:
@@ -338,13 +340,15 @@ def run_repeat(wl: Workload, rep: int, base: Path, runner: Runner, args) -> dict
     src = base / "data" / wl.name
     name = f"data-{wl.name.lower()}"
     registries = {"registry": args.registry_src}
-    if args.registry_src_b:
-        registries["registry B"] = args.registry_src_b
+    if args.registry_src_b or args.link_mode_b:
+        registries["registry B"] = args.registry_src_b or args.registry_src
 
     def envs(who: str) -> tuple[dict[str, str], dict[str, str]]:
         sub = tag + ("-b" if who == "registry B" else "")
         up = {"REGISTRY_URL": f"s3://{args.reg_bucket}/{sub}", "REGISTRY_PROJECT": "bench",
               "REGISTRY_CACHE_DIR": str(work / f"cache-up-{sub}")}
+        if who == "registry B" and args.link_mode_b:
+            up["REGISTRY_LINK_MODE"] = args.link_mode_b
         return up, {**up, "REGISTRY_CACHE_DIR": str(work / f"cache-dl-{sub}")}
 
     out: dict[str, dict] = {op: {} for op in OPS}
@@ -427,6 +431,7 @@ def verdict_for(seconds: float | None, boto: float | None, t: dict[str, float], 
 
 def report(collected: dict[str, dict[str, dict[str, list[Result]]]], wls: dict[str, Workload], scale: float) -> tuple[str, dict]:
     has_b = any("registry B" in cell for ops in collected.values() for cell in ops.values())
+    b_label = f"REGISTRY_LINK_MODE={LINK_MODE_B}" if LINK_MODE_B else "--registry-src-b"
     header = (f"{'workload':8s} {'operation':17s} {'registry s':>10s} {'boto3 s':>8s} {'ratio':>6s} {'reg RSS MB':>10s} "
               f"{'boto RSS MB':>11s} {'reg CPU s':>9s} {'boto CPU s':>10s} {'cp -al s':>8s} | {'DVC s':>6s} {'best s':>6s} {'aim s':>6s}  verdict")
     header_b = (f"{'workload':8s} {'operation':17s} {'registry s':>10s} {'B s':>8s} {'B/A':>6s} {'B/boto3':>7s} "
@@ -484,7 +489,7 @@ def report(collected: dict[str, dict[str, dict[str, list[Result]]]], wls: dict[s
     lines.append("for unchanged re-log and repeat download of W1/W2; peak RSS < 300 MB on W3. cp -al = floor for repeat download.")
     lines.append("CPU s = user+system seconds of the subprocess (the S3 server's CPU is not included).")
     if has_b:
-        lines += ["", "A/B: 'registry' = --registry-src, 'B' = --registry-src-b, run interleaved against the same server:"] + lines_b
+        lines += ["", f"A/B: 'registry' = default settings, 'B' = {b_label}, run interleaved against the same server:"] + lines_b
     return "\n".join(lines), summary
 
 
@@ -512,10 +517,14 @@ def main() -> int:
     parser.add_argument("--registry-src", default=None, help="directory put first on PYTHONPATH for registry workers (a patched copy)")
     parser.add_argument("--registry-src-b", default=None,
                         help="a second library copy, run interleaved with the first as 'registry B' (A/B a fix on a busy machine)")
+    parser.add_argument("--link-mode-b", default=None, choices=["auto", "reflink", "hardlink", "copy"],
+                        help="run 'registry B' (same library unless --registry-src-b) with this REGISTRY_LINK_MODE")
     parser.add_argument("--py-spy", type=Path, default=None, help="record registry workers with py-spy into this directory (timings void)")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "transfer.json")
     args = parser.parse_args()
     args.reg_bucket, args.boto_bucket = "registry-bench", "boto3-bench"
+    global LINK_MODE_B
+    LINK_MODE_B = args.link_mode_b
 
     chosen = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     wls = workloads(args.scale)
@@ -571,6 +580,7 @@ def main() -> int:
         "repeats": args.repeats,
         "registry_src": args.registry_src,
         "registry_src_b": args.registry_src_b,
+        "link_mode_b": args.link_mode_b,
         "profiled": bool(args.py_spy),
         "workloads": {w: wls[w].__dict__ for w in chosen},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),

@@ -198,8 +198,9 @@ class Cache:
         try:
             self._link(source, temp)
             os.replace(temp, dest)
-        finally:
+        except BaseException:
             temp.unlink(missing_ok=True)
+            raise
 
     def _link(self, source: Path, temp: Path) -> None:
         """Reflink (a copy-on-write clone: instant, and an edit cannot reach the cache), else copy.
