@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import shutil
 import sqlite3
@@ -85,7 +86,7 @@ class Cache:
         local = self.blobs.backend.local_path(keys.blob(sha256))
         return local if local is not None else self.root / keys.blob(sha256)
 
-    @property
+    @functools.cached_property
     def is_store(self) -> bool:
         return self.blobs.backend.local_path("blobs") is not None
 

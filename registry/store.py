@@ -28,11 +28,12 @@ class GuardedBackend:
         @functools.wraps(attr)
         def call(*args, **kwargs):
             try:
-                result = attr(*args, **kwargs)
+                result = getattr(self._inner, name)(*args, **kwargs)  # looked up per call: patchable
             except StorageUnavailable as e:
                 raise StorageError(str(e)) from None
             return _guard_iter(result) if inspect.isgenerator(result) else result
 
+        setattr(self, name, call)  # made once per method: downloads call some per blob
         return call
 
 
