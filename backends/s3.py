@@ -12,7 +12,10 @@ import atexit
 import base64
 import gc
 import hashlib
+import io
 import logging
+import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,10 +80,7 @@ class S3Backend(Backend):
             multipart_threshold=MULTIPART_THRESHOLD,
             multipart_chunksize=MULTIPART_CHUNKSIZE,
             max_request_concurrency=10,
-            # Memory stays bounded: at most this many parts held while an earlier one is late,
-            # and a short queue of 256 KiB writes in front of the hashing writer.
-            max_in_memory_download_chunks=8,
-            max_io_queue_size=64,
+            max_io_queue_size=64,  # 256 KiB writes waiting for the disk: bounds memory (default 1000)
         )
         with TransferManager(self.client, config) as manager:
             _filter_library_loggers()  # s3transfer's loggers exist only now
@@ -139,8 +139,12 @@ class S3Backend(Backend):
             raise self._translate(e, key) from None
 
     def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
-        """Returns True when ``hasher`` was fed every byte written, in order."""
-        if size is not None and size <= SINGLE_REQUEST_MAX:
+        """Returns True when ``hasher`` was fed every byte written, in order.
+
+        One streamed GET unless ``size`` says the object is large (file lists, of unknown
+        size, are small); large ones come in parallel ranged parts through s3transfer.
+        """
+        if size is None or size <= SINGLE_REQUEST_MAX:
             response = self._call(key, "get_object")
             try:
                 with open(path, "wb", buffering=0) as out:  # chunks are large: no buffer, no seek
@@ -154,10 +158,12 @@ class S3Backend(Backend):
                 raise self._translate(e, key) from None
             return hasher is not None
         try:
-            with open(path, "wb") as out, self._transfers() as manager:
-                # A sink without seek(): s3transfer then writes parts in order, so the
-                # hash follows the download instead of re-reading the file afterwards.
-                manager.download(self.bucket, self.prefix + key, _InOrderSink(out, hasher)).result()
+            with open(path, "wb+") as out, self._transfers() as manager:  # read back to hash
+                followed = _HashedInOrder(out.fileno(), hasher)
+                try:
+                    manager.download(self.bucket, self.prefix + key, followed).result()
+                finally:
+                    followed.finish()
         except Exception as e:
             raise self._translate_transfer(e, key) from None
         return hasher is not None
@@ -257,16 +263,79 @@ class S3Backend(Backend):
         self._ready = True
 
 
-class _InOrderSink:
-    """A write-only file object: bytes arrive in order, are written and fed to ``hasher``."""
+class _HashedInOrder:
+    """The file s3transfer writes a large blob into, part by part at their offsets, in parallel.
 
-    def __init__(self, out, hasher) -> None:
-        self.out, self.hasher = out, hasher
+    A thread of its own feeds ``hasher`` the bytes in order, reading back (from the page cache)
+    each stretch as soon as it joins the unbroken prefix; the download itself runs at full speed
+    and the hash is ready moments after the last part lands, without holding parts in memory.
+    """
+
+    def __init__(self, fd: int, hasher) -> None:
+        self.fd, self.hasher = fd, hasher
+        self._offset = 0
+        self._written: dict[int, int] = {}  # start -> end of stretches beyond the prefix
+        self._prefix = 0  # bytes [0, _prefix) are all written
+        self._done = False
+        self._failure: BaseException | None = None
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._follow, name="registry-hash", daemon=True) if hasher else None
+        if self._thread:
+            self._thread.start()
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise io.UnsupportedOperation("only absolute seeks")
+        self._offset = offset
+        return offset
+
+    def tell(self) -> int:
+        return self._offset
 
     def write(self, data: bytes) -> int:
-        if self.hasher is not None:
-            self.hasher.update(data)
-        return self.out.write(data)
+        start, view = self._offset, memoryview(data)
+        while view:
+            view = view[os.pwrite(self.fd, view, self._offset) :]
+            self._offset = start + len(data) - len(view)
+        with self._changed:
+            self._written[start] = max(self._offset, self._written.get(start, 0))
+            while self._prefix in self._written:
+                self._prefix = max(self._prefix, self._written.pop(self._prefix))
+            self._changed.notify()
+        return len(data)
+
+    def _follow(self) -> None:
+        hashed = 0
+        try:
+            while True:
+                with self._changed:
+                    while hashed >= self._prefix and not self._done:
+                        self._changed.wait()
+                    end, done = self._prefix, self._done
+                while hashed < end:
+                    chunk = os.pread(self.fd, min(_CHUNK, end - hashed), hashed)
+                    if not chunk:
+                        raise OSError(f"file ended at {hashed} of {end} bytes while hashing")
+                    self.hasher.update(chunk)
+                    hashed += len(chunk)
+                if done:
+                    return
+        except BaseException as e:  # reported by finish()
+            self._failure = e
+
+    def finish(self) -> None:
+        """Wait until every written byte is hashed (or the follower failed, which is raised)."""
+        if self._thread is None:
+            return
+        with self._changed:
+            self._done = True
+            self._changed.notify()
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
 
 
 def _unsupported(endpoint: str, header: str) -> str:
