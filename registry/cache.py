@@ -43,7 +43,6 @@ class Cache:
         self._db_ready = False
         self._pending: dict[str, tuple] = {}
         self._pending_lock = threading.Lock()
-        self._made_dirs: set[Path] = set()
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection | None:
@@ -151,9 +150,8 @@ class Cache:
         return path
 
     def _fetch(self, sha256: str, path: Path, size: int | None, what: str, copy_to: Path | None) -> bool:
-        if path.parent not in self._made_dirs or not path.parent.is_dir():
+        if not path.parent.is_dir():  # a stat: cheaper than mkdir's exception when it exists
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(path.parent)
         self.blobs.fetch(sha256, path, size=size, what=what, copy_to=copy_to)
         os.chmod(path, READ_ONLY)
         self._record(path, sha256)
