@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .errors import InvalidNameError, NotFoundError, RegistryError, StorageError
-from .settings import format_size
+from .settings import format_size, parse_size
 
 if TYPE_CHECKING:
     from .api import Api, ApiRun
@@ -206,28 +206,17 @@ def parse_duration(text: str) -> float:
     return total
 
 
-class DurationType(click.ParamType):
-    name = "DURATION"
+class ParsedType(click.ParamType):
+    """A click type built on one of our parsers: its ``InvalidNameError`` becomes a usage error."""
+
+    def __init__(self, name: str, parse, number) -> None:
+        self.name, self._parse, self._number = name, parse, number
 
     def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
+        if isinstance(value, (int, float)):  # a default given as a number
+            return self._number(value)
         try:
-            return parse_duration(value)
-        except InvalidNameError as e:
-            self.fail(str(e), param, ctx)
-
-
-class SizeType(click.ParamType):
-    name = "SIZE"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        from .settings import parse_size
-
-        try:
-            return parse_size(value)
+            return self._parse(value)
         except InvalidNameError as e:
             self.fail(str(e), param, ctx)
 
@@ -840,7 +829,7 @@ def cache_info_cmd(state: State) -> None:
 
 
 @cache_group.command("clean")
-@click.option("--max-size", type=SizeType(), metavar="SIZE",
+@click.option("--max-size", type=ParsedType("SIZE", parse_size, int), metavar="SIZE",
               help="Evict least-recently-used files until the cache fits SIZE (e.g. 500MB, 20GiB). "
                    "Default: REGISTRY_CACHE_MAX, or 0 (empty the cache) when that is unset.")
 @json_option
@@ -860,7 +849,7 @@ def cache_clean_cmd(state: State, max_size: int | None) -> None:
 
 
 @cli.command("gc", short_help="Delete unreferenced blobs from the store.")
-@click.option("--grace", type=DurationType(), default="24h", show_default=True, metavar="DURATION",
+@click.option("--grace", type=ParsedType("DURATION", parse_duration, float), default="24h", show_default=True, metavar="DURATION",
               help="Keep unreferenced blobs younger than this (e.g. 24h, 30m, 7d, 0s).")
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted; delete nothing.")
 @json_option
