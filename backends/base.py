@@ -49,8 +49,12 @@ class Backend(ABC):
         """Unconditional write; the object appears whole or not at all."""
 
     @abstractmethod
-    def write_file(self, key: str, path: Path, sha256: str | None = None) -> None:
-        """Upload a file from disk (multipart when large); ``sha256`` lets the server verify it."""
+    def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:
+        """Upload a file from disk (multipart when large); ``sha256`` lets the server verify it.
+
+        ``progress``, if given, is called with byte counts as the upload proceeds (they add up
+        to the file's size; a retried part may report a negative count).
+        """
 
     @abstractmethod
     def write_if_absent(self, key: str, data: bytes) -> str:

@@ -127,8 +127,10 @@ class LocalBackend(Backend):
     def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
         self._publish(self._stage(data), key)
 
-    def write_file(self, key: str, path: Path, sha256: str | None = None) -> None:
+    def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:
         self._publish(self._stage(source=Path(path), sha256=sha256), key)
+        if progress:
+            progress(os.path.getsize(path))
 
     def write_if_absent(self, key: str, data: bytes) -> str:
         temp = self._stage(data)

@@ -197,16 +197,21 @@ class S3Backend(Backend):
     def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
         self._call(key, "put_object", Body=data, ChecksumSHA256=_b64(sha256 or _sha256(data)))
 
-    def write_file(self, key: str, path: Path, sha256: str | None = None) -> None:
+    def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:
         size = Path(path).stat().st_size
         if size <= SINGLE_REQUEST_MAX:
             extra = {"ChecksumSHA256": _b64(sha256)} if sha256 else {}
             with open(path, "rb") as body:
                 self._call(key, "put_object", Body=body, **extra)
+            if progress:
+                progress(size)
             return
         try:
             with self._transfers() as manager:
-                manager.upload(str(path), self.bucket, self.prefix + key, extra_args={"ChecksumAlgorithm": "SHA256"}).result()
+                subscribers = [_ProgressSubscriber(progress)] if progress else None
+                manager.upload(
+                    str(path), self.bucket, self.prefix + key, extra_args={"ChecksumAlgorithm": "SHA256"}, subscribers=subscribers
+                ).result()
         except Exception as e:
             raise self._translate_transfer(e, key) from None
 
@@ -261,6 +266,22 @@ class S3Backend(Backend):
             except StorageUnavailable:
                 pass
         self._ready = True
+
+
+class _ProgressSubscriber:
+    """Passes s3transfer's byte counts (as parts are sent) to a progress callback."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+
+    def on_queued(self, future, **kwargs) -> None:
+        pass
+
+    def on_progress(self, future, bytes_transferred: int, **kwargs) -> None:
+        self.progress(bytes_transferred)
+
+    def on_done(self, future, **kwargs) -> None:
+        pass
 
 
 class _HashedInOrder:

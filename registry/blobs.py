@@ -78,9 +78,7 @@ class BlobStore:
 
         def one(item: tuple[str, Path]) -> None:
             sha, path = item
-            self.backend.write_file(keys.blob(sha), path, sha256=sha)
-            if progress:
-                progress(os.path.getsize(path))
+            self.backend.write_file(keys.blob(sha), path, sha256=sha, progress=progress)
 
         if files:
             with ThreadPoolExecutor(max_workers=min(self.workers, len(files))) as pool:
@@ -96,22 +94,28 @@ class BlobStore:
             raise IntegrityError(f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: the store copy is corrupt; re-log it")
         return data
 
-    def fetch(self, sha256: str, dest: Path, size: int | None = None, what: str = "", copy_to: Path | None = None) -> None:
+    def fetch(
+        self, sha256: str, dest: Path, size: int | None = None, what: str = "", copy_to: Path | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         """Download a blob to ``dest`` through a temp file; bad bytes never reach ``dest``.
 
         With ``copy_to`` (a new file) the same bytes are written there too while they stream
         in, which saves copying the entry afterwards; the caller must discard that file
-        unless this returns.
+        unless this returns. ``progress`` gets byte counts as they arrive.
         """
         temp = temp_beside(dest)
         try:
             hasher = hashlib.sha256()
             try:
-                with _Tee(hasher, copy_to) as sink:
+                with _Tee(hasher, copy_to, progress) as sink:
                     streamed = self.backend.read_to_file(keys.blob(sha256), temp, size=size, hasher=sink)
-                    if copy_to is not None and not streamed:
-                        copy_to.unlink()
-                        shutil.copyfile(temp, copy_to)
+                    if not streamed:
+                        if copy_to is not None:
+                            copy_to.unlink()
+                            shutil.copyfile(temp, copy_to)
+                        if progress:
+                            progress(os.path.getsize(temp))
             except FileNotFoundError:
                 raise NotFoundError(f"blob {keys.blob(sha256)}{_for(what)} is missing from the store: re-log the artifact that holds it") from None
             if (hasher.hexdigest() if streamed else sha256_file(temp)) != sha256:
@@ -123,16 +127,18 @@ class BlobStore:
 
 
 class _Tee:
-    """Feeds streamed bytes to a hasher and, optionally, writes them to a second new file."""
+    """Feeds streamed bytes to a hasher and, optionally, to a second new file and a progress callback."""
 
-    def __init__(self, hasher, path: Path | None) -> None:
-        self.hasher = hasher
+    def __init__(self, hasher, path: Path | None, progress: Progress | None = None) -> None:
+        self.hasher, self.progress = hasher, progress
         self.file = open(path, "xb", buffering=0) if path is not None else None  # chunks are large
 
     def update(self, data: bytes) -> None:
         self.hasher.update(data)
         if self.file is not None:
             write_all(self.file, data)
+        if self.progress is not None:
+            self.progress(len(data))
 
     def __enter__(self) -> "_Tee":
         return self

@@ -125,11 +125,12 @@ class Cache:
             found.update((path, (row[2], row[3])) for path, row in self._pending.items() if path in wanted)
         return found
 
-    def ensure(self, sha256: str, size: int | None, what: str = "", copy_to: Path | None = None) -> Path:
+    def ensure(self, sha256: str, size: int | None, what: str = "", copy_to: Path | None = None, progress=None) -> Path:
         """A verified local copy of a blob, fetched only when missing or altered.
 
         ``copy_to`` (a new file) gets the same bytes: written as they stream in when the
-        blob is fetched, copied from the entry otherwise.
+        blob is fetched, copied from the entry otherwise. ``progress`` gets the blob's byte
+        counts: as they arrive, or all at once when it was already here.
         """
         path = self.entry_path(sha256)
         fetched = False
@@ -138,21 +139,24 @@ class Cache:
         elif self.is_store:
             self._adopt_store_blob(path, sha256, size, what)
         elif size is not None and size < LOCK_MIN:  # fetching twice costs less than a lock file
-            fetched = self._fetch(sha256, path, size, what, copy_to)
+            fetched = self._fetch(sha256, path, size, what, copy_to, progress)
         else:
             from filelock import FileLock  # imported on first use: it costs every CLI call ~15 ms
 
             with FileLock(str(self._lock_path(sha256))):
                 if not self.is_valid(path, size):  # else another process fetched it meanwhile
-                    fetched = self._fetch(sha256, path, size, what, copy_to)
-        if copy_to is not None and not fetched:
-            _copy(path, copy_to)
+                    fetched = self._fetch(sha256, path, size, what, copy_to, progress)
+        if not fetched:
+            if copy_to is not None:
+                _copy(path, copy_to)
+            if progress:
+                progress(size if size is not None else os.path.getsize(path))
         return path
 
-    def _fetch(self, sha256: str, path: Path, size: int | None, what: str, copy_to: Path | None) -> bool:
+    def _fetch(self, sha256: str, path: Path, size: int | None, what: str, copy_to: Path | None, progress) -> bool:
         if not path.parent.is_dir():  # a stat: cheaper than mkdir's exception when it exists
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.blobs.fetch(sha256, path, size=size, what=what, copy_to=copy_to)
+        self.blobs.fetch(sha256, path, size=size, what=what, copy_to=copy_to, progress=progress)
         os.chmod(path, READ_ONLY)
         self._record(path, sha256)
         return True

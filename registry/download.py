@@ -24,7 +24,7 @@ PLACE_WORKERS = 2
 """Copies run in the kernel: two threads overlap them; more only contend (measured on 2 cores)."""
 
 Progress = Callable[[int, int], None]
-"""Called with (bytes, 0) as each blob is fetched (or found in the cache), then (0, 1) as each file lands."""
+"""Called with (bytes, 0) as blobs arrive (or are found in the cache), then (0, 1) as each file lands."""
 
 
 @dataclass
@@ -108,10 +108,12 @@ def materialize(
             first.setdefault(entry.sha256, dest)
         early = {e.sha256: temp_beside(first[e.sha256]) for e in missing}
 
+    def fetched_bytes(count: int) -> None:
+        progress(count, 0)  # type: ignore[misc]
+
     def fetch(entry: FileEntry) -> tuple[str, Path]:
-        path = cache.ensure(entry.sha256, entry.size, what=entry.path, copy_to=early.get(entry.sha256))
-        if progress:
-            progress(entry.size, 0)
+        path = cache.ensure(entry.sha256, entry.size, what=entry.path, copy_to=early.get(entry.sha256),
+                            progress=fetched_bytes if progress else None)
         return entry.sha256, path
 
     try:
