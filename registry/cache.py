@@ -52,17 +52,6 @@ class Cache:
             self._db_ready = True
         return db
 
-    def _recorded(self, path: Path) -> tuple[int, int] | None:
-        with self._pending_lock:
-            pending = self._pending.get(str(path))
-        if pending is not None:
-            return pending[2], pending[3]
-        db = self._db()
-        if db is None:
-            return None
-        row = db.execute("SELECT size, mtime_ns FROM cache_entries WHERE path=?", (str(path),)).fetchone()
-        return (row[0], row[1]) if row else None
-
     def _record(self, path: Path, sha256: str) -> None:
         """Remember a verified entry; written with the next ``touch`` (one transaction per download)."""
         st = os.stat(path)
@@ -91,11 +80,8 @@ class Cache:
 
     def is_valid(self, path: Path, size: int | None) -> bool:
         """Cheap check on every use: the file is there, with the size and mtime it was verified with."""
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return False
-        return (size is None or st.st_size == size) and self._recorded(path) == (st.st_size, st.st_mtime_ns)
+        st = _stat(path)
+        return st is not None and _as_recorded(st, size, self._recorded_many([str(path)]).get(str(path)))
 
     def valid_entries(self, sizes: dict[str, int]) -> dict[str, Path | None]:
         """``sha256 -> entry path`` for each blob whose entry passes ``is_valid`` (else None), in one query."""
@@ -103,16 +89,12 @@ class Cache:
         recorded = self._recorded_many([str(p) for p in paths.values()])
         valid: dict[str, Path | None] = {}
         for sha, path in paths.items():
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                valid[sha] = None
-                continue
-            ok = st.st_size == sizes[sha] and recorded.get(str(path)) == (st.st_size, st.st_mtime_ns)
-            valid[sha] = path if ok else None
+            st = _stat(path)
+            valid[sha] = path if st is not None and _as_recorded(st, sizes[sha], recorded.get(str(path))) else None
         return valid
 
     def _recorded_many(self, paths: list[str]) -> dict[str, tuple[int, int]]:
+        """(size, mtime_ns) each entry was verified with: written rows, then those not yet written."""
         found: dict[str, tuple[int, int]] = {}
         db = self._db()
         if db is not None:
@@ -297,6 +279,18 @@ class Cache:
             freed_files += 1
             freed_bytes += size
         return freed_files, freed_bytes
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _as_recorded(st: os.stat_result, size: int | None, recorded: tuple[int, int] | None) -> bool:
+    """The entry still has the expected size and the size and mtime it was verified with."""
+    return (size is None or st.st_size == size) and recorded == (st.st_size, st.st_mtime_ns)
 
 
 def _copy(source: Path, dest: Path) -> None:

@@ -1,7 +1,16 @@
 """Small builders shared by the tests."""
 from __future__ import annotations
 
+import pytest
+
 import registry
+
+
+def print_past_capture(request: pytest.FixtureRequest, line: str) -> None:
+    """Print a module's totals even under pytest's output capture (they show what a test tried)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\n{line}")
 
 
 def log_files(name: str, files: dict[str, bytes], *, project: str = "proj", type: str = "dataset",

@@ -27,7 +27,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
 import registry
-from helpers import log_files
+from helpers import log_files, print_past_capture
 from registry import keys
 from registry.store import open_store
 from servers import SeaweedServer
@@ -64,9 +64,7 @@ def fake_response(request, status: int, body: bytes = b"", headers: dict | None 
 @pytest.fixture(scope="module", autouse=True)
 def report_fault_total(request: pytest.FixtureRequest):
     yield
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print(f"\n[test_faults] faults injected in this module: {sum(TOTALS.values())} {dict(TOTALS)}")
+    print_past_capture(request, f"[test_faults] faults injected in this module: {sum(TOTALS.values())} {dict(TOTALS)}")
 
 
 def _real_delay_amount():

@@ -22,6 +22,7 @@ import pytest
 
 import registry
 from backends import open_backend
+from helpers import print_past_capture
 from registry import keys
 from registry.gc import MARKER_LEASE_SECONDS, collect_garbage
 from registry.hashing import sha256_bytes
@@ -34,9 +35,7 @@ COUNTS = {"versions": 0, "processes": 0, "gc_passes": 0, "gc_deleted": 0}
 @pytest.fixture(scope="module", autouse=True)
 def report_counts(request: pytest.FixtureRequest):
     yield
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print(f"\n[test_gc] totals: {COUNTS}")
+    print_past_capture(request, f"[test_gc] totals: {COUNTS}")
 
 
 def sha(data: bytes) -> str:

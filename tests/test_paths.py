@@ -22,7 +22,7 @@ import pytest
 
 import registry
 from backends import open_backend
-from helpers import log_files
+from helpers import log_files, print_past_capture
 from registry import keys
 
 # name -> test id (each is tried on add_file, new_file, add_dir's prefix and a crafted record)
@@ -85,9 +85,7 @@ COUNTS = {"unsafe_inputs": 0}
 def report_counts(request: pytest.FixtureRequest):
     """At the end of the module, print how many unsafe inputs were tried."""
     yield
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print(f"\n[test_paths] unsafe inputs tried: {COUNTS['unsafe_inputs']}")
+    print_past_capture(request, f"[test_paths] unsafe inputs tried: {COUNTS['unsafe_inputs']}")
 
 
 def _tried(n: int = 1) -> None:
