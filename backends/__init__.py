@@ -5,7 +5,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from .base import Backend, ObjectInfo
-from .errors import ConditionalWritesUnsupported, PreconditionFailed, StorageUnavailable
+from .errors import ConditionalWritesUnsupported, ContentMismatch, PreconditionFailed, StorageUnavailable
 
 __all__ = [
     "Backend",
@@ -13,6 +13,7 @@ __all__ = [
     "PreconditionFailed",
     "StorageUnavailable",
     "ConditionalWritesUnsupported",
+    "ContentMismatch",
     "open_backend",
 ]
 

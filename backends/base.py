@@ -50,10 +50,13 @@ class Backend(ABC):
 
     @abstractmethod
     def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:
-        """Upload a file from disk (multipart when large); ``sha256`` lets the server verify it.
+        """Upload a file from disk (multipart when large), at most the size it had when this began.
 
-        ``progress``, if given, is called with byte counts as the upload proceeds (they add up
-        to the file's size; a retried part may report a negative count).
+        With ``sha256``, the bytes actually sent are checked against it (by the server, or by
+        hashing them as they are read), and ``ContentMismatch`` is raised, leaving nothing under
+        ``key``, when they differ: the file changed after it was hashed. ``progress``, if given,
+        is called with byte counts as the upload proceeds (they add up to the file's size; a
+        retried part may report a negative count).
         """
 
     @abstractmethod
@@ -81,6 +84,10 @@ class Backend(ABC):
     def delete(self, key: str) -> None:
         """Remove ``key``; missing keys are not an error."""
 
+    @abstractmethod
+    def delete_if_match(self, key: str, token: str) -> None:
+        """Remove ``key`` only if its token is still ``token``; else (or if it is gone) ``PreconditionFailed``."""
+
     def exists(self, key: str) -> bool:
         try:
             self.stat(key)
@@ -90,6 +97,13 @@ class Backend(ABC):
 
     def local_path(self, key: str) -> Path | None:
         """Where the object lives on this machine's disk, if it does (lets the store be the cache)."""
+        return None
+
+    def missing_store(self) -> str | None:
+        """Why this store cannot be read at all (e.g. its directory does not exist), else None.
+
+        Writing creates a store; reading one that is not there is most likely a typo in its URL.
+        """
         return None
 
     def check_ready(self) -> None:

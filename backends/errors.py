@@ -9,6 +9,11 @@ class PreconditionFailed(Exception):
     """A compare-and-swap lost: the object changed (or vanished) since it was read."""
 
 
+class ContentMismatch(ValueError):
+    """A file's bytes, as read for an upload, do not hash to the sha256 it was announced with (it
+    changed after it was hashed); nothing stays stored under the key."""
+
+
 class StorageUnavailable(OSError):
     """The store cannot be used as configured (unreachable, no bucket, no credentials)."""
 

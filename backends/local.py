@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 from .base import Backend, ObjectInfo
-from .errors import PreconditionFailed, StorageUnavailable
+from .errors import ContentMismatch, PreconditionFailed, StorageUnavailable
 
 _TMP_DIR = ".tmp"
 _LOCK_DIR = ".locks"
@@ -31,6 +31,11 @@ class LocalBackend(Backend):
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
         self.url = str(self.root)
+
+    def missing_store(self) -> str | None:
+        if self.root.is_dir():
+            return None
+        return f"no store at {self.root}: the directory does not exist; check REGISTRY_URL or --url (logging an artifact creates it)"
 
     # -- paths -----------------------------------------------------------------------------
     def _path(self, key: str) -> Path:
@@ -57,10 +62,10 @@ class LocalBackend(Backend):
                     while chunk := src.read(_CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
-                if sha256 is not None and digest.hexdigest() != sha256:
+                if sha256 is not None and digest.hexdigest() != sha256:  # refused before the rename
                     out.close()
                     temp.unlink()
-                    raise OSError(f"{source} changed while it was being stored: log it again")
+                    raise ContentMismatch(f"{source} no longer hashes to sha256 {sha256}: it changed after it was hashed")
             else:
                 out.write(data or b"")
             out.flush()
@@ -159,6 +164,16 @@ class LocalBackend(Backend):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def delete_if_match(self, key: str, token: str) -> None:
+        with self._lock(key):  # the lock compare-and-swap holds, so a concurrent move cannot slip in
+            try:
+                current = _token(os.stat(self._path(key)))
+            except FileNotFoundError:
+                current = None
+            if current != token:
+                raise PreconditionFailed(f"{key} changed since it was read")
+            self._path(key).unlink()
 
     def _lock(self, key: str):
         from filelock import FileLock  # only compare-and-swap needs it

@@ -5,6 +5,10 @@ Endpoint and credentials come only from botocore's own chain (the one boto3 uses
 only when a blob is large enough to need it (importing it costs every CLI call ~50 ms).
 Conditional writes use ``If-None-Match: *`` and ``If-Match: <etag>``; since some servers
 silently ignore them, ``check_ready`` proves on first use that they are enforced.
+
+An endpoint that has never answered is not retried (a refused connection fails at once, with
+what to check); once it has answered, botocore's retries ride out brief outages, and a wait
+that outlasts the first retry is announced on the ``registry`` logger.
 """
 from __future__ import annotations
 
@@ -25,26 +29,34 @@ from urllib.parse import urlparse
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from .base import Backend, ObjectInfo
-from .errors import ConditionalWritesUnsupported, PreconditionFailed, StorageUnavailable
+from .errors import ConditionalWritesUnsupported, ContentMismatch, PreconditionFailed, StorageUnavailable
 
 MAX_POOL_CONNECTIONS = 64
+MAX_ATTEMPTS = 8
+CONNECT_TIMEOUT = 1.5
+"""Seconds to open a connection: an endpoint that answers at all does so in far less."""
+ANNOUNCE_FROM_ATTEMPT = 2
+"""Retries are silent until this many attempts failed (the first backoff is at most a second)."""
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 SINGLE_REQUEST_MAX = 64 * 1024 * 1024
 """Up to this size a blob moves in one streamed PUT/GET: no multipart set-up, no part checksums."""
 MULTIPART_CHUNKSIZE = 8 * 1024 * 1024
 _CHUNK = 1 << 20
+_log = logging.getLogger("registry")
 _LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_CHECKSUM_REFUSED = {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 
 
 def _client_config(path_style: bool) -> Config:
     return Config(
-        retries={"mode": "standard", "max_attempts": 8},
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
         max_pool_connections=MAX_POOL_CONNECTIONS,
-        connect_timeout=5,
+        connect_timeout=CONNECT_TIMEOUT,
         read_timeout=60,
         # Every PUT carries a signed x-amz-checksum-sha256 header that the server checks, so
         # botocore need not hash each body a second time for SigV4 on plain-http endpoints.
@@ -70,6 +82,31 @@ class S3Backend(Backend):
         self.client = client or _make_client()
         self.endpoint = self.client.meta.endpoint_url
         self._ready = False
+        self.answered = False
+        """Whether the endpoint has answered any request yet: until then, failures are not retried."""
+        self.client.meta.events.register_first("needs-retry.s3", self._before_retry)
+
+    def _before_retry(self, response=None, caught_exception=None, attempts: int = 1, request_dict=None, **_kwargs):
+        """botocore's retry hook, consulted before its own: veto retries against an endpoint
+        that never answered (False); announce a long wait; otherwise leave the choice to botocore (None)."""
+        if response is not None:
+            self.answered = True
+            status = response[0].status_code if response[0] is not None else 0
+            if status < 500 and status != 429:
+                return None
+            reason = f"HTTP {status}"
+        elif isinstance(caught_exception, EndpointUnreachable) and not self.answered:
+            return False
+        elif caught_exception is not None:
+            reason = type(caught_exception).__name__
+        else:
+            return None
+        context = (request_dict or {}).get("context", {})
+        if attempts >= ANNOUNCE_FROM_ATTEMPT and attempts < MAX_ATTEMPTS and not context.get("registry_announced"):
+            context["registry_announced"] = True
+            _log.warning("registry: waiting for the S3 server at %s (%s); retrying, up to %d attempts",
+                         self.endpoint, reason, MAX_ATTEMPTS)
+        return None
 
     @contextmanager
     def _transfers(self):
@@ -109,6 +146,11 @@ class S3Backend(Backend):
                     f"access to {where} was refused ({code}): check the credentials and their permissions"
                 )
             return StorageUnavailable(f"S3 request for {key} in {where} failed ({code})")
+        if isinstance(error, EndpointUnreachable) and not self.answered:
+            return StorageUnavailable(
+                f"nothing answers at {self.endpoint} ({type(error).__name__}) for {self.url}: "
+                "start the S3 server, or check AWS_ENDPOINT_URL and the network"
+            )
         return StorageUnavailable(f"cannot reach {where} ({type(error).__name__}): check AWS_ENDPOINT_URL and the network")
 
     def _translate_transfer(self, error: Exception, key: str) -> Exception:
@@ -198,20 +240,49 @@ class S3Backend(Backend):
         self._call(key, "put_object", Body=data, ChecksumSHA256=_b64(sha256 or _sha256(data)))
 
     def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:
-        size = Path(path).stat().st_size
-        if size <= SINGLE_REQUEST_MAX:
-            extra = {"ChecksumSHA256": _b64(sha256)} if sha256 else {}
-            with open(path, "rb") as body:
-                self._call(key, "put_object", Body=body, **extra)
-            if progress:
-                progress(size)
-            return
+        """The body is read through ``_SentBytes``: the size the file had now, hashed as it is sent.
+
+        A single PUT carries ``sha256`` for the server to check, and is also checked against the
+        hash of what was sent (for servers that ignore the header). A multipart upload can only
+        have its parts checked by the server, so the whole object is hashed as s3transfer reads
+        it, in order, and the read that ends it refuses a mismatch: s3transfer then aborts the
+        upload before completing it.
+        """
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size <= SINGLE_REQUEST_MAX:
+                self._put_file(key, _SentBytes(file, size), path, sha256)
+                if progress:
+                    progress(size)
+            else:
+                self._upload_parts(key, _SentBytes(file, size, refuse=sha256, name=str(path)), progress)
+
+    def _put_file(self, key: str, body: "_SentBytes", path: Path, sha256: str | None) -> None:
+        extra = {"ChecksumSHA256": _b64(sha256)} if sha256 else {}
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body, **extra)
+        except ClientError as e:
+            if sha256 and _code(e) in _CHECKSUM_REFUSED:
+                raise ContentMismatch(_changed(path, sha256)) from None
+            raise self._translate(e, key) from None
+        except BotoCoreError as e:
+            raise self._translate(e, key) from None
+        if sha256 and body.sha256() != sha256:  # a server that ignores the checksum stored it: take back our own write
+            try:
+                self.delete_if_match(key, response["ETag"])
+            except (PreconditionFailed, StorageUnavailable):
+                pass  # replaced meanwhile by another writer's upload, which is not ours to delete
+            raise ContentMismatch(_changed(path, sha256))
+
+    def _upload_parts(self, key: str, body: "_SentBytes", progress) -> None:
         try:
             with self._transfers() as manager:
                 subscribers = [_ProgressSubscriber(progress)] if progress else None
                 manager.upload(
-                    str(path), self.bucket, self.prefix + key, extra_args={"ChecksumAlgorithm": "SHA256"}, subscribers=subscribers
+                    body, self.bucket, self.prefix + key, extra_args={"ChecksumAlgorithm": "SHA256"}, subscribers=subscribers
                 ).result()
+        except ContentMismatch:
+            raise
         except Exception as e:
             raise self._translate_transfer(e, key) from None
 
@@ -229,6 +300,12 @@ class S3Backend(Backend):
 
     def delete(self, key: str) -> None:
         self._call(key, "delete_object")
+
+    def delete_if_match(self, key: str, token: str) -> None:
+        try:
+            self._call(key, "delete_object", IfMatch=token)
+        except FileNotFoundError:
+            raise PreconditionFailed(f"{key} was deleted since it was read") from None
 
     # -- capability probe ------------------------------------------------------------------
     def check_ready(self) -> None:
@@ -266,6 +343,67 @@ class S3Backend(Backend):
             except StorageUnavailable:
                 pass
         self._ready = True
+
+
+class _SentBytes:
+    """An upload's body as botocore or s3transfer reads it from an open file.
+
+    It holds the ``size`` bytes the file had when the upload began (a file that grew sends its
+    first ``size`` bytes; one that shrank sends zeros past its end, which the checksum refuses)
+    and the sha256 of the bytes handed out, in order. A read from offset 0 starts that hash
+    afresh (a retried request reads its body again); a read anywhere else but where the last
+    one ended leaves it unknown. With ``refuse``, the read that reaches the end raises
+    ``ContentMismatch`` unless what was read hashes to it.
+    """
+
+    def __init__(self, file, size: int, refuse: str | None = None, name: str = "") -> None:
+        self.file, self.size, self.refuse, self.name = file, size, refuse, name
+        self._offset = 0
+        self._hasher = hashlib.sha256()
+        self._hashed = 0  # bytes [0, _hashed) were fed to _hasher, in order
+        self._in_order = True
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._offset
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._offset = max(0, offset + (0, self._offset, self.size)[whence])
+        return self._offset
+
+    def read(self, amount: int | None = -1) -> bytes:
+        start = self._offset
+        wanted = max(0, self.size - start if amount is None or amount < 0 else min(amount, self.size - start))
+        self.file.seek(start)
+        data = self.file.read(wanted)
+        data += bytes(wanted - len(data))  # the file shrank
+        self._offset = start + wanted
+        self._follow(start, data)
+        return data
+
+    def _follow(self, start: int, data: bytes) -> None:
+        if start == 0:
+            self._hasher, self._hashed, self._in_order = hashlib.sha256(), 0, True
+        if start != self._hashed or not self._in_order:
+            self._in_order = False
+            return
+        self._hasher.update(data)
+        self._hashed += len(data)
+        if self.refuse and data and self._hashed == self.size and self.sha256() != self.refuse:
+            raise ContentMismatch(_changed(self.name, self.refuse))
+
+    def sha256(self) -> str | None:
+        """The hash of the whole body as it was last read from the start, if it was read in order."""
+        return self._hasher.hexdigest() if self._in_order and self._hashed == self.size else None
+
+
+def _changed(path, sha256: str) -> str:
+    return f"{path} no longer hashes to sha256 {sha256}: it changed after it was hashed"
 
 
 class _ProgressSubscriber:

@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.store or temp)
     os.environ.setdefault("REGISTRY_CACHE_DIR", str(root / "cache"))
     url = str(root / "store")
+    Path(url).mkdir(parents=True, exist_ok=True)  # an empty store to fill (Api refuses a missing one)
     try:
         import registry
         from registry.ui import create_app
@@ -215,8 +216,11 @@ def main(argv: list[str] | None = None) -> int:
             first, median, response = timed(lambda path=path: client.get(path), args.repeat)
             print(f"{label:34} {response.status_code:>6} {first:8.1f} {median:8.1f} {len(response.data) / 1000:7.1f}")
             assert response.status_code == 200, f"{path}: {response.status_code}"
-        print("\nlibrary calls behind the project page (ms)")
-        for label, fn in (("Api.artifacts(project)", lambda: api.artifacts(PROJECT)), ("Api.runs(project)", lambda: api.runs(PROJECT))):
+        print("\nlibrary calls behind the project and artifact pages (ms)")
+        collection = f"{PROJECT}/{trained.name}"
+        calls = (("Api.artifacts(project)", lambda: api.artifacts(PROJECT)), ("Api.runs(project)", lambda: api.runs(PROJECT)),
+                 ("Api.version_numbers + aliases", lambda: (api.version_numbers(collection), api.aliases(collection))))
+        for label, fn in calls:
             first, median, _ = timed(fn, args.repeat)
             print(f"{label:34} {'':>6} {first:8.1f} {median:8.1f}")
         return 0

@@ -12,16 +12,18 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from . import keys
 from .artifact import Artifact
 from .errors import IntegrityError, NotFoundError
 from .lineage import LineageGraph, Node
-from .names import parse_address, validate_alias, validate_name
-from .records import ArtifactRef, RunRecord, RunRef, UsedByEntry, VersionRecord, parse
+from .names import parse_address, validate_alias, validate_digest, validate_name
+from .records import ArtifactRef, FileEntry, RunRecord, RunRef, UsedByEntry, VersionRecord, parse
 from .store import Store, open_store
-from .versions import aliases_of, read_version, remove_alias, resolve, set_alias, version_numbers
+from .versions import aliases_of, did_you_mean, missing_artifact, read_version, remove_alias, resolve, set_alias, version_numbers
 
 
 @dataclass
@@ -80,6 +82,30 @@ class ApiRun:
     def files(self):
         return list(self.record.files)
 
+    @cached_property
+    def image_shas(self) -> frozenset[str]:
+        """The sha256 of every image the history references (``registry.Image`` values); read once."""
+        found: set[str] = set()
+        for row in self.history():
+            for value in row.values():
+                items = value if isinstance(value, list) else [value]
+                found.update(i["sha256"] for i in items if isinstance(i, dict) and i.get("_type") == "image" and isinstance(i.get("sha256"), str))
+        return frozenset(found)
+
+    def image(self, sha256: str) -> bytes:
+        """The PNG bytes of an image this run logged, verified against its hash.
+
+        Any other blob is ``NotFoundError``: a viewer (the web UI) can serve a run's images by
+        hash without opening the rest of the store to whoever guesses a hash.
+
+        >>> run = Api().run("mnist-pipeline/1a2b3c4d")                   # doctest: +SKIP
+        >>> png = run.image(run.history()[0]["examples"][0]["sha256"])   # doctest: +SKIP
+        """
+        digest = validate_digest(sha256)
+        if digest not in self.image_shas:
+            raise NotFoundError(f"run {self.path} logged no image with sha256 {digest}: its images are in run.history()")
+        return self._api.store.blobs.read(digest, what="image")
+
     def __repr__(self) -> str:
         return f"<ApiRun {self.path} ({self.name}, {self.job_type}, {self.state})>"
 
@@ -103,7 +129,8 @@ class Api:
     # -- artifacts -------------------------------------------------------------------------
     def artifact(self, address: str, type: str | None = None) -> Artifact:
         """The version an address names: ``[project/]name[:alias|:vN|@sha256:<digest>]``."""
-        record = resolve(self.store.backend, parse_address(address, self._project()))
+        with self.store.explain_missing():
+            record = resolve(self.store.backend, parse_address(address, self._project()))
         if type is not None and record.type != type:
             raise NotFoundError(f"{record.project}/{record.name}:v{record.version} has type {record.type!r}, not {type!r}")
         return self._bind(record)
@@ -115,7 +142,18 @@ class Api:
         return self._bind(read_version(self.store.backend, ref.project, ref.name, ref.version))
 
     def projects(self) -> list[str]:
-        return self.store.backend.list_children(keys.projects_prefix())
+        names = self.store.backend.list_children(keys.projects_prefix())
+        if not names:
+            self.store.require_present()  # a typo in the URL is not an empty store
+        return names
+
+    def require_project(self, project: str) -> None:
+        """Raise ``NotFoundError`` (naming close matches) unless ``project`` exists in this store."""
+        projects = self.projects()
+        if validate_name(project, "project") not in projects:
+            raise NotFoundError(
+                f"project {project!r} does not exist in {self.url}{did_you_mean(project, projects)}: list projects with `registry ls`"
+            )
 
     def artifact_names(self, project: str) -> list[str]:
         return self.store.backend.list_children(keys.artifacts_prefix(validate_name(project, "project")))
@@ -140,7 +178,8 @@ class Api:
         address = parse_address(collection, self._project(), default_alias=None)
         numbers = version_numbers(self.store.backend, address.project, address.name)
         if not numbers:
-            raise NotFoundError(f"artifact {address.collection} does not exist: check the name, or list artifacts with `registry ls {address.project}`")
+            self.store.require_present()
+            raise missing_artifact(self.store.backend, address.project, address.name)
         aliases = aliases_of(self.store.backend, address.project, address.name)
         with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
             records = list(pool.map(lambda n: read_version(self.store.backend, address.project, address.name, n), numbers))
@@ -166,6 +205,7 @@ class Api:
         try:
             return ApiRun(self, parse(RunRecord, self.store.backend.read(key), key))
         except FileNotFoundError:
+            self.store.require_present()
             for candidate in self.runs(project) if by_name and not re.fullmatch(r"[0-9a-f]{8}", run_id) else []:
                 if candidate.name == run_id:
                     return candidate
@@ -255,6 +295,42 @@ class Api:
                     if nxt not in seen:
                         seen.add(nxt)
                         queue.append((nxt, hops + 1))
+
+    # -- listings and files for viewers (the web UI): nothing read that a page does not show --
+    def run_ids(self, project: str) -> list[str]:
+        """The ids of a project's runs, from one listing (no run record is read): cheap counts."""
+        return self.store.backend.list_children(keys.runs_prefix(validate_name(project, "project")))
+
+    def version_numbers(self, collection: str) -> list[int]:
+        """The version numbers of ``project/name``, oldest first, from one listing (no record is read).
+
+        ``artifact_versions`` reads every record; a page listing 1,000 versions needs only this.
+
+        >>> Api().version_numbers("mnist-pipeline/mnist-raw")   # doctest: +SKIP
+        [0, 1, 2]
+        """
+        address = parse_address(collection, self._project(), default_alias=None)
+        return version_numbers(self.store.backend, address.project, address.name)
+
+    def aliases(self, collection: str) -> dict[int, list[str]]:
+        """Version number -> its aliases (``latest`` first) for ``project/name``, without reading a version record.
+
+        >>> Api().aliases("mnist-pipeline/trained-model")       # doctest: +SKIP
+        {0: ['latest', 'best']}
+        """
+        address = parse_address(collection, self._project(), default_alias=None)
+        return aliases_of(self.store.backend, address.project, address.name)
+
+    def cached_file(self, entry: FileEntry) -> Path:
+        """A verified local copy of one file (an entry of a version's file list or of a run's files).
+
+        It is the download cache's entry (for a local store, the blob in place), shared with
+        every download: read it, never write to it. For serving a file without copying it.
+
+        >>> artifact = Api().artifact("mnist-pipeline/mnist-raw:v0")                  # doctest: +SKIP
+        >>> path = Api().cached_file(artifact.file_list().by_path()["README.md"])    # doctest: +SKIP
+        """
+        return self.store.cache.ensure(entry.sha256, entry.size, what=entry.path)
 
 
 def _artifact_node(ref: ArtifactRef) -> Node:

@@ -5,6 +5,7 @@ store. The same object then answers ``version``, ``digest``, ``download()`` and 
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 SymlinkPolicy = Literal["content", "reject"]
+logger = logging.getLogger("registry")
 
 
 class ArtifactFile:
@@ -225,7 +227,7 @@ class Artifact:
 
     def file_list(self) -> FileList:
         if self._files is None:
-            from .publish import read_file_list
+            from .filelists import read_file_list
 
             store, record = self._logged()
             self._files = read_file_list(store, record)
@@ -247,25 +249,42 @@ class Artifact:
     def _root(self, root: str | os.PathLike | None) -> Path:
         return Path(root) if root is not None else Path("artifacts") / f"{self.name}:{self.version}"
 
-    def _materialize(self, files: list[FileEntry], root: Path, clean: bool = False, progress=None) -> DownloadReport:
+    def _materialize(self, files: list[FileEntry], root: Path, *, clean: bool = False, overwrite: bool = True,
+                     progress=None) -> DownloadReport:
         store, _ = self._logged()
-        return materialize(store.cache, store.hashes, files, root, workers=store.settings.workers, clean=clean, progress=progress)
+        try:
+            report = materialize(store.cache, store.hashes, files, root, workers=store.settings.workers, clean=clean,
+                                 overwrite=overwrite, progress=progress)
+        finally:
+            store.cache.clean()  # REGISTRY_CACHE_MAX (if set): evict least recently used entries
+        if report.restored:
+            logger.warning("restored %d locally edited file(s) in %s to %s: %s", len(report.restored), root,
+                           self.qualified_name, ", ".join(report.restored[:5]) + (" ..." if len(report.restored) > 5 else ""))
+        return report
 
-    def download(self, root: str | os.PathLike | None = None, path_prefix: str | None = None, *, clean: bool = False, progress=None) -> str:
-        """Download into ``root`` (default ``./artifacts/<name>:v<N>``); returns the directory.
+    def pull(self, root: str | os.PathLike | None = None, *, path_prefix: str | None = None, clean: bool = False,
+             overwrite: bool = True, progress=None) -> DownloadReport:
+        """``download``, returning what it did: files placed, unchanged, restored and extra, and
+        the bytes that came from the store, the cache and files already on this machine.
 
-        Files already there are left alone, files shared with anything fetched before come
-        from the local cache. ``clean=True`` removes files the version does not hold.
+        >>> report = artifact.pull("./model", overwrite=False)   # doctest: +SKIP
+        >>> report.fetched_bytes, report.unchanged                # doctest: +SKIP
         """
         files = list(self.file_list().files)
         if path_prefix:
             files = [f for f in files if f.path.startswith(path_prefix)]
-        target = self._root(root)
-        self.last_download = self._materialize(files, target, clean=clean, progress=progress)
-        store, _ = self._logged()
-        if store.cache.max_size is not None:
-            store.cache.clean()  # REGISTRY_CACHE_MAX: evict least recently used entries
-        return str(target)
+        return self._materialize(files, self._root(root), clean=clean, overwrite=overwrite, progress=progress)
+
+    def download(self, root: str | os.PathLike | None = None, path_prefix: str | None = None, *, clean: bool = False,
+                 overwrite: bool = True, progress=None) -> str:
+        """Download into ``root`` (default ``./artifacts/<name>:v<N>``); returns the directory.
+
+        Files already there are left alone, files shared with anything fetched before come
+        from the local cache. A file edited locally gets the version's bytes back, as in W&B,
+        and a warning lists it; ``overwrite=False`` raises ``LocalEditsError`` instead, before
+        anything is written. ``clean=True`` removes files the version does not hold.
+        """
+        return str(self.pull(root, path_prefix=path_prefix, clean=clean, overwrite=overwrite, progress=progress).root)
 
     def file(self, root: str | os.PathLike | None = None) -> str:
         """Download a single-file artifact; returns the file's path."""

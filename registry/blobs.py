@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 
-from backends import Backend
+from backends import Backend, ContentMismatch
 
 from . import keys
 from .errors import IntegrityError, NotFoundError
@@ -68,17 +68,33 @@ class BlobStore:
         return {sha for found in listed for sha in found}  # type: ignore[union-attr]
 
     def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` unless present. Nothing keeps ``gc`` away from it: writers go through
+        ``protection.Protection``, which names blobs in an in-flight marker first."""
         sha = sha256_bytes(data)
         if not self.exists(sha):
-            self.backend.write(keys.blob(sha), data, sha256=sha)
+            self.upload_bytes(sha, data)
         return sha
 
+    def upload_bytes(self, sha256: str, data: bytes) -> None:
+        """Store bytes held in memory under their (caller-computed) sha256, which the server checks."""
+        self.backend.write(keys.blob(sha256), data, sha256=sha256)
+
     def upload(self, files: dict[str, Path], progress: Progress | None = None) -> None:
-        """Upload ``sha256 -> local path`` in parallel; the server checks each sha256."""
+        """Upload ``sha256 -> local path`` in parallel; the bytes sent are checked against each sha256.
+
+        A file that no longer holds the bytes it was hashed from is refused with ``IntegrityError``
+        naming it, and nothing is stored under its sha256.
+        """
 
         def one(item: tuple[str, Path]) -> None:
             sha, path = item
-            self.backend.write_file(keys.blob(sha), path, sha256=sha, progress=progress)
+            try:
+                self.backend.write_file(keys.blob(sha), path, sha256=sha, progress=progress)
+            except ContentMismatch:
+                raise IntegrityError(
+                    f"{path} changed after it was added (its bytes no longer match the sha256 recorded then, {sha[:12]}...): "
+                    "nothing was logged; add it again once nothing is writing to it"
+                ) from None
 
         if files:
             with ThreadPoolExecutor(max_workers=min(self.workers, len(files))) as pool:

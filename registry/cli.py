@@ -7,8 +7,6 @@ Listing and show commands print a stable JSON shape with ``--json`` (docs/CLI.md
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -21,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import InvalidNameError, NotFoundError, RegistryError, StorageError
-from .settings import format_size, parse_size
+from .errors import ConflictError, InvalidNameError, LocalEditsError, NotFoundError, RegistryError, StorageError
+from . import __version__
+from .settings import DISTRIBUTION, format_size, parse_size
 
 if TYPE_CHECKING:
     from .api import Api, ApiRun
     from .artifact import Artifact
+    from .download import DownloadReport
 
 __all__ = ["cli", "main", "parse_duration"]
 
@@ -115,7 +115,14 @@ class State:
 
     @property
     def default_project(self) -> str:
-        return self.api.default_project
+        """``--project``, else REGISTRY_PROJECT's default: known without opening the store (push creates it)."""
+        if self.project:
+            from .names import validate_name
+
+            return validate_name(self.project, "project")
+        from .settings import Settings
+
+        return Settings.from_env(self.url).project
 
     def out(self, text: str = "") -> None:
         """Primary output (stdout)."""
@@ -339,12 +346,6 @@ def _dump_value(value: Any) -> str:
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
 @click.group(cls=RegistryGroup, context_settings=CONTEXT_SETTINGS)
 @click.option("--url", envvar=None, metavar="URL",
               help="Store to use: s3://bucket/prefix, file:///path or a directory (overrides REGISTRY_URL).")
@@ -352,7 +353,7 @@ def _version() -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text (every listing and show command).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the essential result; no notes or progress bars.")
 @click.option("--debug", is_flag=True, help="Show the traceback when a command fails.")
-@click.version_option(package_name="registry", prog_name="registry", message="%(prog)s %(version)s")
+@click.version_option(version=__version__, prog_name="registry", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, url: str | None, project: str | None, as_json: bool, quiet: bool, debug: bool) -> None:
     """Share ML artifacts (versioned datasets and models) on S3 or a local directory.
@@ -373,14 +374,6 @@ def cli(ctx: click.Context, url: str | None, project: str | None, as_json: bool,
 
 
 # -- ls / show --------------------------------------------------------------------------------
-def _require_project(api: "Api", project: str) -> None:
-    from .names import validate_name
-
-    validate_name(project, "project")
-    if project not in api.projects():
-        raise NotFoundError(f"project {project!r} does not exist in {api.url}: list projects with `registry ls`")
-
-
 @cli.command("ls", short_help="List projects, artifacts or versions.")
 @click.argument("target", required=False, metavar="[PROJECT|PROJECT/NAME]")
 @json_option
@@ -406,7 +399,7 @@ def ls_cmd(state: State, target: str | None) -> None:
     if "/" in target or ":" in target or "@" in target:
         _ls_versions(state, target)
         return
-    _require_project(api, target)
+    api.require_project(target)
     collections = api.artifacts(target)
     if state.json:
         state.emit_json([
@@ -505,18 +498,20 @@ def show_cmd(state: State, address: str, max_files: int) -> None:
               help="Download into DIR (default ./artifacts/<name>:v<N>).")
 @click.option("--path-prefix", metavar="P", help="Only the files whose path starts with P.")
 @click.option("--clean", is_flag=True, help="Also delete files in DIR that the version does not hold.")
+@click.option("--force", is_flag=True, help="Overwrite files in DIR that were edited locally (they are listed either way).")
 @json_option
 @pass_state
-def pull_cmd(state: State, address: str, directory: Path | None, path_prefix: str | None, clean: bool) -> None:
+def pull_cmd(state: State, address: str, directory: Path | None, path_prefix: str | None, clean: bool, force: bool) -> None:
     """Download a version, verified, and print the directory.
 
-    Files already in DIR are left alone; files fetched before (by any version) come from
-    the local cache, so a repeat pull transfers nothing.
+    Files already in DIR with the version's bytes are left alone; files fetched before (by
+    any version) come from the local cache, and files pushed from this machine from their
+    source, so a repeat pull transfers nothing. A file in DIR edited since it was pulled is
+    never overwritten silently: pull refuses, listing the edited files (exit 3), unless
+    --force, which restores them and says which.
     """
     art = state.api.artifact(address)
-    cache = state.api.store.cache
     selected = [f for f in art.file_list().files if not path_prefix or f.path.startswith(path_prefix)]
-    cached_before = {f.sha256 for f in selected if cache.is_valid(cache.entry_path(f.sha256), f.size)}
     bar = state.progress(sum(f.size for f in selected), art.qualified_name)
 
     def progress(nbytes: int, _files: int) -> None:
@@ -524,34 +519,47 @@ def pull_cmd(state: State, address: str, directory: Path | None, path_prefix: st
             bar.update(nbytes)
 
     try:
-        root = art.download(directory, path_prefix=path_prefix, clean=clean, progress=progress)
+        report = art.pull(directory, path_prefix=path_prefix, clean=clean, overwrite=force, progress=progress)
+    except LocalEditsError as e:
+        raise ConflictError(f"{len(e.paths)} file(s) in {e.root} were edited locally and differ from {art.qualified_name}: "
+                            f"{', '.join(e.paths[:5])}{' ...' if len(e.paths) > 5 else ''}; nothing was changed. "
+                            "Move them away, or pull --force to restore the version's bytes") from None
     finally:
         if bar is not None:
             bar.close()
-    report = art.last_download
-    placed = set(report.placed)
-    fetched = {} if cache.is_store else {f.sha256: f.size for f in selected if f.sha256 not in cached_before and f.path in placed}
     if state.json:
         state.emit_json({
             "address": art.qualified_name,
             "digest": f"sha256:{art.digest}",
-            "directory": str(root),
+            "directory": str(report.root),
             "placed": report.placed,
             "unchanged": report.unchanged,
+            "restored": report.restored,
             "extra": report.extra,
             "removed": report.removed,
-            "fetched_files": len(fetched),
-            "fetched_bytes": sum(fetched.values()),
+            "fetched_files": report.fetched_files,
+            "fetched_bytes": report.fetched_bytes,
+            "cached_bytes": report.cached_bytes,
+            "local_bytes": report.local_bytes,
         })
         return
-    state.out(root)
-    summary = f"pulled {art.qualified_name}: {len(report.placed)} placed, {len(report.unchanged)} unchanged"
-    summary += f", {human_size(sum(fetched.values()))} fetched from the store"
+    state.out(str(report.root))
+    state.note(_pull_summary(art.qualified_name, report, clean))
+
+
+def _pull_summary(address: str, report: "DownloadReport", clean: bool) -> str:
+    summary = f"pulled {address}: {len(report.placed)} placed, {len(report.unchanged)} unchanged"
+    summary += f", {human_size(report.fetched_bytes)} fetched from the store"
+    if report.local_bytes:
+        summary += f", {human_size(report.local_bytes)} copied from files on this machine"
+    if report.restored:
+        summary += f"; restored {len(report.restored)} locally edited file(s): {', '.join(report.restored[:5])}"
+        summary += " ..." if len(report.restored) > 5 else ""
     if report.extra and not clean:
-        summary += f"; {len(report.extra)} extra file(s) in {root} (--clean removes them)"
+        summary += f"; {len(report.extra)} extra file(s) in {report.root} (--clean removes them)"
     elif report.removed:
         summary += f"; removed {len(report.removed)} extra file(s)"
-    state.note(summary)
+    return summary
 
 
 @cli.command("push", short_help="Log a file or directory as a new version.")
@@ -591,8 +599,7 @@ def push_cmd(state: State, path: Path, address: str, type_: str, aliases: tuple[
     try:
         with registry.init(project=parsed.project, job_type="push", url=state.url,
                            config={"source": str(path.resolve()), "aliases": wanted}) as run:
-            with contextlib.redirect_stderr(io.StringIO()):  # the CLI reports "no new version" itself
-                logged = run.log_artifact(artifact, aliases=wanted, progress=bar.update if bar is not None else None)
+            logged = run.log_artifact(artifact, aliases=wanted, progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:
             bar.close()
@@ -662,7 +669,7 @@ def alias_rm_cmd(state: State, collection: str, alias: str) -> None:
 def runs_cmd(state: State, project: str | None) -> None:
     """List the runs of PROJECT, newest first (default: the --project default)."""
     project = project or state.default_project
-    _require_project(state.api, project)
+    state.api.require_project(project)
     runs = state.api.runs(project)
     if state.json:
         state.emit_json([run_json(r) for r in runs])
@@ -895,7 +902,7 @@ def ui_cmd(state: State, ui_url: str | None, host: str, port: int) -> None:
         from . import ui
     except ImportError as e:
         missing = getattr(e, "name", None) or str(e)
-        raise RegistryError(f"the web UI cannot start: {missing} is not installed; pip install 'registry[ui]'") from None
+        raise RegistryError(f"the web UI cannot start: {missing} is not installed; pip install '{DISTRIBUTION}[ui]'") from None
     ui.serve(url=ui_url or state.url, host=host, port=port)
 
 

@@ -1,39 +1,66 @@
-"""Materialise a version's files in a download root, from the cache, verified and atomically.
+"""Materialise a version's files in a download root, verified and atomically.
 
-Every blob is fetched and verified into the cache before anything is placed, so a missing
-or corrupt blob leaves the root untouched. Files already in place are left alone; nothing
-is ever written through a symlink.
+Every blob is verified before anything is placed, so a missing or corrupt blob leaves the
+root untouched. Bytes come from the cheapest verified source: the cache, a file on this
+machine known to hold them (a pushed source, an earlier download), else the store. Files
+already in place are left alone; a file edited since the registry placed it is a local
+edit: overwritten only when the caller allows it, and always reported. Nothing is ever
+written through a symlink.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from .cache import Cache
-from .errors import InvalidNameError
-from .hashing import HashState
+from .errors import InvalidNameError, LocalEditsError
+from .hashing import CHUNK, HashState, sha256_file, write_all
 from .names import validate_path
 from .records import FileEntry
-from .tempnames import temp_beside
+from .tempnames import is_abandoned, is_temp_name, temp_beside
 
 PLACE_WORKERS = 2
 """Copies run in the kernel: two threads overlap them; more only contend (measured on 2 cores)."""
 
 Progress = Callable[[int, int], None]
-"""Called with (bytes, 0) as blobs arrive (or are found in the cache), then (0, 1) as each file lands."""
+"""Called with (bytes, 0) as blobs arrive (or are found locally), then (0, 1) as each file lands."""
 
 
 @dataclass
 class DownloadReport:
+    """What a download did, for callers that report it (the CLI, the UI)."""
+
     root: Path
     placed: list[str] = field(default_factory=list)
+    """Files written by this download (``restored`` among them)."""
     unchanged: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    """Files that had been edited locally and now hold the version's bytes again."""
     extra: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    leftovers_removed: int = 0
+    """Temp files of an earlier, killed download that were cleaned up."""
+    fetched_files: int = 0
+    fetched_bytes: int = 0
+    """Blobs downloaded from the store."""
+    cached_bytes: int = 0
+    """Bytes taken from the local cache."""
+    local_bytes: int = 0
+    """Bytes copied (and verified) from files on this machine known to hold them."""
+
+
+class _State(Enum):
+    ABSENT = "absent"
+    CURRENT = "current"
+    STALE = "stale"  # bytes the registry knows (an older version's): replaced without asking
+    EDITED = "edited"  # bytes it never saw there: a local edit
 
 
 def safe_destination(root: Path, path: str) -> Path:
@@ -51,21 +78,43 @@ def safe_destination(root: Path, path: str) -> Path:
     return root.joinpath(*path.split("/"))
 
 
-def _is_current(dest: Path, entry: FileEntry, cache_path: Path | None, hashes: HashState) -> bool:
+def _survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None], hashes: HashState) -> list[_State]:
+    """How each destination compares with the version: one stat each and batched hash look-ups;
+    only files the registry never saw are hashed."""
+    states: list[_State] = []
+    existing: list[tuple[int, Path, os.stat_result]] = []
+    for entry, dest in targets:
+        try:
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            states.append(_State.ABSENT)
+            continue
+        states.append(_State.EDITED)
+        if stat.S_ISREG(st.st_mode):
+            existing.append((len(states) - 1, dest.absolute(), st))
+    known = hashes.lookup_many([(path, st) for _, path, st in existing])
+    verified = []
+    for (i, path, st), sha in zip(existing, known):
+        entry = targets[i][0]
+        if sha == entry.sha256 or _same_inode(cached.get(entry.sha256), st):
+            states[i] = _State.CURRENT
+        elif sha is not None:
+            states[i] = _State.STALE
+        elif st.st_size == entry.size and sha256_file(path) == entry.sha256:
+            states[i] = _State.CURRENT
+            verified.append((path, st, entry.sha256))
+    hashes.remember(verified)
+    return states
+
+
+def _same_inode(cache_path: Path | None, st: os.stat_result) -> bool:
+    if cache_path is None:
+        return False
     try:
-        st = os.lstat(dest)
+        cst = os.stat(cache_path)
     except FileNotFoundError:
         return False
-    if not os.path.isfile(dest) or os.path.islink(dest) or st.st_size != entry.size:
-        return False
-    if cache_path is not None:
-        try:
-            cst = os.stat(cache_path)
-            if (cst.st_dev, cst.st_ino) == (st.st_dev, st.st_ino):
-                return True
-        except FileNotFoundError:
-            pass
-    return hashes.lookup(dest.absolute(), st) == entry.sha256
+    return (cst.st_dev, cst.st_ino) == (st.st_dev, st.st_ino)
 
 
 def materialize(
@@ -76,52 +125,108 @@ def materialize(
     *,
     workers: int = 16,
     clean: bool = False,
+    overwrite: bool = True,
     progress: Progress | None = None,
 ) -> DownloadReport:
-    """Make ``root`` hold exactly ``files`` (plus extras, removed only with ``clean``)."""
+    """Make ``root`` hold ``files`` (plus extras, removed only with ``clean``).
+
+    A file edited locally is overwritten (and listed in ``restored``) only with ``overwrite``;
+    without it, ``LocalEditsError`` lists them all before anything is written.
+    """
     root = Path(root)
-    if root.is_symlink() and not root.is_dir():
-        raise InvalidNameError(f"download root {root} is a dangling symlink: choose another directory")
-    if root.exists() and not root.is_dir():
-        raise InvalidNameError(f"download root {root} is a file, not a directory: choose another directory")
+    _check_root(root)
     report = DownloadReport(root=root)
     checked: dict[str, Path] = {}
     targets = [(entry, _safe_destination_memo(root, entry.path, checked)) for entry in files]
     cached: dict[str, Path | None] = cache.valid_entries({e.sha256: e.size for e in files})
-    current = [_is_current(d, e, cached[e.sha256], hashes) for e, d in targets]
-    todo = [target for target, ok in zip(targets, current) if not ok]
-    report.unchanged = [e.path for (e, _), ok in zip(targets, current) if ok]
+    states = _survey(targets, cached, hashes)
+    edited = [e.path for (e, _), s in zip(targets, states) if s is _State.EDITED]
+    if edited and not overwrite:
+        raise LocalEditsError(root, edited)
+    todo = [target for target, s in zip(targets, states) if s is not _State.CURRENT]
+    report.unchanged = [e.path for (e, _), s in zip(targets, states) if s is _State.CURRENT]
+    sources = _gather(cache, hashes, todo, cached, root, report, workers, progress)
+    _make_directories(root, todo)  # again: a symlink could have appeared during the fetch
+    placed_stats = _place_all(cache, todo, sources, report, progress)
+    report.placed = [entry.path for entry, _ in todo]
+    report.restored = edited
+    hashes.remember(placed_stats)
+    cache.touch([p for p in cached.values() if p is not None])
+    report.extra, report.leftovers_removed = _extras(root, {e.path for e in files})
+    if clean:
+        for path in report.extra:
+            (root / path).unlink()
+            report.removed.append(path)
+    return report
 
+
+def _check_root(root: Path) -> None:
+    if root.is_symlink() and not root.is_dir():
+        raise InvalidNameError(f"download root {root} is a dangling symlink: choose another directory")
+    if root.exists() and not root.is_dir():
+        raise InvalidNameError(f"download root {root} is a file, not a directory: choose another directory")
+
+
+@dataclass
+class _Source:
+    """Where one blob's bytes come from at placement: a cache entry, or a local file to verify,
+    or a temp file beside its first destination that already holds them (fetched in copy mode)."""
+
+    path: Path
+    verify: bool = False
+    early: Path | None = None
+    early_dest: Path | None = None
+
+
+def _gather(cache: Cache, hashes: HashState, todo: list[tuple[FileEntry, Path]], cached: dict[str, Path | None],
+            root: Path, report: DownloadReport, workers: int, progress: Progress | None) -> dict[str, _Source]:
+    """A verified source for every blob ``todo`` needs; blobs the machine lacks are fetched
+    (all before any placement, so a bad blob leaves the root as it was)."""
     unique = list({e.sha256: e for e, _ in todo}.values())
-    missing = [e for e in unique if cached[e.sha256] is None]
+    sources = {e.sha256: _Source(path) for e in unique if (path := cached[e.sha256]) is not None}
+    report.cached_bytes = sum(e.size for e in unique if e.sha256 in sources)
+    destinations = {str(dest.absolute()) for _, dest in todo}
+    local = {sha: path for sha, path in hashes.known_copies(e.sha256 for e in unique if e.sha256 not in sources).items()
+             if str(path) not in destinations}  # a file about to be replaced is no source
+    sources.update((sha, _Source(path, verify=True)) for sha, path in local.items())
+    report.local_bytes = sum(e.size for e in unique if e.sha256 in local)
     if progress:
         for e in unique:
-            if cached[e.sha256] is not None:
+            if e.sha256 in sources:
                 progress(e.size, 0)
-    made = _make_directories(root, todo) if missing else []
+    missing = [e for e in unique if e.sha256 not in sources]
+    if missing:
+        sources.update(_fetch_missing(cache, todo, missing, root, workers, progress))
+    if cache.is_store:  # the local store serves as the cache: nothing crosses a network
+        report.cached_bytes += sum(e.size for e in missing)
+    else:
+        report.fetched_files, report.fetched_bytes = len(missing), sum(e.size for e in missing)
+    return sources
+
+
+def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: list[FileEntry], root: Path,
+                   workers: int, progress: Progress | None) -> dict[str, _Source]:
+    made = _make_directories(root, todo)
     # Where placing means copying bytes, each fetched blob is also written straight into a
     # temp file beside its first destination while it streams in: no second pass over it.
-    early: dict[str, Path] = {}
-    first: dict[str, Path] = {}
-    if missing and cache.copies_into(root):
+    early: dict[str, tuple[Path, Path]] = {}
+    if cache.copies_into(root):
+        first: dict[str, Path] = {}
         for entry, dest in todo:
             first.setdefault(entry.sha256, dest)
-        early = {e.sha256: temp_beside(first[e.sha256]) for e in missing}
+        early = {e.sha256: (temp_beside(first[e.sha256]), first[e.sha256]) for e in missing}
 
-    def fetched_bytes(count: int) -> None:
-        progress(count, 0)  # type: ignore[misc]
-
-    def fetch(entry: FileEntry) -> tuple[str, Path]:
-        path = cache.ensure(entry.sha256, entry.size, what=entry.path, copy_to=early.get(entry.sha256),
-                            progress=fetched_bytes if progress else None)
-        return entry.sha256, path
+    def fetch(entry: FileEntry) -> tuple[str, _Source]:
+        temp, dest = early.get(entry.sha256, (None, None))
+        path = cache.ensure(entry.sha256, entry.size, what=entry.path, copy_to=temp,
+                            progress=(lambda count: progress(count, 0)) if progress else None)
+        return entry.sha256, _Source(path, early=temp, early_dest=dest)
 
     try:
-        if missing:
-            with ThreadPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool:
-                cached.update(pool.map(fetch, missing))  # all verified before any placement
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool:
+            return dict(pool.map(fetch, missing))
     except BaseException:
-        for temp in early.values():
+        for temp, _ in early.values():
             temp.unlink(missing_ok=True)
         for directory in reversed(made):  # leave the root as it was
             with contextlib.suppress(OSError):
@@ -129,40 +234,57 @@ def materialize(
         raise
     finally:
         cache.touch([])  # keep what was verified, even when another blob failed
-    sources = [cached[e.sha256] for e, _ in todo]
-    _make_directories(root, todo)  # again: a symlink could have appeared during the fetch
 
-    def place(item: tuple[tuple[FileEntry, Path], Path]) -> tuple[Path, os.stat_result, str]:
-        (entry, dest), source = item
-        temp = early.pop(entry.sha256, None) if first.get(entry.sha256) == dest else None
-        if temp is not None:
-            os.replace(temp, dest)
-        else:
+
+def _place_all(cache: Cache, todo: list[tuple[FileEntry, Path]], sources: dict[str, _Source], report: DownloadReport,
+               progress: Progress | None) -> list[tuple[Path, os.stat_result, str]]:
+    def place(target: tuple[FileEntry, Path]) -> tuple[Path, os.stat_result, str]:
+        entry, dest = target
+        source = sources[entry.sha256]
+        if source.early is not None and source.early_dest == dest:
+            os.replace(source.early, dest)
+            source.early = None
+        elif not (source.verify and _copy_verified(source.path, dest, entry.sha256)):
             try:
-                cache.place(source, dest)
+                cache.place(source.path if not source.verify else cache.ensure(entry.sha256, entry.size, what=entry.path), dest)
             except FileNotFoundError:  # evicted by another process between fetch and placement
                 cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path), dest)
         if progress:
             progress(0, 1)
         return dest.absolute(), os.stat(dest), entry.sha256
 
-    placed_stats = []
     try:
-        if todo:
-            with ThreadPoolExecutor(max_workers=min(PLACE_WORKERS, len(todo))) as pool:
-                placed_stats = list(pool.map(place, zip(todo, sources)))
+        if not todo:
+            return []
+        with ThreadPoolExecutor(max_workers=min(PLACE_WORKERS, len(todo))) as pool:
+            return list(pool.map(place, todo))
     finally:
-        for temp in early.values():
-            temp.unlink(missing_ok=True)
-    report.placed = [entry.path for entry, _ in todo]
-    hashes.remember(placed_stats)
-    cache.touch(sources)
-    report.extra = _extras(root, {e.path for e in files})
-    if clean:
-        for path in report.extra:
-            (root / path).unlink()
-            report.removed.append(path)
-    return report
+        for source in sources.values():
+            if source.early is not None:
+                source.early.unlink(missing_ok=True)
+
+
+def _copy_verified(source: Path, dest: Path, sha256: str) -> bool:
+    """Copy a local file known to hold ``sha256`` into place, hashing on the way; False (and
+    nothing placed) if its bytes turn out to differ, so the caller fetches them instead."""
+    temp = temp_beside(dest)
+    digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as src, open(temp, "xb", buffering=0) as out:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                write_all(out, chunk)
+        if digest.hexdigest() != sha256:
+            temp.unlink()
+            return False
+        os.replace(temp, dest)
+        return True
+    except FileNotFoundError:  # the source went away meanwhile
+        temp.unlink(missing_ok=True)
+        return False
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def _make_directories(root: Path, todo: list[tuple[FileEntry, Path]]) -> list[Path]:
@@ -195,14 +317,22 @@ def _safe_destination_memo(root: Path, path: str, checked: dict[str, Path]) -> P
     return checked[directory] / name
 
 
-def _extras(root: Path, expected: set[str]) -> list[str]:
-    extra = []
+def _extras(root: Path, expected: set[str]) -> tuple[list[str], int]:
+    """Files in ``root`` the version does not hold; temp files left by a killed download are removed."""
+    extra: list[str] = []
+    leftovers = 0
     if not root.is_dir():
-        return extra
-    for dirpath, dirnames, filenames in os.walk(root):
+        return extra, leftovers
+    for dirpath, _dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
         for name in filenames:
+            if is_temp_name(name):
+                if is_abandoned(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(dirpath, name))
+                        leftovers += 1
+                continue
             path = name if rel == "." else f"{rel}/{name}"
-            if path not in expected and not name.endswith(".part"):
+            if path not in expected:
                 extra.append(path)
-    return sorted(extra)
+    return sorted(extra), leftovers

@@ -30,6 +30,19 @@ class ConflictError(RegistryError):
     exit_code = 3
 
 
+class LocalEditsError(ConflictError):
+    """Files in a download directory were edited locally and would be overwritten."""
+
+    def __init__(self, root: object, paths: list[str]) -> None:
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        super().__init__(
+            f"{len(paths)} file(s) in {root} were edited locally and differ from the version: {shown}; "
+            "move them away, or overwrite them (pull --force, download(overwrite=True))"
+        )
+        self.root = root
+        self.paths = list(paths)
+
+
 class IntegrityError(RegistryError):
     """Bytes or records that do not match their hash, or store contents that are malformed."""
 

@@ -2,28 +2,25 @@
 
 A blob is deleted only when (1) no version's file list, run file or history image
 references it, (2) it is older than the grace period, and (3) no live writer's in-flight
-marker names it. The collector announces itself with a lock object for its whole run and
-reads markers before and again after computing what is referenced. A writer that relied
-on a blob it found (rather than uploaded) waits, after committing, until no collector is
-running, then checks those blobs again and re-uploads any that were removed; so whatever
-order the two interleave in, the committed version ends with all of its blobs.
+marker names it. The protocol shared with writers (markers, their leases, the collector's
+lock) lives in ``protection``: the collector holds its lock for its whole run and reads
+markers before and again after computing what is referenced; writers do the rest.
 """
 from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from . import keys
-from .errors import IntegrityError, NotFoundError
-from .publish import read_file_list
-from .records import GcLock, InflightMarker, RunRecord, now, parse
+from .errors import NotFoundError
+from .filelists import read_file_list
+from .protection import collecting, live_markers
+from .records import RunRecord, parse
 from .store import Store
 from .versions import read_version, version_numbers
 
 DEFAULT_GRACE_SECONDS = 24 * 3600
-MARKER_LEASE_SECONDS = 6 * 3600
 
 
 @dataclass
@@ -34,20 +31,6 @@ class GcReport:
     kept_in_flight: int = 0
     referenced: int = 0
     dry_run: bool = False
-
-
-def live_markers(store: Store, now: float) -> set[str]:
-    """Blobs named by in-flight markers younger than the lease; stale markers are removed."""
-    protected: set[str] = set()
-    for info in store.backend.list(keys.inflight_prefix()):
-        if now - info.modified > MARKER_LEASE_SECONDS:
-            store.backend.delete(info.key)
-            continue
-        try:
-            protected.update(parse(InflightMarker, store.backend.read(info.key), info.key).blobs)
-        except (FileNotFoundError, IntegrityError):
-            continue
-    return protected
 
 
 def referenced_blobs(store: Store) -> set[str]:
@@ -98,14 +81,12 @@ def _image_blobs(chunk: bytes) -> set[str]:
 def collect_garbage(store: Store, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False) -> GcReport:
     """Delete unreferenced blobs older than ``grace_seconds``; returns what was (or would be) freed."""
     report = GcReport(dry_run=dry_run)
-    lock = keys.gc_lock(uuid.uuid4().hex)
-    store.backend.write(lock, GcLock(started_at=now(), dry_run=dry_run).to_bytes())
-    try:
+    with collecting(store.backend, dry_run=dry_run):
         started = time.time()
         listing = list(store.backend.list(keys.blob_prefix()))
-        protected = live_markers(store, started)
+        protected = live_markers(store.backend, started)
         used = referenced_blobs(store)
-        protected |= live_markers(store, time.time())  # writers that started while we read
+        protected |= live_markers(store.backend, time.time())  # writers that started while we read
         for info in listing:
             sha = keys.sha_of_blob_key(info.key)
             if sha in used:
@@ -119,22 +100,4 @@ def collect_garbage(store: Store, grace_seconds: float = DEFAULT_GRACE_SECONDS, 
                     store.backend.delete(info.key)
                 report.deleted.append(info.key)
                 report.freed_bytes += info.size
-    finally:
-        store.backend.delete(lock)
     return report
-
-
-def wait_while_collecting(store: Store, timeout: float = MARKER_LEASE_SECONDS, poll: float = 0.2) -> None:
-    """Block until every collector running now (announced within its lease) has finished.
-
-    Collectors that start later see the writer's committed version, so they are not waited for.
-    """
-    def running() -> set[str]:
-        now_ts = time.time()
-        return {i.key for i in store.backend.list(keys.gc_lock_prefix()) if now_ts - i.modified < MARKER_LEASE_SECONDS}
-
-    waiting_for = running()
-    deadline = time.time() + timeout
-    while waiting_for and time.time() < deadline:
-        time.sleep(poll)
-        waiting_for &= running()

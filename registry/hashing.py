@@ -54,6 +54,7 @@ class HashState:
                     "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
                     " size INTEGER, mtime_ns INTEGER, sha256 TEXT)"
                 )
+                db.execute("CREATE INDEX IF NOT EXISTS hashes_by_sha256 ON hashes (sha256)")
             except sqlite3.Error:
                 return None  # a broken state database only costs re-hashing
             self._local.db = db
@@ -91,6 +92,36 @@ class HashState:
         for name, (_, st) in zip(names, items):
             row = known.get(name)
             found.append(row[4] if row and row[:4] == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) else None)
+        return found
+
+    def known_copies(self, shas: Iterable[str]) -> dict[str, Path]:
+        """A file on this machine holding each sha256, where one is known and unchanged since hashed.
+
+        Lets a pull after a push (or after another download) copy local bytes instead of
+        fetching them; the caller still verifies what it copies.
+        """
+        db = self._db()
+        wanted = sorted(set(shas))
+        if db is None or not wanted:
+            return {}
+        rows: list[tuple] = []
+        try:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                query = f"SELECT sha256, path, dev, ino, size, mtime_ns FROM hashes WHERE sha256 IN ({','.join('?' * len(chunk))})"
+                rows.extend(db.execute(query, chunk))
+        except sqlite3.Error:
+            return {}
+        found: dict[str, Path] = {}
+        for sha, path, *recorded in rows:
+            if sha in found:
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns] == recorded:
+                found[sha] = Path(path)
         return found
 
     def remember(self, rows: Iterable[tuple[Path, os.stat_result, str]]) -> None:

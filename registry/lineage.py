@@ -53,25 +53,56 @@ class LineageGraph:
         return grouped
 
     def layers(self) -> dict[str, int]:
-        """Left-to-right layer of each node: the longest path from a source.
+        """Left-to-right layer of each node: one more than the highest layer it comes from.
 
-        The grouped view has cycles (``dataset -> preprocess-data -> dataset``); edges that
-        close a cycle, found by a depth-first search, are left out of the layering.
+        The grouped view has cycles (``dataset -> preprocess-data -> dataset``); the edges that
+        close one (``back_edges()``) are left out, so every other edge points to a higher layer.
+
+        >>> g = LineageGraph()
+        >>> g.add_edge(Node("r", "run", "load", "load:r", "p/r"), Node("a", "artifact", "data", "data:a:v0", "p/a:v0"))
+        >>> g.layers()
+        {'r': 0, 'a': 1}
         """
-        out: dict[str, list[str]] = {nid: [] for nid in self.nodes}
-        for src, dst in sorted(self.edges):
-            out[src].append(dst)
-        state: dict[str, int] = {}
+        order, back, children = self._depth_first()
+        layer = dict.fromkeys(self.nodes, 0)
+        for node in reversed(order):  # a topological order of the graph without back edges
+            for child in children[node]:
+                if (node, child) not in back:
+                    layer[child] = max(layer[child], layer[node] + 1)
+        return layer
+
+    def back_edges(self) -> set[tuple[str, str]]:
+        """The edges that close a cycle: the only ones not pointing to a higher layer (drawn backwards)."""
+        return self._depth_first()[1]
+
+    def _rank(self, node_id: str) -> tuple[str, str, str, str]:
+        node = self.nodes[node_id]
+        return (node.kind, node.type, node.label, node_id)
+
+    def _depth_first(self) -> tuple[list[str], set[tuple[str, str]], dict[str, list[str]]]:
+        """(nodes in post-order, edges back to a node on the search path, children of each node).
+
+        The search starts from the sources, then the root, then whatever is left (a cycle that
+        nothing leads into), children in a fixed order: so a cycle is broken at the edge that
+        points back upstream, and the same graph is always broken the same way.
+        """
+        children: dict[str, list[str]] = {nid: [] for nid in self.nodes}
+        for src, dst in self.edges:
+            children[src].append(dst)
+        for listed in children.values():
+            listed.sort(key=self._rank)
+        targets = {dst for _, dst in self.edges}
+        ranked = sorted(self.nodes, key=self._rank)
+        starts = [n for n in ranked if n not in targets] + ([self.root] if self.root in self.nodes else []) + ranked
+        state: dict[str, int] = {}  # 1: on the search path, 2: done
         order: list[str] = []
         back: set[tuple[str, str]] = set()
-        for start in sorted(self.nodes):
-            if start in state:
-                continue
-            stack = [(start, iter(out[start]))]
+        for start in (s for s in starts if s not in state):
             state[start] = 1
+            stack = [(start, iter(children[start]))]
             while stack:
-                node, children = stack[-1]
-                child = next(children, None)
+                node, kids = stack[-1]
+                child = next(kids, None)
                 if child is None:
                     state[node] = 2
                     order.append(node)
@@ -80,13 +111,8 @@ class LineageGraph:
                     back.add((node, child))
                 elif child not in state:
                     state[child] = 1
-                    stack.append((child, iter(out[child])))
-        layer = {nid: 0 for nid in self.nodes}
-        for node in reversed(order):  # topological order of the graph without back edges
-            for child in out[node]:
-                if (node, child) not in back:
-                    layer[child] = max(layer[child], layer[node] + 1)
-        return layer
+                    stack.append((child, iter(children[child])))
+        return order, back, children
 
     def _ordered_edges(self) -> list[tuple[Node, Node]]:
         layer = self.layers()
@@ -99,7 +125,8 @@ class LineageGraph:
     def to_text(self, explode: bool = False) -> str:
         graph = self.view(explode)
         lines = [f"{s.label} ({s.kind}) --{graph.verb(s)}--> {d.label} ({d.kind})" for s, d in graph._ordered_edges()]
-        lonely = [n for n in graph.nodes.values() if not any(n.id in e for e in graph.edges)]
+        linked = {nid for edge in graph.edges for nid in edge}
+        lonely = [n for n in graph.nodes.values() if n.id not in linked]
         lines += [f"{n.label} ({n.kind})" for n in lonely]
         return "\n".join(lines)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from .settings import DISTRIBUTION
+
 
 class Image:
     """An image from a torch tensor, a numpy array or a PIL image, with an optional caption.
@@ -27,7 +29,7 @@ def _to_png(data: Any) -> bytes:
     try:
         from PIL import Image as PILImage
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("registry.Image needs Pillow: pip install 'registry[images]'") from None
+        raise ImportError(f"registry.Image needs Pillow: pip install '{DISTRIBUTION}[images]'") from None
     import numpy as np
 
     if isinstance(data, PILImage.Image):

@@ -1,23 +1,25 @@
 """Logging a version: files -> hashes -> blobs -> file list -> version record -> aliases.
 
 Only blobs the store lacks are uploaded: the latest version's file list proves which exist,
-the rest are checked in parallel. An in-flight marker protects the blobs this writer relies
-on from a concurrent ``gc``; after the commit, blobs that were found (not uploaded) are
-checked again and re-uploaded if a collector removed them meanwhile.
+the rest are checked in parallel. Each upload is checked against the hash recorded when the
+file was added, so a file that changed since fails the log before any version record is
+written. The blobs this writer relies on are protected from a concurrent ``gc`` for as long
+as it runs (``protection.Protection``); after the commit, blobs that were found (not
+uploaded) are checked again and uploaded if a collector removed them meanwhile.
 """
 from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from . import keys
 from .blobs import Progress
-from .errors import IntegrityError
+from .filelists import latest_file_list
 from .hashing import sha256_bytes
-from .records import FileEntry, FileList, InflightMarker, RunRef, VersionRecord, now, parse
+from .protection import Protection
+from .records import FileEntry, FileList, RunRef, VersionRecord, now
 from .store import Store
 from .versions import CommitResult, commit_version, read_alias, read_version
 
@@ -46,23 +48,6 @@ def _crash_hook() -> CrashPoint:
     return crash
 
 
-def latest_file_list(store: Store, project: str, name: str) -> FileList | None:
-    found = read_alias(store.backend, project, name, "latest")
-    if found is None:
-        return None
-    try:
-        return read_file_list(store, read_version(store.backend, project, name, found[0].version))
-    except (LookupError, IntegrityError):
-        return None
-
-
-def read_file_list(store: Store, record: VersionRecord) -> FileList:
-    """A version's file list, from the cache when already fetched, verified against the digest."""
-    path = store.cache.ensure(record.digest, size=None, what=f"file list of {record.project}/{record.name}:v{record.version}")
-    store.cache.touch([path])
-    return parse(FileList, path.read_bytes(), keys.blob(record.digest))
-
-
 def publish(
     store: Store,
     draft: VersionRecord,
@@ -86,34 +71,15 @@ def publish(
     known = {f.sha256 for f in previous.files} if previous else set()
     wanted = {e.sha256 for e in entries} | {digest}
     store.check_writable()
-    marker = keys.inflight(uuid.uuid4().hex)
-    store.backend.write(marker, InflightMarker(started_at=now(), blobs=sorted(wanted - known)).to_bytes())
-    try:
-        missing = store.blobs.missing({e.sha256 for e in entries} - known)
-        store.blobs.upload({sha: sources[sha] for sha in missing}, progress=progress)
+    with Protection(store.blobs, wanted - known) as guard:  # before checking which blobs exist
+        guard.upload_missing({sha: sources[sha] for sha in {e.sha256 for e in entries} - known}, progress=progress)
         crash("after-blobs")
-        if store.blobs.missing([digest]):
-            store.backend.write(keys.blob(digest), body, sha256=digest)
+        guard.upload_missing({digest: body})
         crash("after-file-list")
         result = commit_version(store.backend, draft, aliases, crash=crash)
-        found_not_uploaded = (wanted - known) - missing
-        if found_not_uploaded and result.created:
-            _restore_collected(store, found_not_uploaded, digest, body, sources)
-    finally:
-        store.backend.delete(marker)
+        if result.created:
+            guard.settle()
     return result
-
-
-def _restore_collected(store: Store, shas: set[str], digest: str, body: bytes, sources: dict[str, Path]) -> None:
-    """Re-upload blobs this version relies on that a concurrent ``gc`` removed after we found them."""
-    from .gc import wait_while_collecting
-
-    wait_while_collecting(store)
-    for sha in store.blobs.missing(shas):
-        if sha == digest:
-            store.backend.write(keys.blob(digest), body, sha256=digest)
-        else:
-            store.blobs.upload({sha: sources[sha]})
 
 
 def draft_record(project: str, name: str, type: str, description: str | None, metadata: dict, run: RunRef | None) -> VersionRecord:

@@ -20,9 +20,11 @@ from typing import Any
 from . import keys
 from .artifact import Artifact
 from .errors import InvalidNameError, RegistryError
+from .hashing import sha256_bytes
 from .jsonable import to_jsonable
 from .media import Image
 from .names import parse_address, validate_name, validate_path
+from .protection import Protection
 from .publish import draft_record, publish
 from .records import FileEntry, RunRecord, RunRef, UsedByEntry, now
 from .store import Store, open_store
@@ -99,6 +101,8 @@ class Run:
         self._history_seq = 0
         self._last_flush = time.monotonic()
         self._step = 0
+        self._images: Protection | None = None
+        """Guards the blobs of images logged since the last history flush."""
         self._record = RunRecord(
             project=self.project, id=self.id, name=self.name, job_type=self.job_type, tags=list(tags or []), notes=notes,
             started_at=now(), host=socket.gethostname(), python=platform.python_version(), git_commit=_git_commit(),
@@ -137,7 +141,9 @@ class Run:
             self._record.outputs.append(record.ref())
             self._write_record()
         else:
-            logger.warning("%s already holds these contents; no new version logged", artifact.qualified_name)
+            # Said once, by the caller that knows its audience (``artifact.created`` is False); the
+            # CLI and the example print their own line, so a warning here would say it twice.
+            logger.info("%s already holds these contents; no new version logged", artifact.qualified_name)
         return artifact
 
     def use_artifact(self, artifact_or_address: Artifact | str, type: str | None = None) -> Artifact:
@@ -183,7 +189,10 @@ class Run:
 
     def _history_value(self, key: str, value: Any) -> Any:
         if isinstance(value, Image):
-            sha = self.store.blobs.put_bytes(value.png)
+            sha = sha256_bytes(value.png)
+            if self._images is None:  # safe from gc until the history chunk naming them is written
+                self._images = Protection(self.store.blobs).open()
+            self._images.upload_missing({sha: value.png})
             return {"_type": "image", "sha256": sha, "width": value.width, "height": value.height, "caption": value.caption}
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, Image) for v in value):
             return [self._history_value(key, v) for v in value]
@@ -200,6 +209,12 @@ class Run:
         self._history_seq += 1
         self._history = []
         self._write_record()
+        if self._images is not None:
+            images, self._images = self._images, None
+            try:
+                images.settle()
+            finally:
+                images.close()
 
     def save(self, path: str | Path, base_path: str | None = None) -> None:
         """Keep a file with the run (stored as a blob, listed in the run record)."""
@@ -207,9 +222,12 @@ class Run:
         if not source.is_file():
             raise InvalidNameError(f"cannot save {source}: no such file")
         name = validate_path(source.name if base_path is None else source.relative_to(base_path).as_posix())
-        sha = self.store.blobs.put_bytes(source.read_bytes())
-        self._record.files = [f for f in self._record.files if f.path != name] + [FileEntry(path=name, sha256=sha, size=source.stat().st_size)]
-        self._write_record()
+        sha, size = self.store.hashes.hash_files([source])[0]
+        with Protection(self.store.blobs, [sha]) as guard:  # safe from gc until the run record names it
+            guard.upload_missing({sha: source})
+            self._record.files = [f for f in self._record.files if f.path != name] + [FileEntry(path=name, sha256=sha, size=size)]
+            self._write_record()
+            guard.settle()
 
     # -- lifecycle -------------------------------------------------------------------------
     def finish(self, exit_code: int = 0, error: str | None = None) -> None:

@@ -22,6 +22,8 @@ from pydantic import BaseModel
 
 from .errors import InvalidNameError
 
+DISTRIBUTION = "ml-artifact-registry"
+"""The name to pip-install (the import package and the command are ``registry``)."""
 DEFAULT_PROJECT = "uncategorized"
 LinkMode = Literal["auto", "reflink", "hardlink", "copy"]
 _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3,

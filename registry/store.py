@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from backends import Backend, StorageUnavailable, open_backend
 
 from .blobs import BlobStore
 from .cache import Cache
-from .errors import StorageError
+from .errors import NotFoundError, StorageError
 from .hashing import HashState
 from .settings import Settings
 
@@ -65,6 +67,21 @@ class Store:
             link_mode=settings.link_mode,
             max_size=settings.cache_max,
         )
+
+    def require_present(self) -> None:
+        """Refuse to read a store that is not there (a typo in its URL is not an empty store)."""
+        problem = self.backend.missing_store()
+        if problem is not None:
+            raise StorageError(problem)
+
+    @contextmanager
+    def explain_missing(self) -> Iterator[None]:
+        """Within this block, "not found" becomes "no store here" when the store itself is missing."""
+        try:
+            yield
+        except NotFoundError:
+            self.require_present()
+            raise
 
     def check_writable(self) -> None:
         """Run the backend's capability probe once, before the first write that relies on it."""

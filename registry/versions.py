@@ -7,7 +7,10 @@ version with missing files, and ``latest`` never moves backwards.
 """
 from __future__ import annotations
 
+import difflib
+import random
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +23,11 @@ from .names import Address, is_version_alias, validate_alias
 from .records import AliasRecord, DigestIndexEntry, VersionRecord, now, parse
 
 _VERSION_FILE = re.compile(r"v(\d+)\.json")
-CAS_ATTEMPTS = 100
+CAS_ATTEMPTS = 30
+CAS_FIRST_PAUSE = 0.005
+"""Seconds: the compare-and-swap loop pauses a random time up to this, doubling per attempt..."""
+CAS_MAX_PAUSE = 1.0
+"""...up to this, so movers that collided spread out instead of colliding again."""
 
 
 def read_version(backend: Backend, project: str, name: str, number: int) -> VersionRecord:
@@ -28,6 +35,8 @@ def read_version(backend: Backend, project: str, name: str, number: int) -> Vers
     try:
         data = backend.read(key)
     except FileNotFoundError:
+        if not version_numbers(backend, project, name):
+            raise missing_artifact(backend, project, name) from None
         raise NotFoundError(f"artifact {project}/{name}:v{number} does not exist: list versions with `registry ls {project}/{name}`") from None
     record = parse(VersionRecord, data, key)
     if (record.project, record.name, record.version) != (project, name, number):
@@ -64,11 +73,33 @@ def aliases_of(backend: Backend, project: str, name: str) -> dict[int, list[str]
     return {v: sorted(a, key=lambda x: (x != "latest", x)) for v, a in by_version.items()}
 
 
+def missing_artifact(backend: Backend, project: str, name: str) -> NotFoundError:
+    """The error for an artifact with no versions: a command that works, and close names if any."""
+    projects = backend.list_children(keys.projects_prefix())
+    if project not in projects:
+        return NotFoundError(
+            f"artifact {project}/{name} does not exist: there is no project {project!r}{did_you_mean(project, projects)}; "
+            "list projects with `registry ls`"
+        )
+    names = backend.list_children(keys.artifacts_prefix(project))
+    return NotFoundError(
+        f"artifact {project}/{name} does not exist{did_you_mean(name, names)}: list artifacts with `registry ls {project}`"
+    )
+
+
+def did_you_mean(wanted: str, candidates: list[str]) -> str:
+    """`` (did you mean a or b?)`` for the candidates close to ``wanted``; empty when none is."""
+    close = difflib.get_close_matches(wanted, candidates, n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
 def resolve(backend: Backend, address: Address) -> VersionRecord:
     """The version an address names: ``:vN``, ``:alias`` or ``@sha256:<digest>`` (the newest with it)."""
     project, name = address.project, address.name
     if address.digest:
         numbers = versions_with_digest(backend, project, name, address.digest)
+        if not numbers and not version_numbers(backend, project, name):
+            raise missing_artifact(backend, project, name)
         if not numbers:
             raise NotFoundError(f"no version of {project}/{name} has digest sha256:{address.digest}")
         return read_version(backend, project, name, numbers[-1])
@@ -77,10 +108,11 @@ def resolve(backend: Backend, address: Address) -> VersionRecord:
         return read_version(backend, project, name, int(alias[1:]))
     found = read_alias(backend, project, name, alias)
     if found is None:
-        if alias == "latest" and not version_numbers(backend, project, name):
-            raise NotFoundError(f"artifact {project}/{name} does not exist: check the name, or list artifacts with `registry ls {project}`")
+        numbers = version_numbers(backend, project, name)
+        if not numbers:
+            raise missing_artifact(backend, project, name)
         if alias == "latest":  # a writer died before setting its first alias
-            return read_version(backend, project, name, version_numbers(backend, project, name)[-1])
+            return read_version(backend, project, name, numbers[-1])
         raise NotFoundError(f"artifact {project}/{name} has no alias {alias!r}: list aliases with `registry ls {project}/{name}`")
     record = found[0]
     try:
@@ -196,7 +228,7 @@ def set_alias(backend: Backend, record: VersionRecord, alias: str, expected_vers
 def _move_alias(backend: Backend, record: VersionRecord, alias: str, only_forward: bool = False, expected_version: int | None = None) -> bool:
     key = keys.alias(record.project, record.name, alias)
     body = AliasRecord(alias=alias, version=record.version, digest=record.digest, updated_at=now()).to_bytes()
-    for _ in range(CAS_ATTEMPTS):
+    for attempt in range(CAS_ATTEMPTS):
         found = read_alias(backend, record.project, record.name, alias)
         current = found[0].version if found else None
         if expected_version is not None and current != expected_version:
@@ -216,12 +248,32 @@ def _move_alias(backend: Backend, record: VersionRecord, alias: str, only_forwar
                 return True
             if expected_version is not None:
                 raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} was moved by another writer: read it again and retry") from None
-            continue
+            _pause(attempt)
     raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} kept changing under {CAS_ATTEMPTS} attempts: retry later")
 
 
+def _pause(attempt: int) -> None:
+    """Full-jitter exponential backoff before the next compare-and-swap attempt."""
+    time.sleep(random.uniform(0, min(CAS_MAX_PAUSE, CAS_FIRST_PAUSE * 2**attempt)))
+
+
 def remove_alias(backend: Backend, project: str, name: str, alias: str) -> None:
+    """Delete ``alias`` only if it still points where it was read to: a concurrent move wins.
+
+    Raises ``ConflictError`` naming where the alias points now when another writer moved it
+    in between; removing an alias that another writer removed first succeeds.
+    """
     validate_alias(alias, settable=True)
-    if read_alias(backend, project, name, alias) is None:
+    found = read_alias(backend, project, name, alias)
+    if found is None:
         raise NotFoundError(f"artifact {project}/{name} has no alias {alias!r}")
-    backend.delete(keys.alias(project, name, alias))
+    try:
+        backend.delete_if_match(keys.alias(project, name, alias), found[1])
+    except PreconditionFailed:
+        now_at = read_alias(backend, project, name, alias)
+        if now_at is None:  # gone: our delete landed (its response was lost), or another remover's did
+            return
+        raise ConflictError(
+            f"alias {alias!r} of {project}/{name} was moved to v{now_at[0].version} (from v{found[0].version}) while being removed, "
+            "and was kept: check where it points and remove it again if still wanted"
+        ) from None

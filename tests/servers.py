@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -25,9 +26,25 @@ from botocore.config import Config
 
 REGION = "us-east-1"
 GRPC_OFFSET = 10000  # weed also binds port + 10000 for gRPC
-# Both p and p + 10000 stay below the kernel's ephemeral range (32768+), so
+PORT_RANGE_VARIABLE = "REGISTRY_TEST_PORTS"
+# By default both p and p + 10000 stay below the kernel's ephemeral range (32768+), so
 # outgoing connections cannot grab them between picking and binding.
-PORT_RANGE = (10000, 22000)
+DEFAULT_PORT_RANGE = (10000, 22000)
+
+
+def port_range() -> tuple[int, int]:
+    """Ports the test servers may use, ``[low, high)``: ``REGISTRY_TEST_PORTS=LOW-HIGH`` or the default.
+
+    On a shared machine, give each checkout its own range (e.g. 12000-13000 and 13000-14000)
+    so that parallel test runs never pick the same port.
+    """
+    text = os.environ.get(PORT_RANGE_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_PORT_RANGE
+    match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", text)
+    if not match or not 1024 <= int(match.group(1)) < int(match.group(2)) <= 65536 - GRPC_OFFSET:
+        raise ValueError(f"{PORT_RANGE_VARIABLE}={text!r}: use LOW-HIGH with 1024 <= LOW < HIGH <= {65536 - GRPC_OFFSET}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def find_weed() -> str:
@@ -53,14 +70,17 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def pick_ports(count: int) -> list[int]:
-    """``count`` distinct ports p with p and p + 10000 both free on loopback."""
+def pick_ports(count: int, grpc: bool = True) -> list[int]:
+    """``count`` distinct free loopback ports from ``port_range()`` (with ``grpc``, p + 10000 free too)."""
+    low, high = port_range()
     ports: list[int] = []
-    while len(ports) < count:
-        p = random.randrange(*PORT_RANGE)
-        if p not in ports and port_is_free(p) and port_is_free(p + GRPC_OFFSET):
+    for _ in range(10000):
+        if len(ports) == count:
+            return ports
+        p = random.randrange(low, high)
+        if p not in ports and port_is_free(p) and (not grpc or port_is_free(p + GRPC_OFFSET)):
             ports.append(p)
-    return ports
+    raise RuntimeError(f"no {count} free ports in {low}-{high}: widen {PORT_RANGE_VARIABLE}")
 
 
 class SeaweedServer:

@@ -173,3 +173,50 @@ def test_logged_artifact_is_frozen(api: registry.Api) -> None:
     with registry.init(project="proj") as run:
         with pytest.raises(registry.RegistryError, match="already logged"):
             run.log_artifact(art)
+
+
+# -- reads for viewers (the web UI): listings without records, files and images verified --------------
+def test_version_numbers_aliases_and_run_ids_come_from_listings(store_url: str) -> None:
+    for n in range(3):
+        log_files("data", {"a": str(n).encode()}, aliases=["best"] if n == 1 else None)
+    log_files("data", {"a": b"1"}, project="other")
+    api = registry.Api(store_url)
+    reads: list[str] = []
+    real = api.store.backend.read
+    api.store.backend.read = lambda key, *a, **k: reads.append(key) or real(key, *a, **k)
+    try:
+        assert api.version_numbers("proj/data") == [0, 1, 2]
+        assert api.aliases("proj/data") == {2: ["latest"], 1: ["best"]}
+        assert len(api.run_ids("proj")) == 3 and len(api.run_ids("other")) == 1
+        assert api.version_numbers("proj/nothing") == [] and api.run_ids("nothing") == []
+    finally:
+        del api.store.backend.read
+    assert not [k for k in reads if "/versions/" in k or k.endswith("run.json")]
+    collection = next(c for c in api.artifacts("proj") if c.name == "data")
+    assert (collection.latest.version, collection.latest.aliases, collection.aliases[1]) == ("v2", ["latest"], ["best"])
+
+
+def test_run_image_serves_only_images_the_run_logged(store_url: str) -> None:
+    with registry.init(project="proj") as run:
+        registry.log({"examples": [registry.Image(np.zeros((4, 4)), caption="a")], "one": registry.Image(np.ones((2, 2)))})
+    other = log_files("data", {"a": b"not an image"})
+    api = registry.Api(store_url)
+    stored = api.run(f"proj/{run.id}")
+    row = stored.history()[0]
+    shas = {row["examples"][0]["sha256"], row["one"]["sha256"]}
+    assert stored.image_shas == shas
+    assert all(stored.image(sha).startswith(b"\x89PNG") for sha in shas)
+    with pytest.raises(registry.NotFoundError, match="logged no image"):
+        stored.image(other.files()[0].digest)  # a blob of the store, but no image of this run
+    with pytest.raises(registry.InvalidNameError):
+        stored.image("../../etc/passwd")
+
+
+def test_cached_file_is_a_verified_local_copy(store_url: str) -> None:
+    log_files("data", {"dir/a.txt": b"alpha"})
+    api = registry.Api(store_url)
+    entry = api.artifact("proj/data:v0").file_list().by_path()["dir/a.txt"]
+    assert api.cached_file(entry).read_bytes() == b"alpha"
+    forged = entry.model_copy(update={"sha256": "0" * 64})
+    with pytest.raises(registry.NotFoundError):
+        api.cached_file(forged)

@@ -40,11 +40,11 @@ def test_repeat_download_fetches_no_blob(store_url: str, tmp_path: Path) -> None
     gets.clear()
     again = api.artifact("proj/data:latest")
     again.download(tmp_path / "two")  # a new directory: served from the cache
-    again.download(tmp_path / "one")  # the same directory: nothing to do
+    same = again.pull(tmp_path / "one")  # the same directory: nothing to do
     assert [k for k in gets if "/blobs/" in "/" + k] == []
     assert len(gets) <= 2  # resolving name:alias -> record costs two small requests
     assert sorted(os.listdir(tmp_path / "two")) == sorted(f.path for f in art.files())
-    assert again.last_download.unchanged == sorted(f.path for f in art.files())
+    assert same.unchanged == sorted(f.path for f in art.files()) and same.fetched_bytes == 0
 
 
 @pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
@@ -81,6 +81,8 @@ def test_an_altered_cache_entry_is_caught_and_fetched_again(store_url: str, tmp_
     entry = next(p for p in (Path(os.environ["REGISTRY_CACHE_DIR"]) / "blobs").rglob("*") if p.is_file() and p.stat().st_size == 700)
     os.chmod(entry, 0o644)
     entry.write_bytes(b"X" * 700)  # same size, new mtime
+    for placed in (tmp_path / "a").iterdir():  # no other local copy to take the bytes from
+        placed.unlink()
     api.artifact("proj/data:latest").download(tmp_path / "b")
     assert (tmp_path / "b" / "w.bin").read_bytes() == b"weights" * 100
     assert store.cache.verify_entry(keys.sha_of_blob_key("blobs/sha256/" + entry.parent.name + "/" + entry.name))
@@ -106,22 +108,28 @@ def test_download_root_with_the_right_files_is_left_alone(store_url: str, tmp_pa
     root = tmp_path / "dl"
     art.download(root)
     (root / "extra.txt").write_text("mine")
-    art.download(root)
-    assert art.last_download.placed == [] and art.last_download.extra == ["extra.txt"]
+    report = art.pull(root)
+    assert report.placed == [] and report.extra == ["extra.txt"]
     assert (root / "extra.txt").exists()  # reported, not removed
     art.download(root, clean=True)
     assert not (root / "extra.txt").exists()
 
 
-def test_download_replaces_an_edited_file(store_url: str, tmp_path: Path) -> None:
-    log_files("data", {"a.txt": b"A"})
+def test_download_restores_an_edited_file_and_says_so(store_url: str, tmp_path: Path, caplog) -> None:
+    log_files("data", {"a.txt": b"A", "b.txt": b"B"})
     art = registry.Api(store_url).artifact("proj/data:latest")
     root = tmp_path / "dl"
     art.download(root)
     os.unlink(root / "a.txt")
     (root / "a.txt").write_bytes(b"edited")
-    art.download(root)
-    assert (root / "a.txt").read_bytes() == b"A" and art.last_download.placed == ["a.txt"]
+    with pytest.raises(registry.ConflictError, match=r"1 file\(s\) in .* were edited locally .*: a.txt"):
+        art.pull(root, overwrite=False)
+    assert (root / "a.txt").read_bytes() == b"edited"  # refused before writing anything
+    with caplog.at_level("WARNING", logger="registry"):
+        report = art.pull(root)  # W&B's rule: download() restores the version's bytes
+    assert (root / "a.txt").read_bytes() == b"A" and report.placed == ["a.txt"] and report.restored == ["a.txt"]
+    assert report.unchanged == ["b.txt"]
+    assert any("restored 1 locally edited file(s)" in r.getMessage() and "a.txt" in r.getMessage() for r in caplog.records)
 
 
 def test_path_prefix_and_single_entries(store_url: str, tmp_path: Path) -> None:
@@ -260,6 +268,7 @@ def test_large_blobs_move_in_parts_and_are_verified_as_they_stream(
     tampered[-1] ^= 1
     open_backend(store_url).write(keys.blob(sha), bytes(tampered))
     store.cache.clean(max_size=0)
+    (root / "weights.bin").unlink()  # no local copy left: the store's is the only source
     with pytest.raises(registry.IntegrityError, match="weights.bin"):
         registry.Api(store_url).artifact("proj/model:latest").download(tmp_path / "two")
     assert not (tmp_path / "two").exists() or os.listdir(tmp_path / "two") == []
@@ -340,6 +349,8 @@ def test_progress_counts_bytes_while_a_large_blob_moves(store_url: str, tmp_path
         artifact.add_dir(source)
         run.log_artifact(artifact, progress=sent.append)
     assert sum(sent) == total and len(sent) >= 4  # >= 3 parts for the big file, 1 for the small one
+    for name in files:  # else the download would copy the pushed files instead of fetching them
+        (source / name).unlink()
 
     received: list[tuple[int, int]] = []
     registry.Api(store_url).artifact("proj/model:latest").download(tmp_path / "dl", progress=lambda b, f: received.append((b, f)))

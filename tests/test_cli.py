@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from servers import SeaweedServer
+from servers import SeaweedServer, pick_ports
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -255,8 +255,12 @@ def test_second_machine_pull_and_repeat_pull_transfers_nothing(machines, seaweed
     (b.cwd / directory / "stray.txt").write_text("x")
     bad = b.run("verify", "team/net:v0", directory, code=4)
     assert "config.json" in bad.stderr and bad.stderr.count("\n") == 1
-    repaired = b.json("pull", "team/net:v0", "--clean")
-    assert repaired["placed"] == ["config.json"] and repaired["removed"] == ["stray.txt"]
+    refused = b.run("pull", "team/net:v0", "--clean", code=3)  # a local edit is never overwritten silently
+    assert "edited locally" in refused.stderr and "config.json" in refused.stderr and refused.stderr.count("\n") == 1
+    assert target.read_text() == '{"layers": 4}' and (b.cwd / directory / "stray.txt").exists()
+    repaired = b.json("pull", "team/net:v0", "--clean", "--force")
+    assert repaired["placed"] == ["config.json"] and repaired["restored"] == ["config.json"]
+    assert repaired["removed"] == ["stray.txt"]
     assert repaired["fetched_files"] == 0
     b.run("verify", "team/net:v0", directory)
 
@@ -490,7 +494,12 @@ def test_cache_info_and_clean(machines) -> None:
     assert b.json("cache", "info")["size"] <= 15_000
     assert "freed" in b.run("cache", "clean", "--max-size", "0").stdout
     assert b.json("cache", "info")["entries"] == 0
-    assert b.json("pull", "c/blobs", "-d", "y")["fetched_files"] == 2  # fetched again
+    again = b.json("pull", "c/blobs", "-d", "y")  # the bytes are still in ./x on this machine
+    assert again["fetched_files"] == 0 and again["local_bytes"] == 30_000
+    for name in ("one.bin", "two.bin"):
+        (b.cwd / "x" / name).unlink()
+        (b.cwd / "y" / name).unlink()
+    assert b.json("pull", "c/blobs", "-d", "z")["fetched_files"] == 2  # fetched again
 
 
 def test_gc(machines, seaweed: SeaweedServer, store_url: str) -> None:
@@ -519,7 +528,8 @@ def test_gc(machines, seaweed: SeaweedServer, store_url: str) -> None:
 def test_ui_serves(machines) -> None:
     a = machines("a")
     a.log({"f.txt": "x"}, "webp/thing", "data")
-    proc = subprocess.Popen([*CLI, "ui", "--port", "0"], cwd=a.cwd, env=a.env, stdout=subprocess.DEVNULL,
+    port = pick_ports(1, grpc=False)[0]
+    proc = subprocess.Popen([*CLI, "ui", "--port", str(port)], cwd=a.cwd, env=a.env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
         banner = proc.stderr.readline()

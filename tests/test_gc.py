@@ -24,8 +24,9 @@ import registry
 from backends import open_backend
 from helpers import print_past_capture
 from registry import keys
-from registry.gc import MARKER_LEASE_SECONDS, collect_garbage
+from registry.gc import collect_garbage
 from registry.hashing import sha256_bytes
+from registry.protection import MARKER_LEASE_SECONDS
 from registry.records import InflightMarker, now
 from registry.store import open_store
 

@@ -474,3 +474,40 @@ def test_graph_layout_handles_the_cycles_of_the_type_view() -> None:
     assert {(e.source, e.target) for e in placed.edges if e.back} == {
         ("run-type:preprocess-data", "artifact-type:dataset"), ("artifact-type:model", "run-type:train")}
     assert all(e.d.startswith("M") for e in placed.edges)
+
+
+def test_lineage_layers_break_cycles_at_the_edge_pointing_back_upstream() -> None:
+    grouped = _pipeline_graph(3).view(explode=False)
+    layer = grouped.layers()
+    assert layer == {"run-type:load-data": 0, "artifact-type:dataset": 1, "run-type:preprocess-data": 2, "run-type:train": 2,
+                     "artifact-type:model": 3}
+    back = grouped.back_edges()
+    assert back == {("run-type:preprocess-data", "artifact-type:dataset"), ("artifact-type:model", "run-type:train")}
+    assert all(layer[s] < layer[d] for s, d in grouped.edges - back) and all(layer[s] >= layer[d] for s, d in back)
+    cycle = LineageGraph()  # nothing leads into it: the search starts at the root
+    a, r = Node("a", "artifact", "t", "t:a:v0", "p/a:v0"), Node("r", "run", "j", "j:r", "p/r")
+    cycle.add_edge(a, r)
+    cycle.add_edge(r, a)
+    cycle.root = "r"
+    assert (cycle.layers(), cycle.back_edges()) == ({"r": 0, "a": 1}, {("a", "r")})
+    exploded = _pipeline_graph(9)
+    assert exploded.back_edges() == set() and max(exploded.layers().values()) == 9 * 2 + 3
+
+
+def test_the_ui_reads_only_through_the_public_api() -> None:
+    """No UI module imports the storage layers or touches a private member or the store itself."""
+    import ast
+
+    allowed = {"api", "artifact", "errors", "lineage", "names", "records", "settings", None}
+    for path in UI_DIR.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 2:
+                assert node.module in allowed, f"{path.name} imports registry.{node.module}"
+                assert node.module is not None or {a.name for a in node.names} == {"__version__"}, path.name
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not [n for n in names if n.split(".")[0] in ("registry", "backends")], f"{path.name}: {names}"
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in ("store", "backend", "cache", "blobs"), f"{path.name}:{node.lineno} .{node.attr}"
+                assert not (node.attr.startswith("_") and not node.attr.startswith("__")), f"{path.name}:{node.lineno} .{node.attr}"

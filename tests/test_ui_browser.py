@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import pick_ports
 from ui_fixtures import (
     ARTIFACT_TYPES,
     IMAGE_COUNT,
@@ -60,7 +61,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Tuto
     with module_store(tmp_path_factory.mktemp("ui-browser")) as (url, work):
         tutorial = fill_tutorial_store(url, workdir=work)
         sweep_nodes = fill_sweep(url)
-        server = make_server("127.0.0.1", 0, create_app(url), threaded=True)
+        server = make_server("127.0.0.1", pick_ports(1, grpc=False)[0], create_app(url), threaded=True)
         thread = threading.Thread(target=server.serve_forever, name="registry-ui", daemon=True)
         thread.start()
         try:

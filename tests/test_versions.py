@@ -120,8 +120,11 @@ def test_invalid_names_are_refused_with_the_rule(store_url: str, bad: str) -> No
 
 
 def test_missing_artifact_error_names_it(api: registry.Api) -> None:
-    with pytest.raises(registry.NotFoundError, match="proj/ghost"):
+    log_files("ghosts", {"a.txt": b"A"})
+    with pytest.raises(registry.NotFoundError, match=r"proj/ghost does not exist \(did you mean ghosts\?\): list artifacts with `registry ls proj`"):
         api.artifact("proj/ghost:latest")
+    with pytest.raises(registry.NotFoundError, match=r"no project 'prj' \(did you mean proj\?\); list projects with `registry ls`"):
+        api.artifact("prj/ghosts:best")
     with pytest.raises(LookupError):  # also a builtin
         api.artifact("proj/ghost:v3")
 

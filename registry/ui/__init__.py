@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from .app import LOOPBACK_NAMES, create_app, is_loopback
+from .app import create_app
+from .safety import LOOPBACK_NAMES, is_loopback
 
 __all__ = ["create_app", "serve"]
 

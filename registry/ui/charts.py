@@ -71,17 +71,6 @@ def _images(value: Any) -> list[dict] | None:
     return out
 
 
-def image_shas(rows: list[dict]) -> set[str]:
-    """Every image blob the history references (the only ones the run's image route serves)."""
-    shas: set[str] = set()
-    for row in rows:
-        for value in row.values():
-            found = _images(value)
-            if found:
-                shas.update(i["sha256"] for i in found)
-    return shas
-
-
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     if not (math.isfinite(low) and math.isfinite(high)):
         return []
@@ -91,7 +80,7 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.ceil(low / step - 1e-9) * step
-    ticks = []
+    ticks: list[float] = []
     value = first
     while value <= high + step * 1e-9 and len(ticks) < 20:
         ticks.append(0.0 if abs(value) < step * 1e-9 else value)

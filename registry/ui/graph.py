@@ -1,17 +1,15 @@
-"""The Graph View: a layered left-to-right layout of a lineage graph, computed in Python.
+"""The Graph View: a layered left-to-right drawing of a lineage graph, computed in Python.
 
-Each node goes in a column (layer) one step right of everything it comes from; the order
-inside each column is improved by a few barycenter sweeps so arrows cross less; the
-template draws the result as inline SVG. No JavaScript, no graph library.
-
-The type-level view is usually cyclic (``dataset -> preprocess-data -> dataset``), which
-``LineageGraph.layers()`` does not handle (a cycle pushes its nodes right on every pass),
-so layers are computed here: a depth-first search from the sources marks the edges that
-close a cycle ("back edges"), the rest form a DAG layered by longest path, and back edges
-are drawn as arcs under the nodes.
+Each node goes in the column ``LineageGraph.layers()`` gives it (one step right of everything
+it comes from); the type-level view is usually cyclic (``dataset -> preprocess-data ->
+dataset``), and the edges that close a cycle (``LineageGraph.back_edges()``) are drawn
+backwards. Here the order inside each column is improved by a few barycenter sweeps so arrows
+cross less, and boxes and curves get their coordinates; the template draws the result as
+inline SVG. No JavaScript, no graph library.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import zlib
 from collections.abc import Callable
@@ -98,58 +96,10 @@ def _lines(node: Node, grouped: bool) -> tuple[str, str]:
     return (kicker, rest) if sep else (node.kind, node.label)
 
 
-def _sort_key(graph: LineageGraph, nid: str) -> tuple:
-    node = graph.nodes[nid]
-    return (node.kind, node.type, node.label, nid)
-
-
-def acyclic_layers(graph: LineageGraph) -> tuple[dict[str, int], set[tuple[str, str]]]:
-    """(column of each node, the edges that close a cycle); columns follow the remaining DAG."""
-    order = sorted(graph.nodes, key=lambda n: _sort_key(graph, n))
-    succs: dict[str, list[str]] = {nid: [] for nid in graph.nodes}
-    indegree = {nid: 0 for nid in graph.nodes}
-    for src, dst in graph.edges:
-        succs[src].append(dst)
-        indegree[dst] += 1
-    for children in succs.values():
-        children.sort(key=lambda n: _sort_key(graph, n))
-    starts = [n for n in order if indegree[n] == 0] + ([graph.root] if graph.root in graph.nodes else []) + order
-    state: dict[str, int] = {}  # 1: on the DFS stack, 2: done
-    back: set[tuple[str, str]] = set()
-    for start in starts:
-        if start in state:
-            continue
-        state[start] = 1
-        stack = [(start, iter(succs[start]))]
-        while stack:
-            nid, children = stack[-1]
-            for child in children:
-                if state.get(child) == 1:
-                    back.add((nid, child))
-                elif child not in state:
-                    state[child] = 1
-                    stack.append((child, iter(succs[child])))
-                    break
-            else:
-                state[nid] = 2
-                stack.pop()
-    dag = [(s, d) for s, d in graph.edges if (s, d) not in back]
-    layer = {nid: 0 for nid in graph.nodes}
-    pending = {nid: 0 for nid in graph.nodes}
-    for _, dst in dag:
-        pending[dst] += 1
-    ready = [n for n in order if pending[n] == 0]
-    forward: dict[str, list[str]] = {nid: [] for nid in graph.nodes}
-    for src, dst in dag:
-        forward[src].append(dst)
-    while ready:
-        nid = ready.pop()
-        for dst in forward[nid]:
-            layer[dst] = max(layer[dst], layer[nid] + 1)
-            pending[dst] -= 1
-            if pending[dst] == 0:
-                ready.append(dst)
-    return layer, back
+def _rank(graph: LineageGraph, item: str) -> tuple:
+    """The first order inside a column: nodes by kind, type and label, then the dummy points."""
+    node = graph.nodes.get(item)
+    return (node.kind, node.type, node.label, item) if node is not None else ("~", item)
 
 
 @dataclass
@@ -204,81 +154,97 @@ def layout(graph: LineageGraph, href: Callable[[Node], str | None], grouped: boo
     """
     if not graph.nodes:
         return Layout(width=2 * MARGIN, height=2 * MARGIN)
-    layer, back = acyclic_layers(graph)
+    edges, items, links = _route(graph)
+    columns = order_columns(items, links, functools.partial(_rank, graph))
+    placed, dummies, width, height = _place(graph, columns, href, grouped)
+    return Layout(width=width, height=height, nodes=[placed[i] for col in columns for i in col if i in placed],
+                  edges=_draw(edges, placed, dummies), columns=len(columns))
+
+
+def _route(graph: LineageGraph) -> tuple[list[_Edge], dict[str, int], list[tuple[str, str]]]:
+    """(every edge with its chain, the column of every node and dummy point, the links along the chains)."""
+    layer, back = graph.layers(), graph.back_edges()
     edges = [_Edge(s, d, (s, d) in back) for s, d in sorted(graph.edges)]
     items = dict(layer)
     links: list[tuple[str, str]] = []
     for n, edge in enumerate(edges):
         left, right = (edge.target, edge.source) if edge.reversed else (edge.source, edge.target)
-        chain = [left]
-        for col in range(layer[left] + 1, layer[right]):
-            dummy = f"\0dummy{n}:{col}"
-            items[dummy] = col
-            chain.append(dummy)
-        chain.append(right)
-        edge.chain = chain
-        links.extend(itertools.pairwise(chain))
+        crossed = range(layer[left] + 1, layer[right])
+        dummies = [f"\0dummy{n}:{col}" for col in crossed]
+        items.update(zip(dummies, crossed))
+        edge.chain = [left, *dummies, right]
+        links.extend(itertools.pairwise(edge.chain))
+    return edges, items, links
 
-    def rank(item: str) -> tuple:
-        return _sort_key(graph, item) if item in graph.nodes else ("~", item)
 
-    columns = order_columns(items, links, rank)
+def _place(graph: LineageGraph, columns: list[list[str]], href: Callable[[Node], str | None],
+           grouped: bool) -> tuple[dict[str, PlacedNode], dict[str, tuple[float, float, float]], float, float]:
+    """(boxes, dummy points as (left x, right x, y), width, height): columns as wide as their widest box, centred."""
     lines = {nid: _lines(node, grouped) for nid, node in graph.nodes.items()}
-    widths = {nid: max(MIN_W, len(_shorten(lines[nid][1])) * CHAR_W + 2 * PAD, len(_shorten(lines[nid][0])) * SMALL_W + 2 * PAD)
-              for nid in graph.nodes}
+    widths = {nid: _width(*lines[nid]) for nid in graph.nodes}
     col_w = [max((widths[i] for i in col if i in widths), default=MIN_W) for col in columns]
-
-    def height(item: str) -> float:
-        return NODE_H if item in graph.nodes else DUMMY_H
-
-    col_h = [sum(height(i) for i in col) + V_GAP * (len(col) - 1) for col in columns]
+    col_h = [sum(NODE_H if i in graph.nodes else DUMMY_H for i in col) + V_GAP * (len(col) - 1) for col in columns]
     inner_h = max(col_h)
     placed: dict[str, PlacedNode] = {}
-    dummies: dict[str, tuple[float, float, float]] = {}  # id -> (left x, right x, y)
-    x = MARGIN
+    dummies: dict[str, tuple[float, float, float]] = {}
+    x: float = MARGIN
     for c, col in enumerate(columns):
         y = MARGIN + (inner_h - col_h[c]) / 2
         for item in col:
-            if item not in graph.nodes:
+            node = graph.nodes.get(item)
+            if node is None:
                 dummies[item] = (x, x + col_w[c], y + DUMMY_H / 2)
                 y += DUMMY_H + V_GAP
                 continue
-            node = graph.nodes[item]
-            w = widths[item]
-            placed[item] = PlacedNode(
-                id=item, kind=node.kind, type=node.type, label=node.label, kicker=_shorten(lines[item][0]),
-                text=_shorten(lines[item][1]), href=href(node), x=round(x + (col_w[c] - w) / 2, 1), y=round(y, 1),
-                w=round(w, 1), h=NODE_H, fill=RUN_COLOR if node.kind == "run" else type_color(node.type),
-                root=item == graph.root,
-            )
+            placed[item] = _box(node, lines[item], href(node), x + (col_w[c] - widths[item]) / 2, y, widths[item], item == graph.root)
             y += NODE_H + V_GAP
         x += col_w[c] + H_GAP
+    return placed, dummies, round(x - H_GAP + MARGIN, 1), round(inner_h + 2 * MARGIN, 1)
 
-    # edges between the same two nodes (a "consumes" and a "produces" closing a cycle) sit side by side
-    pairs: dict[frozenset, list[_Edge]] = {}
+
+def _width(kicker: str, text: str) -> float:
+    return max(MIN_W, len(_shorten(text)) * CHAR_W + 2 * PAD, len(_shorten(kicker)) * SMALL_W + 2 * PAD)
+
+
+def _box(node: Node, lines: tuple[str, str], href: str | None, x: float, y: float, w: float, root: bool) -> PlacedNode:
+    return PlacedNode(
+        id=node.id, kind=node.kind, type=node.type, label=node.label, kicker=_shorten(lines[0]), text=_shorten(lines[1]),
+        href=href, x=round(x, 1), y=round(y, 1), w=round(w, 1), h=NODE_H,
+        fill=RUN_COLOR if node.kind == "run" else type_color(node.type), root=root,
+    )
+
+
+def _draw(edges: list[_Edge], placed: dict[str, PlacedNode], dummies: dict[str, tuple[float, float, float]]) -> list[PlacedEdge]:
+    """Every edge as an SVG path; the two edges between the same two nodes (closing a cycle) sit side by side."""
+    pairs: dict[frozenset[str], list[_Edge]] = {}
     for edge in edges:
         pairs.setdefault(frozenset((edge.source, edge.target)), []).append(edge)
     drawn = []
     for edge in edges:
         twins = pairs[frozenset((edge.source, edge.target))]
         offset = (twins.index(edge) - (len(twins) - 1) / 2) * PAIR_OFFSET
-        left, right = placed[edge.chain[0]], placed[edge.chain[-1]]
-        points = [(left.x + left.w, left.cy + offset)]
-        for dummy in edge.chain[1:-1]:
-            lx, rx, dy = dummies[dummy]
-            points += [(lx, dy + offset), (rx, dy + offset)]
-        points.append((right.x, right.cy + offset))
-        if edge.reversed:
-            points = [(px, py) for px, py in reversed(points)]
-            points[-1] = (points[-1][0] + 2, points[-1][1])
-        else:
-            points[-1] = (points[-1][0] - 2, points[-1][1])
         a, b = placed[edge.source], placed[edge.target]
-        verb = "produces" if a.kind == "run" else "is consumed by"
-        drawn.append(PlacedEdge(edge.source, edge.target, "produces" if a.kind == "run" else "consumes", _path(points, edge.reversed),
+        relation, verb = ("produces", "produces") if a.kind == "run" else ("consumes", "is consumed by")
+        drawn.append(PlacedEdge(edge.source, edge.target, relation, _path(_points(edge, placed, dummies, offset), edge.reversed),
                                 f"{a.label} {verb} {b.label}", edge.reversed))
-    return Layout(width=round(x - H_GAP + MARGIN, 1), height=round(inner_h + 2 * MARGIN, 1),
-                  nodes=[placed[i] for col in columns for i in col if i in placed], edges=drawn, columns=len(columns))
+    return drawn
+
+
+def _points(edge: _Edge, placed: dict[str, PlacedNode], dummies: dict[str, tuple[float, float, float]],
+            offset: float) -> list[tuple[float, float]]:
+    """From the source's side, across each dummy point's column, to 2px short of the target's side."""
+    left, right = placed[edge.chain[0]], placed[edge.chain[-1]]
+    points = [(left.x + left.w, left.cy + offset)]
+    for dummy in edge.chain[1:-1]:
+        lx, rx, dy = dummies[dummy]
+        points += [(lx, dy + offset), (rx, dy + offset)]
+    points.append((right.x, right.cy + offset))
+    if edge.reversed:
+        points.reverse()
+        points[-1] = (points[-1][0] + 2, points[-1][1])
+    else:
+        points[-1] = (points[-1][0] - 2, points[-1][1])
+    return points
 
 
 def _path(points: list[tuple[float, float]], leftward: bool) -> str:
