@@ -359,6 +359,7 @@ class _SentBytes:
     def __init__(self, file, size: int, refuse: str | None = None, name: str = "") -> None:
         self.file, self.size, self.refuse, self.name = file, size, refuse, name
         self._offset = 0
+        self._file_at = 0  # where the file's own position is: seek only when a read starts elsewhere
         self._hasher = hashlib.sha256()
         self._hashed = 0  # bytes [0, _hashed) were fed to _hasher, in order
         self._in_order = True
@@ -379,8 +380,10 @@ class _SentBytes:
     def read(self, amount: int | None = -1) -> bytes:
         start = self._offset
         wanted = max(0, self.size - start if amount is None or amount < 0 else min(amount, self.size - start))
-        self.file.seek(start)
+        if start != self._file_at:
+            self.file.seek(start)
         data = self.file.read(wanted)
+        self._file_at = start + len(data)
         data += bytes(wanted - len(data))  # the file shrank
         self._offset = start + wanted
         self._follow(start, data)

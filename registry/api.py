@@ -6,24 +6,24 @@
 """
 from __future__ import annotations
 
-import json
-import re
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from . import keys
+from .api_run import ApiRun
 from .artifact import Artifact
-from .errors import IntegrityError, NotFoundError
-from .lineage import LineageGraph, Node
-from .names import parse_address, validate_alias, validate_digest, validate_name
-from .records import ArtifactRef, FileEntry, RunRecord, RunRef, UsedByEntry, VersionRecord, parse
+from .errors import NotFoundError
+from .lineage import LineageGraph
+from .lineage_trace import Direction, trace
+from .names import parse_address, validate_alias, validate_name
+from .records import ArtifactRef, FileEntry, RunRecord, VersionRecord
+from .run_records import find_run, read_run, read_runs, run_ids, users_of
 from .store import Store, open_store
 from .versions import aliases_of, did_you_mean, missing_artifact, read_version, remove_alias, resolve, set_alias, version_numbers
+
+__all__ = ["Api", "ApiRun", "ArtifactCollection"]
 
 
 @dataclass
@@ -40,74 +40,6 @@ class ArtifactCollection:
     @property
     def updated_at(self) -> datetime:
         return self.latest.created_at
-
-
-class ApiRun:
-    """A run as read back from the store."""
-
-    def __init__(self, api: "Api", record: RunRecord) -> None:
-        self._api = api
-        self.record = record
-        self.id, self.name, self.project = record.id, record.name, record.project
-        self.job_type, self.state = record.job_type, record.state
-        self.config: dict[str, Any] = dict(record.config)
-        self.summary: dict[str, Any] = dict(record.summary)
-        self.tags, self.notes, self.error = record.tags, record.notes, record.error
-        self.created_at, self.ended_at = record.started_at, record.ended_at
-
-    @property
-    def path(self) -> str:
-        return f"{self.project}/{self.id}"
-
-    def used_artifacts(self) -> list[Artifact]:
-        return [self._api._artifact_from_ref(ref) for ref in self.record.inputs]
-
-    def logged_artifacts(self) -> list[Artifact]:
-        return [self._api._artifact_from_ref(ref) for ref in self.record.outputs]
-
-    def history(self) -> list[dict[str, Any]]:
-        """Every logged row, in order (images appear as ``{"_type": "image", "sha256": ...}``)."""
-        rows = []
-        for seq in range(self.record.history_chunks):
-            key = keys.history_chunk(self.project, self.id, seq)
-            try:
-                text = self._api.store.backend.read(key).decode()
-                rows.extend(json.loads(line) for line in text.splitlines() if line)
-            except FileNotFoundError:
-                continue
-            except ValueError:
-                raise IntegrityError(f"malformed history chunk {key}: repair or delete it") from None
-        return rows
-
-    def files(self):
-        return list(self.record.files)
-
-    @cached_property
-    def image_shas(self) -> frozenset[str]:
-        """The sha256 of every image the history references (``registry.Image`` values); read once."""
-        found: set[str] = set()
-        for row in self.history():
-            for value in row.values():
-                items = value if isinstance(value, list) else [value]
-                found.update(i["sha256"] for i in items if isinstance(i, dict) and i.get("_type") == "image" and isinstance(i.get("sha256"), str))
-        return frozenset(found)
-
-    def image(self, sha256: str) -> bytes:
-        """The PNG bytes of an image this run logged, verified against its hash.
-
-        Any other blob is ``NotFoundError``: a viewer (the web UI) can serve a run's images by
-        hash without opening the rest of the store to whoever guesses a hash.
-
-        >>> run = Api().run("mnist-pipeline/1a2b3c4d")                   # doctest: +SKIP
-        >>> png = run.image(run.history()[0]["examples"][0]["sha256"])   # doctest: +SKIP
-        """
-        digest = validate_digest(sha256)
-        if digest not in self.image_shas:
-            raise NotFoundError(f"run {self.path} logged no image with sha256 {digest}: its images are in run.history()")
-        return self._api.store.blobs.read(digest, what="image")
-
-    def __repr__(self) -> str:
-        return f"<ApiRun {self.path} ({self.name}, {self.job_type}, {self.state})>"
 
 
 class Api:
@@ -136,7 +68,7 @@ class Api:
         return self._bind(record)
 
     def _bind(self, record: VersionRecord, aliases: dict[int, list[str]] | None = None) -> Artifact:
-        return Artifact._from_record(self.store, record, None if aliases is None else aliases.get(record.version, []))
+        return Artifact.from_record(self.store, record, None if aliases is None else aliases.get(record.version, []))
 
     def _artifact_from_ref(self, ref: ArtifactRef) -> Artifact:
         return self._bind(read_version(self.store.backend, ref.project, ref.name, ref.version))
@@ -197,109 +129,35 @@ class Api:
         remove_alias(self.store.backend, address.project, address.name, alias)
 
     # -- runs ------------------------------------------------------------------------------
+    def _run_handle(self, record: RunRecord) -> ApiRun:
+        return ApiRun(self.store, record, self._artifact_from_ref)
+
     def run(self, path: str, *, by_name: bool = True) -> ApiRun:
         """A run by ``project/run-id``, or by ``project/run-name`` (which reads every run of the project)."""
         project, _, run_id = path.rpartition("/")
         project = validate_name(project or self._project(), "project")
-        key = keys.run(project, validate_name(run_id, "run id"))
-        try:
-            return ApiRun(self, parse(RunRecord, self.store.backend.read(key), key))
-        except FileNotFoundError:
-            self.store.require_present()
-            for candidate in self.runs(project) if by_name and not re.fullmatch(r"[0-9a-f]{8}", run_id) else []:
-                if candidate.name == run_id:
-                    return candidate
-            raise NotFoundError(f"run {project}/{run_id} does not exist: list runs with `registry runs {project}`") from None
+        with self.store.explain_missing():
+            if by_name:
+                return self._run_handle(find_run(self.store.backend, project, run_id, self.store.settings.workers))
+            return self._run_handle(read_run(self.store.backend, project, run_id))
 
     def runs(self, project: str) -> list[ApiRun]:
         """Every run of a project, newest first."""
-        ids = self.store.backend.list_children(keys.runs_prefix(validate_name(project, "project")))
-
-        def read(run_id: str) -> ApiRun | None:
-            key = keys.run(project, run_id)
-            try:
-                return ApiRun(self, parse(RunRecord, self.store.backend.read(key), key))
-            except FileNotFoundError:
-                return None
-
-        with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
-            runs = [r for r in pool.map(read, ids) if r is not None]
-        return sorted(runs, key=lambda r: r.created_at, reverse=True)
+        return [self._run_handle(r) for r in read_runs(self.store.backend, project, self.store.settings.workers)]
 
     def used_by(self, record: VersionRecord) -> list[ApiRun]:
         """Runs that used a version, read in parallel."""
-
-        def read(key: str) -> ApiRun | None:
-            entry = parse(UsedByEntry, self.store.backend.read(key), key)
-            try:
-                return self.run(f"{entry.run.project}/{entry.run.id}", by_name=False)
-            except NotFoundError:
-                return None
-
-        found = [info.key for info in self.store.backend.list(keys.used_by_prefix(record.project, record.name, record.version))]
-        with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
-            return [r for r in pool.map(read, found) if r is not None]
+        return [self._run_handle(r) for r in users_of(self.store.backend, record, self.store.settings.workers)]
 
     # -- lineage ---------------------------------------------------------------------------
-    def lineage(self, address: str, direction: str = "both", depth: int | None = None) -> LineageGraph:
+    def lineage(self, address: str, direction: Direction = "both", depth: int | None = None) -> LineageGraph:
         """The runs and versions upstream and/or downstream of one version."""
-        if direction not in ("both", "upstream", "downstream"):
-            raise ValueError("direction must be 'both', 'upstream' or 'downstream'")
-        start = self.artifact(address).record
-        graph = LineageGraph()
-        start_node = _artifact_node(start.ref())
-        graph.nodes[start_node.id] = start_node
-        graph.root = start_node.id
-        run_cache: dict[str, RunRecord | None] = {}
-        if direction in ("both", "upstream"):
-            self._walk(graph, start, run_cache, upstream=True, depth=depth)
-        if direction in ("both", "downstream"):
-            self._walk(graph, start, run_cache, upstream=False, depth=depth)
-        return graph
-
-    def _run_record(self, ref: RunRef, cache: dict[str, RunRecord | None]) -> RunRecord | None:
-        key = f"{ref.project}/{ref.id}"
-        if key not in cache:
-            try:
-                cache[key] = self.run(key, by_name=False).record
-            except NotFoundError:
-                cache[key] = None
-        return cache[key]
-
-    def _walk(self, graph: LineageGraph, start: VersionRecord, cache: dict, upstream: bool, depth: int | None) -> None:
-        queue = deque([(start.ref(), 0)])
-        seen = {start.ref()}
-        while queue:
-            ref, hops = queue.popleft()
-            if depth is not None and hops >= depth:
-                continue
-            record = read_version(self.store.backend, ref.project, ref.name, ref.version)
-            if upstream:
-                runs = [record.created_by] if record.created_by else []
-            else:
-                runs = [r.record.id and RunRef(project=r.project, id=r.id) for r in self.used_by(record)]
-            for run_ref in runs:
-                run = self._run_record(run_ref, cache)
-                if run is None:
-                    continue
-                run_node = _run_node(run)
-                if upstream:
-                    graph.add_edge(run_node, _artifact_node(ref))
-                else:
-                    graph.add_edge(_artifact_node(ref), run_node)
-                for nxt in (run.inputs if upstream else run.outputs):
-                    if upstream:
-                        graph.add_edge(_artifact_node(nxt), run_node)
-                    else:
-                        graph.add_edge(run_node, _artifact_node(nxt))
-                    if nxt not in seen:
-                        seen.add(nxt)
-                        queue.append((nxt, hops + 1))
+        return trace(self.store.backend, self.artifact(address).record, direction, depth, self.store.settings.workers)
 
     # -- listings and files for viewers (the web UI): nothing read that a page does not show --
     def run_ids(self, project: str) -> list[str]:
         """The ids of a project's runs, from one listing (no run record is read): cheap counts."""
-        return self.store.backend.list_children(keys.runs_prefix(validate_name(project, "project")))
+        return run_ids(self.store.backend, project)
 
     def version_numbers(self, collection: str) -> list[int]:
         """The version numbers of ``project/name``, oldest first, from one listing (no record is read).
@@ -332,11 +190,3 @@ class Api:
         """
         return self.store.cache.ensure(entry.sha256, entry.size, what=entry.path)
 
-
-def _artifact_node(ref: ArtifactRef) -> Node:
-    return Node(f"artifact:{ref.qualified_name}", "artifact", ref.type, f"{ref.type}:{ref.name}:v{ref.version}", ref.qualified_name)
-
-
-def _run_node(run: RunRecord) -> Node:
-    job = run.job_type or "run"
-    return Node(f"run:{run.project}/{run.id}", "run", job, f"{job}:{run.name}", f"{run.project}/{run.id}")

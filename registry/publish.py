@@ -75,6 +75,7 @@ def publish(
         guard.upload_missing({sha: sources[sha] for sha in {e.sha256 for e in entries} - known}, progress=progress)
         crash("after-blobs")
         guard.upload_missing({digest: body})
+        store.cache.keep(digest, body)  # a pull on this machine needs no request for it
         crash("after-file-list")
         result = commit_version(store.backend, draft, aliases, crash=crash)
         if result.created:

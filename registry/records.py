@@ -169,6 +169,8 @@ class FileList(Record):
         paths = [f.path for f in files]
         if paths != sorted(paths):
             raise ValueError("files are not sorted by path")
+        for path in paths:  # entries built elsewhere may have skipped FileEntry's own check
+            validate_path(path)
         validate_path_set(paths)
         return files
 

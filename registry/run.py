@@ -128,15 +128,13 @@ class Run:
     # -- artifacts -------------------------------------------------------------------------
     def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None, progress=None) -> Artifact:
         """Log a new version of ``artifact`` (or return the latest when contents are identical)."""
-        if artifact._record is not None:
-            raise RegistryError(f"{artifact.qualified_name} is already logged: build a new Artifact for a new version")
-        entries, sources = artifact._draft_entries()
+        files = artifact.draft  # raises if it is already logged: a version never changes
         metadata = to_jsonable(artifact.metadata, "metadata")
         draft = draft_record(self.project, artifact.name, artifact.type, artifact.description, metadata, self.ref)
-        result = publish(self.store, draft, entries, sources, list(aliases or []), progress=progress)
+        result = publish(self.store, draft, files.entries(), files.sources(), list(aliases or []), progress=progress)
         record = result.record
-        artifact._bind(self.store, record, aliases_of(self.store.backend, record.project, record.name).get(record.version, []))
-        artifact.created = result.created
+        artifact.attach(self.store, record, aliases_of(self.store.backend, record.project, record.name).get(record.version, []),
+                        created=result.created)
         if result.created:
             self._record.outputs.append(record.ref())
             self._write_record()
@@ -150,11 +148,10 @@ class Run:
         """Declare an input of this run and return it, ready to download."""
         if isinstance(artifact_or_address, Artifact):
             artifact = artifact_or_address
-            artifact._logged()
+            artifact.record  # noqa: B018 - raises unless it is logged
         else:
             address = parse_address(artifact_or_address, self.project)
-            record = resolve(self.store.backend, address)
-            artifact = Artifact._from_record(self.store, record)
+            artifact = Artifact.from_record(self.store, resolve(self.store.backend, address))
         if type is not None and artifact.type != type:
             raise InvalidNameError(f"{artifact.qualified_name} has type {artifact.type!r}, not {type!r}")
         record = artifact.record

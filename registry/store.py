@@ -10,7 +10,7 @@ from pathlib import Path
 from backends import Backend, StorageUnavailable, open_backend
 
 from .blobs import BlobStore
-from .cache import Cache
+from .cache import Cache, open_cache
 from .errors import NotFoundError, StorageError
 from .hashing import HashState
 from .settings import Settings
@@ -60,13 +60,7 @@ class Store:
         self._checked = False
         self.hashes = _hash_state_at(str(settings.cache_dir))
         self.blobs = BlobStore(self.backend, workers=settings.workers)
-        self.cache = Cache(
-            Path(settings.cache_dir),
-            self.blobs,
-            self.hashes,
-            link_mode=settings.link_mode,
-            max_size=settings.cache_max,
-        )
+        self.cache: Cache = open_cache(Path(settings.cache_dir), self.blobs, settings.link_mode, settings.cache_max)
 
     def require_present(self) -> None:
         """Refuse to read a store that is not there (a typo in its URL is not an empty store)."""

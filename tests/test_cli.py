@@ -561,3 +561,12 @@ def test_help_version_and_docs_are_current(machines) -> None:
     check = subprocess.run([sys.executable, str(REPO / "docs" / "gen_cli_reference.py"), "--check"],
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_start_up_leaves_optional_modules_unimported() -> None:
+    """`registry -h` does not pay for what only some commands use: Flask (ui) and tqdm (progress bars)."""
+    code = ("import sys, registry.cli; "
+            "print(sorted(m for m in ('flask', 'registry.ui', 'tqdm') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -167,6 +167,8 @@ def test_registry_matches_its_model(store_url: str, tmp_path: Path, monkeypatch:
     def new_store() -> str:
         tag = uuid.uuid4().hex[:10]
         url = str(tmp_path / f"store-{tag}") if not store_url.startswith("s3://") else f"{store_url.rsplit('/', 1)[0]}/{tag}"
+        if not store_url.startswith("s3://"):
+            Path(url).mkdir()  # an empty store (a missing one is an error when read)
         monkeypatch.setenv("REGISTRY_URL", url)
         monkeypatch.setenv("REGISTRY_CACHE_DIR", str(tmp_path / f"cache-{tag}"))
         return url

@@ -21,6 +21,7 @@ from pathlib import Path, PureWindowsPath
 import pytest
 
 import registry
+from registry.records import FileEntry
 from backends import open_backend
 from helpers import log_files, print_past_capture
 from registry import keys
@@ -301,7 +302,9 @@ def test_logging_revalidates_paths_that_bypassed_the_builder(store_url: str, tmp
     src.write_text("x")
     art = registry.Artifact("data", type="dataset")
     art.add_file(src, name="ok.txt")
-    art._pending["../../escape.txt"] = art._pending.pop("ok.txt")  # as a buggy or hostile builder would
+    good = art.draft.entries()[0]
+    hostile = FileEntry.model_construct(path="../../escape.txt", sha256=good.sha256, size=good.size)
+    art.draft.entries = lambda: [hostile]  # type: ignore[method-assign]  # as a buggy or hostile builder would
     with registry.init(project="proj") as run:
         with pytest.raises(ValueError):  # InvalidNameError, or the record model's ValueError
             run.log_artifact(art)

@@ -52,3 +52,31 @@ def test_readme_seaweedfs_route_runs(tmp_path: Path) -> None:
     finally:
         server.kill()
         server.wait()
+
+
+def test_readme_cli_examples_run_as_written_after_the_demo(tmp_path: Path, monkeypatch) -> None:
+    """Every command of the README's CLI block succeeds on a store holding what the demo logs."""
+    import os
+    import shutil
+
+    import registry
+
+    block = README.split("After the demo above", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line, comments=True) for line in block.strip().splitlines()]
+    assert commands and all(c[0] == "registry" for c in commands)
+    store, work = tmp_path / "store", tmp_path / "work"
+    monkeypatch.setenv("REGISTRY_URL", str(store))
+    (work / "weights").mkdir(parents=True)
+    (work / "weights" / "trained_model.pth").write_bytes(b"weights")
+    with registry.init(project="mnist-pipeline", job_type="train") as run:  # what the demo's train step logs
+        model = registry.Artifact("trained-model", type="model")
+        model.add_dir(work / "weights")
+        run.log_artifact(model, aliases=["best"])
+    shutil.copytree(Path(__file__).parent.parent / "examples", work / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "REGISTRY_URL": str(store)}
+    for command in commands:
+        done = subprocess.run([sys.executable, "-m", "registry.cli", *command[1:]], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (command, done.stderr)
+    assert (work / "model" / "trained_model.pth").read_bytes() == b"weights"
+    assert registry.Api(str(store)).artifact("mnist-pipeline/trained-model:production").version == "v0"

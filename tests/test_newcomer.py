@@ -1,6 +1,7 @@
 """What a new user sees when the store is not where they think: fast, one-line, actionable errors."""
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import subprocess
@@ -104,3 +105,63 @@ def test_a_quick_retry_is_silent(monkeypatch: pytest.MonkeyPatch, caplog) -> Non
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- the CLI as a new user meets it -----------------------------------------------------------
+def _cli(tmp_path: Path, *args: str, code: int = 0, store: Path | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "AWS_"))}
+    env.update(REGISTRY_CACHE_DIR=str(tmp_path / "cache"), REGISTRY_URL=str(store or tmp_path / "store"))
+    proc = subprocess.run([*CLI, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, (args, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "data"
+    for rel, body in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(body)
+    return root
+
+
+def test_an_unchanged_relog_says_so_once(tmp_path: Path) -> None:
+    _tree(tmp_path, {"a.txt": "A"})
+    _cli(tmp_path, "push", "data", "demo/set", "--type", "dataset")
+    again = _cli(tmp_path, "push", "data", "demo/set", "--type", "dataset")
+    assert (again.stdout + again.stderr).count("already holds these contents") == 1
+
+
+def test_a_typo_in_the_store_url_is_not_an_empty_store(tmp_path: Path) -> None:
+    _tree(tmp_path, {"a.txt": "A"})
+    _cli(tmp_path, "push", "data", "demo/set", "--type", "dataset")  # writing creates the store
+    typo = tmp_path / "stroe"
+    for args in (["ls"], ["ls", "demo"], ["show", "demo/set"], ["pull", "demo/set"], ["runs", "demo"]):
+        failed = _cli(tmp_path, *args, code=5, store=typo)
+        assert failed.stderr == f"registry: error: no store at {typo}: the directory does not exist; check REGISTRY_URL or --url (logging an artifact creates it)\n"
+    assert not typo.exists()  # reading created nothing
+    assert _cli(tmp_path, "ls").stdout.split() == ["demo"]
+    with pytest.raises(registry.StorageError, match="no store at"):
+        registry.Api(str(typo)).artifact("demo/set")
+
+
+def test_not_found_errors_suggest_close_names_and_a_command_that_works(tmp_path: Path) -> None:
+    _tree(tmp_path, {"a.txt": "A"})
+    _cli(tmp_path, "push", "data", "demo/trained-model", "--type", "model")
+    missing = _cli(tmp_path, "show", "demo/trained-modle:best", code=1)
+    assert "did you mean trained-model?" in missing.stderr and "`registry ls demo`" in missing.stderr
+    assert "trained-model" in _cli(tmp_path, "ls", "demo").stdout  # the suggested command works
+    project = _cli(tmp_path, "ls", "dmeo", code=1)
+    assert "did you mean demo?" in project.stderr and "`registry ls`" in project.stderr
+    versions = _cli(tmp_path, "ls", "demo/trained-modl", code=1)
+    assert "did you mean trained-model?" in versions.stderr
+
+
+def test_pull_after_push_on_the_same_machine_moves_nothing(tmp_path: Path) -> None:
+    files = {f"part{i}.bin": "x" * (1000 + i) for i in range(5)}
+    _tree(tmp_path, files)
+    _cli(tmp_path, "push", "data", "demo/set", "--type", "dataset")
+    pulled = json.loads(_cli(tmp_path, "--json", "pull", "demo/set", "-d", "copy").stdout)
+    assert pulled["fetched_bytes"] == 0 and pulled["local_bytes"] == sum(len(b) for b in files.values())
+    assert {p.name: p.read_text() for p in (tmp_path / "copy").iterdir()} == files

@@ -1,0 +1,144 @@
+"""``registry ls`` and ``registry show``: what the store holds, and one version in detail."""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import InvalidNameError, NotFoundError
+from ..names import parse_address
+from ..settings import format_size
+from .shapes import collection_json, show_json, version_json
+from .state import State, json_option, pass_state
+from .text import plural, run_line, run_ref_text, table, when
+
+if TYPE_CHECKING:  # annotations only
+    from .. import Api, ApiRun, Artifact, ArtifactFile
+    from ..api import ArtifactCollection
+
+
+@click.command("ls", short_help="List projects, artifacts or versions.")
+@click.argument("target", required=False, metavar="[PROJECT|PROJECT/NAME]")
+@json_option
+@pass_state
+def ls_cmd(state: State, target: str | None) -> None:
+    """List projects, the artifacts of a PROJECT, or the versions of PROJECT/NAME.
+
+    \b
+    registry ls                    projects
+    registry ls PROJECT            artifacts: type, latest version, aliases, size, updated
+    registry ls PROJECT/NAME       versions: aliases, digest, size, files, created, run
+    """
+    api = state.api  # opened first: a store that cannot be opened is the error to report
+    if target is None:
+        _ls_projects(state, api)
+    elif "/" in target or ":" in target or "@" in target:
+        _ls_versions(state, api, target)
+    else:
+        _ls_artifacts(state, api, target)
+
+
+def _ls_projects(state: State, api: Api) -> None:
+    projects = api.projects()
+    if state.json:
+        state.emit_json([{"name": p} for p in projects])
+    elif projects:
+        state.out("\n".join(projects))
+    else:
+        state.note(f"no projects in {api.url}")
+
+
+def _ls_artifacts(state: State, api: Api, project: str) -> None:
+    api.require_project(project)
+    collections = api.artifacts(project)
+    if state.json:
+        state.emit_json([collection_json(c) for c in collections])
+    elif not collections:
+        state.note(f"project {project} has no artifacts")
+    else:
+        state.out(_artifacts_table(collections))
+
+
+def _artifacts_table(collections: list[ArtifactCollection]) -> str:
+    rows = []
+    for c in collections:
+        custom = [f"{a}:v{v}" for v, names in sorted(c.aliases.items()) for a in names if a != "latest"]
+        rows.append([c.name, c.type, c.latest.version, str(c.version_count), ", ".join(custom) or "-",
+                     format_size(c.latest.size), when(c.updated_at)])
+    return table(rows, ["NAME", "TYPE", "LATEST", "VERSIONS", "ALIASES", "SIZE", "UPDATED"])
+
+
+def _ls_versions(state: State, api: Api, target: str) -> None:
+    address = parse_address(target, state.default_project, default_alias=None)
+    if address.alias or address.digest:
+        raise InvalidNameError(f"`registry ls` takes PROJECT/NAME, not a version ({target!r}): use `registry show {target}`")
+    versions = api.artifact_versions(address.collection)
+    if state.json:
+        state.emit_json([version_json(v) for v in versions])
+        return
+    rows = [[v.version, ", ".join(v.aliases) or "-", v.digest[:12], format_size(v.size), str(v.file_count),
+             when(v.created_at), run_ref_text(address.project, v.record.created_by)] for v in versions]
+    state.out(table(rows, ["VERSION", "ALIASES", "DIGEST", "SIZE", "FILES", "CREATED", "RUN"]))
+
+
+@click.command("show", short_help="Show one version: metadata, aliases, files, runs.")
+@click.argument("address")
+@click.option("--files", "max_files", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Show at most this many files (0: all).")
+@json_option
+@pass_state
+def show_cmd(state: State, address: str, max_files: int) -> None:
+    """Show one version: description, metadata, aliases, files, logged-by and used-by runs."""
+    art = state.api.artifact(address)
+    files = art.files()
+    shown = files if max_files == 0 else files[:max_files]
+    logged_by = _logged_by(art)
+    used_by = art.used_by()
+    if state.json:
+        state.emit_json(show_json(art, shown, len(shown) < len(files), logged_by, used_by))
+        return
+    lines = [*_show_header(art, logged_by, used_by), *_metadata_lines(art), *_files_lines(files, shown)]
+    state.out("\n".join(lines))
+
+
+def _logged_by(art: Artifact) -> ApiRun | None:
+    try:
+        return art.logged_by()
+    except NotFoundError:  # the run record is gone; the version still names it
+        return None
+
+
+def _show_header(art: Artifact, logged_by: ApiRun | None, used_by: list[ApiRun]) -> list[str]:
+    record = art.record
+    if logged_by:
+        logged = run_line(logged_by)
+    else:
+        logged = (run_ref_text("", record.created_by) + " (run record missing)") if record.created_by else "-"
+    lines = [
+        f"{art.qualified_name} ({art.type})",
+        f"aliases:     {', '.join(art.aliases) or '-'}",
+        f"digest:      sha256:{record.digest}",
+        f"size:        {format_size(record.size)} in {plural(record.file_count, 'file')}",
+        f"created:     {when(record.created_at)}",
+        f"logged by:   {logged}",
+        f"used by:     {', '.join(run_line(r) for r in used_by) if used_by else '-'}",
+    ]
+    if record.description:
+        lines.append(f"description: {record.description}")
+    return lines
+
+
+def _metadata_lines(art: Artifact) -> list[str]:
+    if not art.metadata:
+        return []
+    text = json.dumps(art.metadata, indent=2, ensure_ascii=False, sort_keys=True)
+    return ["metadata:", *("  " + line for line in text.splitlines())]
+
+
+def _files_lines(files: list[ArtifactFile], shown: list[ArtifactFile]) -> list[str]:
+    width = max((len(format_size(f.size)) for f in shown), default=0)
+    lines = [f"files ({len(files)}):", *(f"  {format_size(f.size).rjust(width)}  {f.path}" for f in shown)]
+    if len(shown) < len(files):
+        lines.append(f"  ... and {len(files) - len(shown)} more (--files 0 shows all)")
+    return lines

@@ -1,0 +1,88 @@
+"""``registry cache info|clean`` and ``registry gc``: the local download cache and the store's unreferenced blobs.
+
+The library's ``Api`` has no cache or garbage-collection calls, so these commands (and
+``shapes.cache_info_json``) reach the cache and the store through ``Api.store``: the only
+places the CLI goes below ``Api``.
+"""
+from __future__ import annotations
+
+import click
+
+from ..settings import format_size
+from .errors import RegistryGroup
+from .params import DURATION, SIZE
+from .shapes import cache_info_json, gc_json
+from .state import State, json_option, pass_state
+
+
+@click.group("cache", cls=RegistryGroup, short_help="Inspect or shrink the local download cache.")
+def cache_group() -> None:
+    """The local download cache (REGISTRY_CACHE_DIR)."""
+
+
+@cache_group.command("info")
+@json_option
+@pass_state
+def cache_info_cmd(state: State) -> None:
+    """Where the cache is, how many files and bytes it holds, and its limit."""
+    store = state.api.store
+    info = cache_info_json(store)
+    if state.json:
+        state.emit_json(info)
+        return
+    limit = format_size(info["max_size"]) if info["max_size"] is not None else "none (set REGISTRY_CACHE_MAX)"
+    lines = [
+        f"directory: {info['directory']}",
+        f"entries:   {info['entries']}",
+        f"size:      {format_size(info['size'])}",
+        f"limit:     {limit}",
+    ]
+    if info["store_is_cache"]:
+        lines.append(f"note:      the store {store.url} is on this machine; its blobs serve as the cache")
+    state.out("\n".join(lines))
+
+
+@cache_group.command("clean")
+@click.option("--max-size", type=SIZE, metavar="SIZE",
+              help="Evict least-recently-used files until the cache fits SIZE (e.g. 500MB, 20GiB). "
+                   "Default: REGISTRY_CACHE_MAX, or 0 (empty the cache) when that is unset.")
+@json_option
+@pass_state
+def cache_clean_cmd(state: State, max_size: int | None) -> None:
+    """Shrink the cache; files a running download is placing are skipped."""
+    store = state.api.store
+    limit = max_size if max_size is not None else (store.settings.cache_max if store.settings.cache_max is not None else 0)
+    files, freed = store.cache.clean(limit)
+    if state.json:
+        state.emit_json({"freed_files": files, "freed_bytes": freed, "max_size": limit, "store_is_cache": store.cache.is_store})
+    elif store.cache.is_store:
+        state.note(f"the store {store.url} is on this machine and serves as the cache: nothing to clean")
+    elif not state.quiet:
+        state.out(f"freed {format_size(freed)} in {files} file(s); cache limit {format_size(limit)}")
+
+
+@click.command("gc", short_help="Delete unreferenced blobs from the store.")
+@click.option("--grace", type=DURATION, default="24h", show_default=True, metavar="DURATION",
+              help="Keep unreferenced blobs younger than this (e.g. 24h, 30m, 7d, 0s).")
+@click.option("--dry-run", is_flag=True, help="Report what would be deleted; delete nothing.")
+@json_option
+@pass_state
+def gc_cmd(state: State, grace: float, dry_run: bool) -> None:
+    """Delete blobs that no version, run file or logged image references.
+
+    Only blobs older than the grace period go, and never one that a writer in flight relies
+    on. Reports what was (or, with --dry-run, would be) freed.
+    """
+    # imported here, not at the top: only gc needs it, and every other command starts without it
+    from ..gc import collect_garbage
+
+    store = state.api.store
+    if not dry_run:
+        store.check_writable()
+    report = collect_garbage(store, grace_seconds=grace, dry_run=dry_run)
+    if state.json:
+        state.emit_json(gc_json(report))
+    elif not state.quiet or not dry_run:
+        verb = "would delete" if dry_run else "deleted"
+        state.out(f"{verb} {len(report.deleted)} blob(s), {format_size(report.freed_bytes)}; kept {report.referenced} "
+                  f"referenced, {report.kept_young} younger than the grace period, {report.kept_in_flight} in flight")

@@ -1,0 +1,136 @@
+"""``ArtifactDraft``: the files gathered for a new version, each hashed as it is added.
+
+A draft is local only: paths, their local sources and sha256s. Logging it (``Run.log_artifact``)
+reads ``entries()`` and ``sources()``; nothing here knows about stores.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Literal
+
+from .errors import InvalidNameError, NotFoundError
+from .names import validate_path, validate_path_set
+from .records import FileEntry
+from .store import local_hash_state
+
+SymlinkPolicy = Literal["content", "reject"]
+
+
+class ArtifactDraft:
+    """Artifact path -> (local file, sha256, size), validated as a set on every addition."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[Path, str, int]] = {}
+        self._staging: tempfile.TemporaryDirectory | None = None
+
+    @contextmanager
+    def new_file(self, name: str, mode: str = "w", encoding: str | None = None) -> Iterator[IO]:
+        """Write a file straight into the draft (staged in a temp directory until logged)."""
+        path = validate_path(name)
+        if self._staging is None:
+            self._staging = tempfile.TemporaryDirectory(prefix="registry-artifact-")
+        staged = Path(self._staging.name) / f"{len(os.listdir(self._staging.name))}"
+        with open(staged, mode, encoding=encoding if "b" not in mode else None) as handle:
+            yield handle
+        self.add_file(staged, path)
+
+    def add_file(self, local_path: str | os.PathLike, name: str | None = None) -> None:
+        """Add a local file under ``name`` (default: its file name)."""
+        source = Path(local_path)
+        if not source.is_file():
+            raise NotFoundError(f"cannot add {source}: no such file")
+        self._add_many({validate_path(name if name is not None else source.name): source})
+
+    def add_dir(self, local_path: str | os.PathLike, name: str | None = None, *, symlinks: SymlinkPolicy = "content") -> None:
+        """Add every file under a directory, under ``name/`` if given.
+
+        Symlinked files inside the tree are stored by content (or refused with
+        ``symlinks="reject"``); a link leading out of the tree is always refused.
+        """
+        base = Path(local_path)
+        if not base.is_dir():
+            raise NotFoundError(f"cannot add {base}: no such directory")
+        prefix = validate_path(name) + "/" if name else ""
+        real_base = base.resolve()
+        found: dict[str, Path] = {}
+        for entry_path, rel, is_file, is_link in _walk(base):
+            full = Path(entry_path)
+            if is_link:
+                _check_link(full, base, real_base, symlinks)
+            if is_file:
+                found[validate_path(prefix + rel)] = full
+        self._add_many(found)
+
+    def remove(self, name: str) -> None:
+        """Remove a file, or every file under a directory."""
+        path = validate_path(name)
+        doomed = [p for p in self._files if p == path or p.startswith(path + "/")]
+        if not doomed:
+            raise NotFoundError(f"{path!r} is not in this artifact")
+        for p in doomed:
+            del self._files[p]
+
+    def entries(self) -> list[FileEntry]:
+        """The version's file list to be: one entry per path, in the order added."""
+        return [FileEntry(path=p, sha256=sha, size=size) for p, (_, sha, size) in self._files.items()]
+
+    def sources(self) -> dict[str, Path]:
+        """sha256 -> a local file holding those bytes (what an upload reads)."""
+        return {sha: source for source, sha, _ in self._files.values()}
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, _, size in self._files.values())
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def close(self) -> None:
+        """Drop the staged ``new_file`` files (once logged, their bytes are in the store)."""
+        if self._staging is not None:
+            self._staging.cleanup()
+            self._staging = None
+
+    def _add_many(self, files: dict[str, Path]) -> None:
+        paths = list(files)
+        hashes = local_hash_state().hash_files([files[p] for p in paths])
+        validate_path_set(list(self._files) + [p for p in paths if p not in self._files])
+        for path, (sha, size) in zip(paths, hashes):
+            previous = self._files.get(path)
+            if previous and previous[1] != sha:
+                raise InvalidNameError(f"{path!r} was already added with different contents: remove it first or choose another name")
+            self._files[path] = (files[path], sha, size)
+
+
+def _check_link(full: Path, base: Path, real_base: Path, symlinks: SymlinkPolicy) -> None:
+    target = full.resolve()
+    if symlinks == "reject":
+        raise InvalidNameError(f"{full} is a symlink: pass symlinks='content' to store its target's bytes")
+    if not target.is_relative_to(real_base):
+        raise InvalidNameError(f"{full} links outside {base} (to {target}): copy the file in or remove the link")
+    if target.is_dir():
+        raise InvalidNameError(f"{full} links to a directory: add that directory itself instead")
+    if not target.exists():
+        raise InvalidNameError(f"{full} is a dangling link (to {target}): fix or remove it")
+
+
+def _walk(base: Path) -> Iterator[tuple[str, str, bool, bool]]:
+    """(path, path relative to ``base``, is a file, is a symlink) of everything under ``base``.
+
+    Like ``os.walk`` (links to directories are listed, not followed) but from one ``scandir``
+    per directory, so a tree of thousands of files costs no extra ``stat`` per entry.
+    """
+    stack = [(str(base), "")]
+    while stack:
+        directory, rel_dir = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = rel_dir + entry.name
+                is_link, is_dir = entry.is_symlink(), entry.is_dir()
+                if is_dir and not is_link:
+                    stack.append((entry.path, rel + "/"))
+                yield entry.path, rel, not is_dir, is_link

@@ -1,0 +1,93 @@
+"""Reading runs back: run records, their history chunks, and the runs that used a version.
+
+The read side below both ``Api`` and ``Artifact`` (an artifact asks who logged and used it),
+so neither needs the other to find a run.
+"""
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from backends import Backend
+
+from . import keys
+from .errors import IntegrityError, NotFoundError
+from .names import validate_name
+from .records import RunRecord, UsedByEntry, VersionRecord, parse
+
+_RUN_ID = re.compile(r"[0-9a-f]{8}")
+
+
+def read_run(backend: Backend, project: str, run_id: str) -> RunRecord:
+    """The record of ``project/run_id``; ``NotFoundError`` when there is none."""
+    key = keys.run(validate_name(project, "project"), validate_name(run_id, "run id"))
+    try:
+        return parse(RunRecord, backend.read(key), key)
+    except FileNotFoundError:
+        raise NotFoundError(f"run {project}/{run_id} does not exist: list runs with `registry runs {project}`") from None
+
+
+def find_run(backend: Backend, project: str, id_or_name: str, workers: int) -> RunRecord:
+    """A run by id, else by display name (which reads every run of the project)."""
+    try:
+        return read_run(backend, project, id_or_name)
+    except NotFoundError:
+        if _RUN_ID.fullmatch(id_or_name):
+            raise
+        for record in read_runs(backend, project, workers):
+            if record.name == id_or_name:
+                return record
+        raise
+
+
+def run_ids(backend: Backend, project: str) -> list[str]:
+    """The ids of a project's runs, from one listing."""
+    return backend.list_children(keys.runs_prefix(validate_name(project, "project")))
+
+
+def read_runs(backend: Backend, project: str, workers: int) -> list[RunRecord]:
+    """Every run of a project, newest first, read in parallel."""
+
+    def read(run_id: str) -> RunRecord | None:
+        try:
+            return read_run(backend, project, run_id)
+        except NotFoundError:
+            return None  # listed, then deleted
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        found = [r for r in pool.map(read, run_ids(backend, project)) if r is not None]
+    return sorted(found, key=lambda r: r.started_at, reverse=True)
+
+
+def users_of(backend: Backend, version: VersionRecord, workers: int) -> list[RunRecord]:
+    """The runs that used ``version`` (its used-by entries), read in parallel; vanished runs are skipped."""
+
+    def read(key: str) -> RunRecord | None:
+        entry = parse(UsedByEntry, backend.read(key), key)
+        try:
+            return read_run(backend, entry.run.project, entry.run.id)
+        except NotFoundError:
+            return None
+
+    found = [info.key for info in backend.list(keys.used_by_prefix(version.project, version.name, version.version))]
+    if not found:
+        return []
+    with ThreadPoolExecutor(max_workers=min(workers, len(found))) as pool:
+        return [r for r in pool.map(read, found) if r is not None]
+
+
+def read_history(backend: Backend, run: RunRecord) -> list[dict[str, Any]]:
+    """Every row a run logged, in order."""
+    rows: list[dict[str, Any]] = []
+    for seq in range(run.history_chunks):
+        key = keys.history_chunk(run.project, run.id, seq)
+        try:
+            text = backend.read(key).decode()
+            rows.extend(json.loads(line) for line in text.splitlines() if line)
+        except FileNotFoundError:
+            continue
+        except ValueError:
+            raise IntegrityError(f"malformed history chunk {key}: repair or delete it") from None
+    return rows
