@@ -8,18 +8,24 @@
 """
 from __future__ import annotations
 
+from typing import Any
+
+from . import active
 from .api import Api, ApiRun
 from .artifact import Artifact, ArtifactFile
+from .run_config import Config, Summary
 from .errors import ConflictError, IntegrityError, InvalidNameError, NotFoundError, RegistryError, StorageError
 from .media import Image
-from .run import Config, Run, Summary, finish, init, log, save
+from .runs import Run, finish, init, log, save
 
 __version__ = "0.1.0"
 
-run: Run | None = None
-"""The active run, set by ``init`` and cleared by ``finish``."""
-config: Config = Config()
-summary: Summary = Summary()
+
+def __getattr__(name: str) -> Any:
+    """``registry.run``, ``registry.config``, ``registry.summary``: the active run's, as in W&B."""
+    if name in ("run", "config", "summary"):
+        return getattr(active, name)
+    raise AttributeError(f"module 'registry' has no attribute {name!r}")
 
 __all__ = [
     "Api", "ApiRun", "Artifact", "ArtifactFile", "Config", "Image", "Run", "Summary",

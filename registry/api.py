@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import keys
+from . import active, keys
 from .api_run import ApiRun
 from .artifact import Artifact
 from .errors import NotFoundError
@@ -54,9 +54,7 @@ class Api:
         return self.store.url
 
     def _project(self) -> str:
-        import registry
-
-        return registry.run.project if registry.run is not None else self.default_project
+        return active.project_or(self.default_project)
 
     # -- artifacts -------------------------------------------------------------------------
     def artifact(self, address: str, type: str | None = None) -> Artifact:

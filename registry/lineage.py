@@ -114,7 +114,7 @@ class LineageGraph:
                     stack.append((child, iter(children[child])))
         return order, back, children
 
-    def _ordered_edges(self) -> list[tuple[Node, Node]]:
+    def ordered_edges(self) -> list[tuple[Node, Node]]:
         layer = self.layers()
         return sorted(((self.nodes[s], self.nodes[d]) for s, d in self.edges), key=lambda e: (layer[e[0].id], e[0].label, e[1].label))
 
@@ -124,7 +124,7 @@ class LineageGraph:
 
     def to_text(self, explode: bool = False) -> str:
         graph = self.view(explode)
-        lines = [f"{s.label} ({s.kind}) --{graph.verb(s)}--> {d.label} ({d.kind})" for s, d in graph._ordered_edges()]
+        lines = [f"{s.label} ({s.kind}) --{graph.verb(s)}--> {d.label} ({d.kind})" for s, d in graph.ordered_edges()]
         linked = {nid for edge in graph.edges for nid in edge}
         lonely = [n for n in graph.nodes.values() if n.id not in linked]
         lines += [f"{n.label} ({n.kind})" for n in lonely]
@@ -138,7 +138,7 @@ class LineageGraph:
             node = graph.nodes[nid]
             text = node.label.replace('"', "'")
             lines.append(f'    {ids[nid]}(["{text}"])' if node.kind == "run" else f'    {ids[nid]}["{text}"]')
-        for s, d in graph._ordered_edges():
+        for s, d in graph.ordered_edges():
             lines.append(f"    {ids[s.id]} -->|{'produces' if s.kind == 'run' else 'consumes'}| {ids[d.id]}")
         return "\n".join(lines)
 
@@ -149,7 +149,7 @@ class LineageGraph:
             node = graph.nodes[nid]
             shape = "ellipse" if node.kind == "run" else "box"
             lines.append(f"  {json.dumps(nid)} [label={json.dumps(node.label)}, shape={shape}];")
-        for s, d in graph._ordered_edges():
+        for s, d in graph.ordered_edges():
             lines.append(f"  {json.dumps(s.id)} -> {json.dumps(d.id)} [label={'produces' if s.kind == 'run' else 'consumes'}];")
         lines.append("}")
         return "\n".join(lines)

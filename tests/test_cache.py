@@ -357,3 +357,30 @@ def test_progress_counts_bytes_while_a_large_blob_moves(store_url: str, tmp_path
     byte_counts = [b for b, _ in received if b]
     assert sum(byte_counts) == total and len(byte_counts) > 3  # the big blob reported as it streamed
     assert sum(f for _, f in received) == len(files)
+
+
+def test_a_killed_downloads_temp_files_are_cleaned_by_the_next_download(store_url: str, tmp_path: Path) -> None:
+    log_files("data", {"sub/a.bin": b"A" * 1000, "b.txt": b"B"})
+    root = tmp_path / "dl"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "video.part").write_bytes(b"the user's own")
+    script = ("import sys, time; from pathlib import Path; from registry.tempnames import temp_beside\n"
+              "p = temp_beside(Path(sys.argv[1])); p.write_bytes(b'half'); print(p, flush=True); time.sleep(600)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    killed = subprocess.Popen([sys.executable, "-c", script, str(root / "sub" / "a.bin")], stdout=subprocess.PIPE, text=True, env=env)
+    alive = subprocess.Popen([sys.executable, "-c", script, str(root / "b.txt")], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        leftover, running = Path(killed.stdout.readline().strip()), Path(alive.stdout.readline().strip())
+        killed.kill()  # SIGKILL: no clean-up of its own
+        killed.wait()
+        report = registry.Api(store_url).artifact("proj/data:latest").pull(root)
+        assert not leftover.exists() and report.leftovers_removed == 1
+        assert running.exists()  # a download still running keeps its temp file
+        assert report.extra == ["sub/video.part"]  # a user's file named *.part is theirs: reported, kept
+        assert sorted(report.placed) == ["b.txt", "sub/a.bin"]
+    finally:
+        alive.kill()
+        alive.wait()
+    again = registry.Api(store_url).artifact("proj/data:latest").pull(root, clean=True)
+    assert again.leftovers_removed == 1 and not running.exists()
+    assert again.removed == ["sub/video.part"]

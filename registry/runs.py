@@ -13,12 +13,12 @@ import socket
 import subprocess
 import time
 import traceback
-from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from . import keys
+from . import active, keys
 from .artifact import Artifact
+from .run_config import Config, Summary
 from .errors import InvalidNameError, RegistryError
 from .hashing import sha256_bytes
 from .jsonable import to_jsonable
@@ -35,54 +35,6 @@ HISTORY_FLUSH_ROWS = 500
 HISTORY_FLUSH_SECONDS = 10.0
 _ADJECTIVES = "sunny misty bright quiet lively gentle bold silent golden crimson autumn winter dry fresh lunar solar rapid brave".split()
 _NOUNS = "smoke river forest meadow ocean flower sky cloud mountain wave dawn field frost glade planet star shadow thunder".split()
-
-
-class Config(MutableMapping):
-    """Run configuration with attribute and item access: ``config.epochs == config["epochs"]``."""
-
-    def __init__(self, data: dict | None = None, on_change=None) -> None:
-        object.__setattr__(self, "_data", {})
-        object.__setattr__(self, "_on_change", on_change)
-        self.update(data or {})
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._data[key] = to_jsonable(value, f"config[{key!r}]", finite=False)
-        if self._on_change:
-            self._on_change()
-
-    def __delitem__(self, key: str) -> None:
-        del self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self._data[key]
-        except KeyError:
-            raise AttributeError(f"config has no key {key!r}") from None
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
-
-    def update(self, other=(), /, **kwargs) -> None:  # type: ignore[override]
-        for key, value in dict(other, **kwargs).items():
-            self._data[key] = to_jsonable(value, f"config[{key!r}]", finite=False)
-        if self._on_change:
-            self._on_change()
-
-    def __repr__(self) -> str:
-        return f"Config({self._data!r})"
-
-
-class Summary(Config):
-    """Final values of a run; tensors and numpy scalars become plain numbers."""
 
 
 class Run:
@@ -178,7 +130,7 @@ class Run:
         for key, value in data.items():
             row[key] = self._history_value(key, value)
             if not isinstance(row[key], (list, dict)):
-                self.summary._data[key] = row[key]  # as in W&B: the summary holds the last logged value
+                self.summary[key] = row[key]  # as in W&B: the summary holds the last logged value
         if step is None:
             self._step += 1
         if len(self._history) >= HISTORY_FLUSH_ROWS or time.monotonic() - self._last_flush > HISTORY_FLUSH_SECONDS:
@@ -266,10 +218,8 @@ def _git_commit() -> str | None:
 
 # -- the active run, as W&B's module-level ``wandb.run`` / ``wandb.config`` / ``wandb.log`` --------
 def _deactivate(run: Run) -> None:
-    import registry
-
-    if registry.run is run:
-        registry.run = None
+    if active.run is run:
+        active.run = None
 
 
 def init(project: str | None = None, job_type: str | None = None, config: dict | None = None, name: str | None = None,
@@ -279,24 +229,18 @@ def init(project: str | None = None, job_type: str | None = None, config: dict |
     >>> with registry.init(project="demo", job_type="load-data") as run:   # doctest: +SKIP
     ...     run.log_artifact(artifact)
     """
-    import registry
-
-    if registry.run is not None:
-        registry.run.finish()
+    if active.run is not None:
+        active.run.finish()
     store = open_store(url)
     run = Run(store, project if project is not None else store.settings.project, job_type, config, name, tags, notes)
-    registry.run = run
-    registry.config = run.config
-    registry.summary = run.summary
+    active.run, active.config, active.summary = run, run.config, run.summary
     return run
 
 
 def _active() -> Run:
-    import registry
-
-    if registry.run is None:
+    if active.run is None:
         raise RegistryError("no active run: call registry.init() first")
-    return registry.run
+    return active.run  # type: ignore[return-value]
 
 
 def log(data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
@@ -308,7 +252,5 @@ def save(path: str | Path, base_path: str | None = None) -> None:
 
 
 def finish(exit_code: int = 0) -> None:
-    import registry
-
-    if registry.run is not None:
-        registry.run.finish(exit_code)
+    if active.run is not None:
+        active.run.finish(exit_code)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Checks the project runs on itself (``python -m registry._devtools.imports``); not part of the API."""
