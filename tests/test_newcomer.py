@@ -165,3 +165,25 @@ def test_pull_after_push_on_the_same_machine_moves_nothing(tmp_path: Path) -> No
     pulled = json.loads(_cli(tmp_path, "--json", "pull", "demo/set", "-d", "copy").stdout)
     assert pulled["fetched_bytes"] == 0 and pulled["local_bytes"] == sum(len(b) for b in files.values())
     assert {p.name: p.read_text() for p in (tmp_path / "copy").iterdir()} == files
+
+
+@pytest.mark.parametrize("store_url", ["moto", "seaweed"], indirect=True)
+def test_a_pull_after_a_push_sends_no_blob_request(store_url: str, tmp_path: Path) -> None:
+    from registry.store import open_store
+
+    source = tmp_path / "model"
+    source.mkdir()
+    files = {"weights.bin": b"w" * 300_000, "config.json": b"{}"}
+    for name, body in files.items():
+        (source / name).write_bytes(body)
+    with registry.init(project="proj", job_type="push") as run:
+        artifact = registry.Artifact("model", type="model")
+        artifact.add_dir(source)
+        run.log_artifact(artifact)
+    gets: list[str] = []
+    store = open_store(store_url)
+    store.backend.client.meta.events.register("provide-client-params.s3.GetObject", lambda params, **kw: gets.append(params["Key"]))
+    report = registry.Api(store_url).artifact("proj/model:latest").pull(tmp_path / "deploy")
+    assert [k for k in gets if "/blobs/" in "/" + k] == []  # neither the files nor the file list
+    assert report.fetched_bytes == 0 and report.local_bytes == sum(len(b) for b in files.values())
+    assert {p.name: p.read_bytes() for p in (tmp_path / "deploy").iterdir()} == files
