@@ -24,7 +24,7 @@ def open_backend(url: str) -> Backend:
     if "@" in parsed.netloc:
         raise ValueError("the store URL holds credentials ('user:secret@'): remove them and use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
     if parsed.scheme == "s3":
-        from .s3 import S3Backend
+        from .s3 import S3Backend  # botocore costs ~0.1 s to import: only S3 stores pay it
 
         if not parsed.netloc:
             raise ValueError(f"store URL {url!r} names no bucket: use s3://bucket[/prefix]")
@@ -35,6 +35,6 @@ def open_backend(url: str) -> Backend:
         path = Path(url).expanduser()
     else:
         raise ValueError(f"store URL {url!r} has unsupported scheme {parsed.scheme!r}: use s3:// or a local path")
-    from .local import LocalBackend
+    from .local import LocalBackend  # lazily, like the S3 backend above
 
     return LocalBackend(path)

@@ -112,8 +112,9 @@ class Cache:
         """(path, size, last used) of every entry this cache may evict."""
         return []
 
-    def clean(self, max_size: int | None = None) -> tuple[int, int]:
-        """Evict least-recently-used entries until the cache fits; returns (files, bytes) freed."""
+    def clean(self, max_size: int | None = None, keep: frozenset[Path] = frozenset()) -> tuple[int, int]:
+        """Evict least-recently-used entries (never those in ``keep``) until the cache fits;
+        returns (files, bytes) freed."""
         return 0, 0
 
 
@@ -171,9 +172,10 @@ class DownloadCache(Cache):
     def entries(self) -> list[tuple[Path, int, float]]:
         return self.index.entries(self.root / "blobs")
 
-    def clean(self, max_size: int | None = None) -> tuple[int, int]:
+    def clean(self, max_size: int | None = None, keep: frozenset[Path] = frozenset()) -> tuple[int, int]:
         """Evict least-recently-used entries until the cache fits ``max_size`` (default: the
-        configured limit; none means no eviction). An entry another process is placing is skipped."""
+        configured limit; none means no eviction). Entries in ``keep`` (about to be read) and
+        entries another process is placing are skipped."""
         limit = self.max_size if max_size is None else max_size
         if limit is None:
             return 0, 0
@@ -185,6 +187,8 @@ class DownloadCache(Cache):
         for path, size, _ in entries:
             if total <= limit and limit > 0:  # a limit of 0 empties the cache, empty files included
                 break
+            if path in keep:
+                continue
             try:
                 with FileLock(str(self._lock_path(path.parent.name + path.name)), timeout=0):
                     path.unlink(missing_ok=True)

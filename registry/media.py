@@ -16,7 +16,7 @@ class Image:
     def __init__(self, data: Any, caption: str | None = None) -> None:
         self.caption = None if caption is None else str(caption)
         self.png = _to_png(data)
-        from PIL import Image as PILImage
+        from PIL import Image as PILImage  # Pillow is optional (the [images] extra): imported on use
 
         with PILImage.open(io.BytesIO(self.png)) as img:
             self.width, self.height = img.size
@@ -27,10 +27,10 @@ class Image:
 
 def _to_png(data: Any) -> bytes:
     try:
-        from PIL import Image as PILImage
+        from PIL import Image as PILImage  # optional, as above
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError(f"registry.Image needs Pillow: pip install '{DISTRIBUTION}[images]'") from None
-    import numpy as np
+    import numpy as np  # needed only for arrays and tensors, and not a core dependency
 
     if isinstance(data, PILImage.Image):
         img = data

@@ -5,6 +5,7 @@ and at the end), so it needs no locking. History rows are buffered and written i
 """
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import random
@@ -151,8 +152,6 @@ class Run:
         self._last_flush = time.monotonic()
         if not self._history:
             return
-        import json
-
         body = "".join(json.dumps(row, sort_keys=True) + "\n" for row in self._history).encode()
         self.store.backend.write(keys.history_chunk(self.project, self.id, self._history_seq), body)
         self._history_seq += 1

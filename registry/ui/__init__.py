@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import RegistryError
 from .app import create_app
 from .safety import LOOPBACK_NAMES, is_loopback
 
@@ -15,9 +16,7 @@ __all__ = ["create_app", "serve"]
 
 def serve(url: str | None = None, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve the UI for ``url`` until interrupted; binds to loopback unless ``host`` says otherwise."""
-    from werkzeug.serving import make_server
-
-    from ..errors import RegistryError
+    from werkzeug.serving import make_server  # the server only when serving: tests build the app alone
 
     local = is_loopback(host.strip("[]"))
     app = create_app(url, allowed_hosts=LOOPBACK_NAMES if local else None)
