@@ -384,3 +384,26 @@ def test_a_killed_downloads_temp_files_are_cleaned_by_the_next_download(store_ur
     again = registry.Api(store_url).artifact("proj/data:latest").pull(root, clean=True)
     assert again.leftovers_removed == 1 and not running.exists()
     assert again.removed == ["sub/video.part"]
+
+
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+def test_every_path_that_fills_the_cache_evicts_to_its_limit(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log_files("data", {f"f{i}.bin": os.urandom(10_000) for i in range(5)})
+    log_files("one", {"only.bin": os.urandom(10_000)})
+    paths = {
+        "Artifact.download": lambda api, n: api.artifact("proj/one").download(tmp_path / n),
+        "ArtifactFile.download": lambda api, n: api.artifact("proj/one").get_entry("only.bin").download(tmp_path / n),
+        "Artifact.file": lambda api, n: api.artifact("proj/one").file(tmp_path / n),
+        "Api.cached_file (UI downloads)": lambda api, n: api.cached_file(api.artifact("proj/one").file_list().files[0]),
+    }
+    for n, (what, fill) in enumerate(paths.items()):
+        unlimited = registry.Api(store_url)
+        unlimited.store.cache.clean(max_size=0)
+        unlimited.artifact("proj/data").download(tmp_path / f"filler{n}")  # 50 KB in the cache, no limit
+        for placed in (tmp_path / f"filler{n}").iterdir():
+            placed.unlink()
+        monkeypatch.setenv("REGISTRY_CACHE_MAX", "25KB")
+        limited = registry.Api(store_url)
+        fill(limited, f"out{n}")
+        assert sum(size for _, size, _ in limited.store.cache.entries()) <= 25_000, what
+        monkeypatch.delenv("REGISTRY_CACHE_MAX")
