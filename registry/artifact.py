@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .api_run import ApiRun
-from .download import DownloadReport, materialize, safe_destination
+from .download import DownloadReport, materialize
+from .download_root import safe_destination
 from .draft import ArtifactDraft, SymlinkPolicy
 from .errors import IntegrityError, NotFoundError, RegistryError
 from .filelists import read_file_list
@@ -36,7 +37,7 @@ logger = logging.getLogger("registry")
 class ArtifactFile:
     """One file of an artifact (W&B's manifest entry)."""
 
-    def __init__(self, artifact: "Artifact", entry: FileEntry) -> None:
+    def __init__(self, artifact: Artifact, entry: FileEntry) -> None:
         self.artifact = artifact
         self.entry = entry
         self.path, self.size, self.digest = entry.path, entry.size, entry.sha256
@@ -57,7 +58,8 @@ class Artifact:
     ...     _ = f.write("hello")
     """
 
-    def __init__(self, name: str, type: str, description: str | None = None, metadata: dict | None = None) -> None:
+    def __init__(self, name: str, type: str, description: str | None = None,
+                 metadata: dict | None = None) -> None:
         self.name = validate_name(name, "artifact name")
         self.type = validate_name(type, "artifact type")
         self.description = description
@@ -71,19 +73,20 @@ class Artifact:
         """After logging: False when the contents equalled the latest version (no new version)."""
 
     @classmethod
-    def from_record(cls, store: "Store", record: VersionRecord, aliases: list[str] | None = None) -> "Artifact":
+    def from_record(cls, store: Store, record: VersionRecord, aliases: list[str] | None = None) -> Artifact:
         """The handle of a committed version (``aliases`` when already known, else read on first use)."""
         artifact = cls(record.name, record.type, record.description, record.metadata)
         artifact.attach(store, record, aliases)
         return artifact
 
     @classmethod
-    def from_ref(cls, store: "Store", ref: ArtifactRef) -> "Artifact":
+    def from_ref(cls, store: Store, ref: ArtifactRef) -> Artifact:
         return cls.from_record(store, read_version(store.backend, ref.project, ref.name, ref.version))
 
-    def attach(self, store: "Store", record: VersionRecord, aliases: list[str] | None = None,
+    def attach(self, store: Store, record: VersionRecord, aliases: list[str] | None = None,
                created: bool | None = None) -> None:
-        """Become the handle of ``record`` (what ``Run.log_artifact`` does once it has committed the draft)."""
+        """Become the handle of ``record`` (what ``Run.log_artifact`` does once it has committed the
+        draft)."""
         if self._draft is not None:
             self._draft.close()
         self._draft = None
@@ -96,7 +99,9 @@ class Artifact:
     def draft(self) -> ArtifactDraft:
         """The files being gathered; an error once logged (a version never changes)."""
         if self._draft is None:
-            raise RegistryError(f"{self.qualified_name} is already logged and cannot change: build a new Artifact")
+            raise RegistryError(
+                f"{self.qualified_name} is already logged and cannot change: build a new Artifact"
+            )
         return self._draft
 
     def new_file(self, name: str, mode: str = "w", encoding: str | None = None) -> AbstractContextManager[IO]:
@@ -107,7 +112,8 @@ class Artifact:
         """Add a local file under ``name`` (default: its file name)."""
         self.draft.add_file(local_path, name)
 
-    def add_dir(self, local_path: str | os.PathLike, name: str | None = None, *, symlinks: SymlinkPolicy = "content") -> None:
+    def add_dir(self, local_path: str | os.PathLike, name: str | None = None, *,
+                symlinks: SymlinkPolicy = "content") -> None:
         """Add every file under a directory, under ``name/`` if given (see ``ArtifactDraft.add_dir``)."""
         self.draft.add_dir(local_path, name, symlinks=symlinks)
 
@@ -116,9 +122,11 @@ class Artifact:
         self.draft.remove(name)
 
     # -- the logged version ----------------------------------------------------------------
-    def _logged(self) -> tuple["Store", VersionRecord]:
+    def _logged(self) -> tuple[Store, VersionRecord]:
         if self._record is None or self._store is None:
-            raise RegistryError(f"artifact {self.name!r} is not logged yet: call run.log_artifact(artifact) first")
+            raise RegistryError(
+                f"artifact {self.name!r} is not logged yet: call run.log_artifact(artifact) first"
+            )
         return self._store, self._record
 
     @property
@@ -179,7 +187,9 @@ class Artifact:
     def get_entry(self, path: str) -> ArtifactFile:
         entry = self.file_list().by_path().get(validate_path(path))
         if entry is None:
-            raise NotFoundError(f"{path!r} is not a file of {self.qualified_name}: list files with artifact.files()")
+            raise NotFoundError(
+                f"{path!r} is not a file of {self.qualified_name}: list files with artifact.files()"
+            )
         return ArtifactFile(self, entry)
 
     # -- downloading -----------------------------------------------------------------------
@@ -190,8 +200,9 @@ class Artifact:
     def pull(self, root: str | os.PathLike | None = None, *, path_prefix: str | None = None,
              paths: Iterable[str] | None = None, clean: bool = False, overwrite: bool = True,
              progress=None) -> DownloadReport:
-        """``download``, returning what it did: files placed, unchanged, restored and extra, and
-        the bytes that came from the store, the cache and files already on this machine.
+        """``download``, returning what it did: files placed, unchanged, restored (edited locally,
+        overwritten: the caller reports them) and extra, and the bytes that came from the store,
+        the cache and files already on this machine.
 
         >>> report = artifact.pull("./model", overwrite=False)   # doctest: +SKIP
         >>> report.fetched_bytes, report.unchanged                # doctest: +SKIP
@@ -204,13 +215,10 @@ class Artifact:
                                  clean=clean, overwrite=overwrite, progress=progress)
         finally:
             store.cache.clean()  # REGISTRY_CACHE_MAX (if set): evict least recently used entries
-        if report.restored:
-            logger.warning("restored %d locally edited file(s) in %s to %s: %s", len(report.restored), target,
-                           self.qualified_name, ", ".join(report.restored[:5]) + (" ..." if len(report.restored) > 5 else ""))
         return report
 
-    def download(self, root: str | os.PathLike | None = None, path_prefix: str | None = None, *, clean: bool = False,
-                 overwrite: bool = True, progress=None) -> str:
+    def download(self, root: str | os.PathLike | None = None, path_prefix: str | None = None, *,
+                 clean: bool = False, overwrite: bool = True, progress=None) -> str:
         """Download into ``root`` (default ``./artifacts/<name>:v<N>``); returns the directory.
 
         Files already there are left alone, files shared with anything fetched before come
@@ -218,13 +226,20 @@ class Artifact:
         and a warning lists it; ``overwrite=False`` raises ``LocalEditsError`` instead, before
         anything is written. ``clean=True`` removes files the version does not hold.
         """
-        return str(self.pull(root, path_prefix=path_prefix, clean=clean, overwrite=overwrite, progress=progress).root)
+        report = self.pull(root, path_prefix=path_prefix, clean=clean, overwrite=overwrite, progress=progress)
+        if report.restored:  # the caller gets a path, not the report: say it here
+            shown = ", ".join(report.restored[:5]) + (" ..." if len(report.restored) > 5 else "")
+            logger.warning("restored %d locally edited file(s) in %s to %s: %s", len(report.restored),
+                           report.root, self.qualified_name, shown)
+        return str(report.root)
 
     def file(self, root: str | os.PathLike | None = None) -> str:
         """Download a single-file artifact; returns the file's path."""
         files = self.file_list().files
         if len(files) != 1:
-            raise RegistryError(f"{self.qualified_name} holds {len(files)} files, not one: use download() instead")
+            raise RegistryError(
+                f"{self.qualified_name} holds {len(files)} files, not one: use download() instead"
+            )
         return self.get_entry(files[0].path).download(root)
 
     def verify(self, root: str | os.PathLike | None = None) -> None:
@@ -232,7 +247,10 @@ class Artifact:
         bad = [entry.path for entry in self.file_list().files if not self._verify_entry(entry, root)]
         if bad:
             where = root if root is not None else "the cache"
-            raise IntegrityError(f"{len(bad)} file(s) of {self.qualified_name} in {where} do not match: {', '.join(bad[:5])}; download again")
+            raise IntegrityError(
+                f"{len(bad)} file(s) of {self.qualified_name} in {where} do not match: "
+                f"{', '.join(bad[:5])}; download again"
+            )
 
     def _verify_entry(self, entry: FileEntry, root: str | os.PathLike | None) -> bool:
         if root is not None:
@@ -240,10 +258,13 @@ class Artifact:
             return dest.is_file() and sha256_file(dest) == entry.sha256
         cache = self._logged()[0].cache
         if not cache.entry_path(entry.sha256).exists():
-            raise IntegrityError(f"{entry.path!r} of {self.qualified_name} is not in the cache: download it first, or verify a directory")
+            raise IntegrityError(
+                f"{entry.path!r} of {self.qualified_name} is not in the cache: "
+                "download it first, or verify a directory"
+            )
         return cache.verify_entry(entry.sha256)
 
-    def wait(self) -> "Artifact":
+    def wait(self) -> Artifact:
         """For W&B compatibility: logging here is synchronous, so the artifact is already committed."""
         self._logged()
         return self

@@ -12,19 +12,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from .cache import Cache
-from .errors import InvalidNameError, LocalEditsError
-from .hashing import CHUNK, HashState, sha256_file, write_all
-from .names import validate_path
+from .download_root import DestState, check_root, extras, make_directories, safe_destination_memo, survey
+from .errors import LocalEditsError
+from .hashing import CHUNK, HashState, write_all
 from .records import FileEntry
-from .tempnames import is_abandoned, is_temp_name, temp_beside
+from .tempnames import temp_beside
 
 PLACE_WORKERS = 2
 """Copies run in the kernel: two threads overlap them; more only contend (measured on 2 cores)."""
@@ -56,67 +54,6 @@ class DownloadReport:
     """Bytes copied (and verified) from files on this machine known to hold them."""
 
 
-class _State(Enum):
-    ABSENT = "absent"
-    CURRENT = "current"
-    STALE = "stale"  # bytes the registry knows (an older version's): replaced without asking
-    EDITED = "edited"  # bytes it never saw there: a local edit
-
-
-def safe_destination(root: Path, path: str) -> Path:
-    """``root/path``, refusing any path that is unsafe or whose directories are symlinks."""
-    validate_path(path)
-    dest = root
-    for part in path.split("/")[:-1]:
-        dest = dest / part
-        if dest.is_symlink():
-            raise InvalidNameError(f"download root {root} holds a symlink at {dest}: refusing to write through it; remove it or choose another directory")
-        if dest.exists() and not dest.is_dir():
-            raise InvalidNameError(f"{dest} is a file but {path!r} needs a directory there: remove it or choose another directory")
-        if not dest.exists():
-            break  # nothing below a missing directory can be a symlink yet
-    return root.joinpath(*path.split("/"))
-
-
-def _survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None], hashes: HashState) -> list[_State]:
-    """How each destination compares with the version: one stat each and batched hash look-ups;
-    only files the registry never saw are hashed."""
-    states: list[_State] = []
-    existing: list[tuple[int, Path, os.stat_result]] = []
-    for entry, dest in targets:
-        try:
-            st = os.lstat(dest)
-        except FileNotFoundError:
-            states.append(_State.ABSENT)
-            continue
-        states.append(_State.EDITED)
-        if stat.S_ISREG(st.st_mode):
-            existing.append((len(states) - 1, dest.absolute(), st))
-    known = hashes.lookup_many([(path, st) for _, path, st in existing])
-    verified = []
-    for (i, path, st), sha in zip(existing, known):
-        entry = targets[i][0]
-        if sha == entry.sha256 or _same_inode(cached.get(entry.sha256), st):
-            states[i] = _State.CURRENT
-        elif sha is not None:
-            states[i] = _State.STALE
-        elif st.st_size == entry.size and sha256_file(path) == entry.sha256:
-            states[i] = _State.CURRENT
-            verified.append((path, st, entry.sha256))
-    hashes.remember(verified)
-    return states
-
-
-def _same_inode(cache_path: Path | None, st: os.stat_result) -> bool:
-    if cache_path is None:
-        return False
-    try:
-        cst = os.stat(cache_path)
-    except FileNotFoundError:
-        return False
-    return (cst.st_dev, cst.st_ino) == (st.st_dev, st.st_ino)
-
-
 def materialize(
     cache: Cache,
     hashes: HashState,
@@ -134,37 +71,30 @@ def materialize(
     without it, ``LocalEditsError`` lists them all before anything is written.
     """
     root = Path(root)
-    _check_root(root)
+    check_root(root)
     report = DownloadReport(root=root)
     checked: dict[str, Path] = {}
-    targets = [(entry, _safe_destination_memo(root, entry.path, checked)) for entry in files]
+    targets = [(entry, safe_destination_memo(root, entry.path, checked)) for entry in files]
     cached: dict[str, Path | None] = cache.valid_entries({e.sha256: e.size for e in files})
-    states = _survey(targets, cached, hashes)
-    edited = [e.path for (e, _), s in zip(targets, states) if s is _State.EDITED]
+    states = survey(targets, cached, hashes)
+    edited = [e.path for (e, _), s in zip(targets, states) if s is DestState.EDITED]
     if edited and not overwrite:
         raise LocalEditsError(root, edited)
-    todo = [target for target, s in zip(targets, states) if s is not _State.CURRENT]
-    report.unchanged = [e.path for (e, _), s in zip(targets, states) if s is _State.CURRENT]
+    todo = [target for target, s in zip(targets, states) if s is not DestState.CURRENT]
+    report.unchanged = [e.path for (e, _), s in zip(targets, states) if s is DestState.CURRENT]
     sources = _gather(cache, hashes, todo, cached, root, report, workers, progress)
-    _make_directories(root, todo)  # again: a symlink could have appeared during the fetch
+    make_directories(root, todo)  # again: a symlink could have appeared during the fetch
     placed_stats = _place_all(cache, todo, sources, report, progress)
     report.placed = [entry.path for entry, _ in todo]
     report.restored = edited
     hashes.remember(placed_stats)
     cache.touch([p for p in cached.values() if p is not None])
-    report.extra, report.leftovers_removed = _extras(root, {e.path for e in files})
+    report.extra, report.leftovers_removed = extras(root, {e.path for e in files})
     if clean:
         for path in report.extra:
             (root / path).unlink()
             report.removed.append(path)
     return report
-
-
-def _check_root(root: Path) -> None:
-    if root.is_symlink() and not root.is_dir():
-        raise InvalidNameError(f"download root {root} is a dangling symlink: choose another directory")
-    if root.exists() and not root.is_dir():
-        raise InvalidNameError(f"download root {root} is a file, not a directory: choose another directory")
 
 
 @dataclass
@@ -206,7 +136,7 @@ def _gather(cache: Cache, hashes: HashState, todo: list[tuple[FileEntry, Path]],
 
 def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: list[FileEntry], root: Path,
                    workers: int, progress: Progress | None) -> dict[str, _Source]:
-    made = _make_directories(root, todo)
+    made = make_directories(root, todo)
     # Where placing means copying bytes, each fetched blob is also written straight into a
     # temp file beside its first destination while it streams in: no second pass over it.
     early: dict[str, tuple[Path, Path]] = {}
@@ -287,52 +217,3 @@ def _copy_verified(source: Path, dest: Path, sha256: str) -> bool:
         raise
 
 
-def _make_directories(root: Path, todo: list[tuple[FileEntry, Path]]) -> list[Path]:
-    """Create the directories ``todo`` needs, each checked for symlinks; returns those created, outermost first."""
-    made: list[Path] = []
-    done: set[Path] = set()
-    for entry, dest in todo:
-        if dest.parent in done:
-            continue
-        missing = []
-        directory = dest.parent
-        while not directory.exists() and directory not in missing:
-            missing.append(directory)
-            if directory == directory.parent:
-                break
-            directory = directory.parent
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        safe_destination(root, entry.path)
-        made.extend(reversed(missing))
-        done.add(dest.parent)
-    return made
-
-
-def _safe_destination_memo(root: Path, path: str, checked: dict[str, Path]) -> Path:
-    """``safe_destination``, checking each directory once per download."""
-    directory, _, name = path.rpartition("/")
-    validate_path(path)
-    if directory not in checked:
-        checked[directory] = safe_destination(root, path).parent
-    return checked[directory] / name
-
-
-def _extras(root: Path, expected: set[str]) -> tuple[list[str], int]:
-    """Files in ``root`` the version does not hold; temp files left by a killed download are removed."""
-    extra: list[str] = []
-    leftovers = 0
-    if not root.is_dir():
-        return extra, leftovers
-    for dirpath, _dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
-        for name in filenames:
-            if is_temp_name(name):
-                if is_abandoned(name):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(dirpath, name))
-                        leftovers += 1
-                continue
-            path = name if rel == "." else f"{rel}/{name}"
-            if path not in expected:
-                extra.append(path)
-    return sorted(extra), leftovers

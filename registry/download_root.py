@@ -1,0 +1,140 @@
+"""The directory a download fills: safe destinations, what is already there, what is extra.
+
+Every destination is checked against the root (no path escapes it, no directory on the way is
+a symlink); each file already there is sorted before anything is written; temp files left by
+a killed download are recognised by their owner's process id and removed.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from enum import Enum
+from pathlib import Path
+
+from .errors import InvalidNameError
+from .hashing import HashState, sha256_file
+from .names import validate_path
+from .records import FileEntry
+from .tempnames import is_abandoned, is_temp_name
+
+
+class DestState(Enum):
+    """How a destination compares with the version's file."""
+
+    ABSENT = "absent"
+    CURRENT = "current"
+    STALE = "stale"  # bytes the registry knows (an older version's): replaced without asking
+    EDITED = "edited"  # bytes it never saw there: a local edit
+
+
+def safe_destination(root: Path, path: str) -> Path:
+    """``root/path``, refusing any path that is unsafe or whose directories are symlinks."""
+    validate_path(path)
+    dest = root
+    for part in path.split("/")[:-1]:
+        dest = dest / part
+        if dest.is_symlink():
+            raise InvalidNameError(f"download root {root} holds a symlink at {dest}: refusing to write through it; remove it or choose another directory")
+        if dest.exists() and not dest.is_dir():
+            raise InvalidNameError(f"{dest} is a file but {path!r} needs a directory there: remove it or choose another directory")
+        if not dest.exists():
+            break  # nothing below a missing directory can be a symlink yet
+    return root.joinpath(*path.split("/"))
+
+
+def survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None], hashes: HashState) -> list[DestState]:
+    """How each destination compares with the version: one stat each and batched hash look-ups;
+    only files the registry never saw are hashed."""
+    states: list[DestState] = []
+    existing: list[tuple[int, Path, os.stat_result]] = []
+    for entry, dest in targets:
+        try:
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            states.append(DestState.ABSENT)
+            continue
+        states.append(DestState.EDITED)
+        if stat.S_ISREG(st.st_mode):
+            existing.append((len(states) - 1, dest.absolute(), st))
+    known = hashes.lookup_many([(path, st) for _, path, st in existing])
+    verified = []
+    for (i, path, st), sha in zip(existing, known):
+        entry = targets[i][0]
+        if sha == entry.sha256 or _same_inode(cached.get(entry.sha256), st):
+            states[i] = DestState.CURRENT
+        elif sha is not None:
+            states[i] = DestState.STALE
+        elif st.st_size == entry.size and sha256_file(path) == entry.sha256:
+            states[i] = DestState.CURRENT
+            verified.append((path, st, entry.sha256))
+    hashes.remember(verified)
+    return states
+
+
+def _same_inode(cache_path: Path | None, st: os.stat_result) -> bool:
+    if cache_path is None:
+        return False
+    try:
+        cst = os.stat(cache_path)
+    except FileNotFoundError:
+        return False
+    return (cst.st_dev, cst.st_ino) == (st.st_dev, st.st_ino)
+
+
+def check_root(root: Path) -> None:
+    if root.is_symlink() and not root.is_dir():
+        raise InvalidNameError(f"download root {root} is a dangling symlink: choose another directory")
+    if root.exists() and not root.is_dir():
+        raise InvalidNameError(f"download root {root} is a file, not a directory: choose another directory")
+
+
+def make_directories(root: Path, todo: list[tuple[FileEntry, Path]]) -> list[Path]:
+    """Create the directories ``todo`` needs, each checked for symlinks; returns those created, outermost first."""
+    made: list[Path] = []
+    done: set[Path] = set()
+    for entry, dest in todo:
+        if dest.parent in done:
+            continue
+        missing = []
+        directory = dest.parent
+        while not directory.exists() and directory not in missing:
+            missing.append(directory)
+            if directory == directory.parent:
+                break
+            directory = directory.parent
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        safe_destination(root, entry.path)
+        made.extend(reversed(missing))
+        done.add(dest.parent)
+    return made
+
+
+def safe_destination_memo(root: Path, path: str, checked: dict[str, Path]) -> Path:
+    """``safe_destination``, checking each directory once per download."""
+    directory, _, name = path.rpartition("/")
+    validate_path(path)
+    if directory not in checked:
+        checked[directory] = safe_destination(root, path).parent
+    return checked[directory] / name
+
+
+def extras(root: Path, expected: set[str]) -> tuple[list[str], int]:
+    """Files in ``root`` the version does not hold; temp files left by a killed download are removed."""
+    extra: list[str] = []
+    leftovers = 0
+    if not root.is_dir():
+        return extra, leftovers
+    for dirpath, _dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        for name in filenames:
+            if is_temp_name(name):
+                if is_abandoned(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(dirpath, name))
+                        leftovers += 1
+                continue
+            path = name if rel == "." else f"{rel}/{name}"
+            if path not in expected:
+                extra.append(path)
+    return sorted(extra), leftovers
