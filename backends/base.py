@@ -5,6 +5,8 @@ registry does is derived from these primitives, so a new backend only implements
 """
 from __future__ import annotations
 
+import builtins
+
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,7 +77,7 @@ class Backend(ABC):
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, in key order."""
 
-    def list_children(self, prefix: str) -> list[str]:
+    def list_children(self, prefix: str) -> builtins.list[str]:
         """Names of the immediate "directories" under ``prefix`` (which ends with ``/``)."""
         names = {info.key[len(prefix):].split("/", 1)[0] for info in self.list(prefix) if "/" in info.key[len(prefix):]}
         return sorted(names)

@@ -6,6 +6,8 @@ holds a per-key lock file while it checks the token and renames.
 """
 from __future__ import annotations
 
+import builtins
+
 import hashlib
 import os
 import uuid
@@ -113,7 +115,7 @@ class LocalBackend(Backend):
                     found.append(ObjectInfo(key, st.st_size, _token(st), st.st_mtime))
         yield from sorted(found, key=lambda info: info.key)
 
-    def list_children(self, prefix: str) -> list[str]:
+    def list_children(self, prefix: str) -> builtins.list[str]:
         base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         try:
             return sorted(e.name for e in os.scandir(base) if e.is_dir() and e.name not in (_TMP_DIR, _LOCK_DIR))

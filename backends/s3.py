@@ -12,6 +12,8 @@ that outlasts the first retry is announced on the ``registry`` logger.
 """
 from __future__ import annotations
 
+import builtins
+
 import atexit
 import base64
 import gc
@@ -224,7 +226,7 @@ class S3Backend(Backend):
         except (ClientError, BotoCoreError) as e:
             raise self._translate(e, prefix) from None
 
-    def list_children(self, prefix: str) -> list[str]:
+    def list_children(self, prefix: str) -> builtins.list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         names = []
         try:
@@ -267,12 +269,8 @@ class S3Backend(Backend):
             raise self._translate(e, key) from None
         except BotoCoreError as e:
             raise self._translate(e, key) from None
-        if sha256 and body.sha256() != sha256:  # a server that ignores the checksum stored it: take back our own write
-            try:
-                self.delete_if_match(key, response["ETag"])
-            except (PreconditionFailed, StorageUnavailable):
-                pass  # replaced meanwhile by another writer's upload, which is not ours to delete
-            raise ContentMismatch(_changed(path, sha256))
+        if sha256 and body.sha256() != sha256:  # a server that ignores the checksum stored it
+            self._take_back(key, response["ETag"], path, sha256)
 
     def _upload_parts(self, key: str, body: "_SentBytes", progress) -> None:
         try:
@@ -285,6 +283,16 @@ class S3Backend(Backend):
             raise
         except Exception as e:
             raise self._translate_transfer(e, key) from None
+        if body.refuse and body.sha256() != body.refuse:  # only if s3transfer stopped reading its body in order
+            self._take_back(key, self.stat(key).token, body.name, body.refuse)
+
+    def _take_back(self, key: str, token: str, path, sha256: str) -> None:
+        """Delete our own upload of bytes that do not match ``sha256`` (unless replaced since), and refuse."""
+        try:
+            self.delete_if_match(key, token)
+        except (PreconditionFailed, StorageUnavailable):
+            pass  # replaced meanwhile by another writer's upload, which is not ours to delete
+        raise ContentMismatch(_changed(path, sha256))
 
     def write_if_absent(self, key: str, data: bytes) -> str:
         try:

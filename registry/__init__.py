@@ -13,9 +13,16 @@ from typing import Any
 from . import active
 from .api import Api, ApiRun
 from .artifact import Artifact, ArtifactFile
-from .run_config import Config, Summary
-from .errors import ConflictError, IntegrityError, InvalidNameError, NotFoundError, RegistryError, StorageError
+from .errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidNameError,
+    NotFoundError,
+    RegistryError,
+    StorageError,
+)
 from .media import Image
+from .run_config import Config, Summary
 from .runs import Run, finish, init, log, save
 
 __version__ = "0.1.0"
@@ -28,7 +35,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'registry' has no attribute {name!r}")
 
 __all__ = [
-    "Api", "ApiRun", "Artifact", "ArtifactFile", "Config", "Image", "Run", "Summary",
-    "init", "log", "save", "finish", "run", "config", "summary",
-    "RegistryError", "NotFoundError", "InvalidNameError", "ConflictError", "IntegrityError", "StorageError",
+    "Api",
+    "ApiRun",
+    "Artifact",
+    "ArtifactFile",
+    "Config",
+    "ConflictError",
+    "Image",
+    "IntegrityError",
+    "InvalidNameError",
+    "NotFoundError",
+    "RegistryError",
+    "Run",
+    "StorageError",
+    "Summary",
+    "config",
+    "finish",
+    "init",
+    "log",
+    "run",
+    "save",
+    "summary",
 ]

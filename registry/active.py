@@ -12,7 +12,7 @@ from .run_config import Config, Summary
 if TYPE_CHECKING:
     from .runs import Run
 
-run: "Run | None" = None
+run: Run | None = None
 config: Config = Config()
 summary: Summary = Summary()
 

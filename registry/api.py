@@ -15,13 +15,22 @@ from . import active, keys
 from .api_run import ApiRun
 from .artifact import Artifact
 from .errors import NotFoundError
-from .lineage import LineageGraph
-from .lineage_trace import Direction, trace
+from .lineage import Direction, LineageGraph
+from .lineage_trace import trace
 from .names import parse_address, validate_alias, validate_name
 from .records import ArtifactRef, FileEntry, RunRecord, VersionRecord
 from .run_records import find_run, read_run, read_runs, run_ids, users_of
 from .store import Store, open_store
-from .versions import aliases_of, did_you_mean, missing_artifact, read_version, remove_alias, resolve, set_alias, version_numbers
+from .versions import (
+    aliases_of,
+    did_you_mean,
+    missing_artifact,
+    read_version,
+    remove_alias,
+    resolve,
+    set_alias,
+    version_numbers,
+)
 
 __all__ = ["Api", "ApiRun", "ArtifactCollection"]
 
@@ -62,11 +71,14 @@ class Api:
         with self.store.explain_missing():
             record = resolve(self.store.backend, parse_address(address, self._project()))
         if type is not None and record.type != type:
-            raise NotFoundError(f"{record.project}/{record.name}:v{record.version} has type {record.type!r}, not {type!r}")
+            raise NotFoundError(
+                f"{record.project}/{record.name}:v{record.version} has type {record.type!r}, not {type!r}"
+            )
         return self._bind(record)
 
     def _bind(self, record: VersionRecord, aliases: dict[int, list[str]] | None = None) -> Artifact:
-        return Artifact.from_record(self.store, record, None if aliases is None else aliases.get(record.version, []))
+        known = None if aliases is None else aliases.get(record.version, [])
+        return Artifact.from_record(self.store, record, known)
 
     def _artifact_from_ref(self, ref: ArtifactRef) -> Artifact:
         return self._bind(read_version(self.store.backend, ref.project, ref.name, ref.version))
@@ -82,7 +94,8 @@ class Api:
         projects = self.projects()
         if validate_name(project, "project") not in projects:
             raise NotFoundError(
-                f"project {project!r} does not exist in {self.url}{did_you_mean(project, projects)}: list projects with `registry ls`"
+                f"project {project!r} does not exist in {self.url}{did_you_mean(project, projects)}: "
+                "list projects with `registry ls`"
             )
 
     def artifact_names(self, project: str) -> list[str]:
@@ -112,7 +125,9 @@ class Api:
             raise missing_artifact(self.store.backend, address.project, address.name)
         aliases = aliases_of(self.store.backend, address.project, address.name)
         with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
-            records = list(pool.map(lambda n: read_version(self.store.backend, address.project, address.name, n), numbers))
+            records = list(pool.map(
+                lambda n: read_version(self.store.backend, address.project, address.name, n), numbers
+            ))
         return [self._bind(r, aliases) for r in records]
 
     def set_alias(self, address: str, alias: str, expected_version: int | None = None) -> bool:
@@ -136,21 +151,25 @@ class Api:
         project = validate_name(project or self._project(), "project")
         with self.store.explain_missing():
             if by_name:
-                return self._run_handle(find_run(self.store.backend, project, run_id, self.store.settings.workers))
+                found = find_run(self.store.backend, project, run_id, self.store.settings.workers)
+                return self._run_handle(found)
             return self._run_handle(read_run(self.store.backend, project, run_id))
 
     def runs(self, project: str) -> list[ApiRun]:
         """Every run of a project, newest first."""
-        return [self._run_handle(r) for r in read_runs(self.store.backend, project, self.store.settings.workers)]
+        records = read_runs(self.store.backend, project, self.store.settings.workers)
+        return [self._run_handle(r) for r in records]
 
     def used_by(self, record: VersionRecord) -> list[ApiRun]:
         """Runs that used a version, read in parallel."""
-        return [self._run_handle(r) for r in users_of(self.store.backend, record, self.store.settings.workers)]
+        users = users_of(self.store.backend, record, self.store.settings.workers)
+        return [self._run_handle(r) for r in users]
 
     # -- lineage ---------------------------------------------------------------------------
     def lineage(self, address: str, direction: Direction = "both", depth: int | None = None) -> LineageGraph:
         """The runs and versions upstream and/or downstream of one version."""
-        return trace(self.store.backend, self.artifact(address).record, direction, depth, self.store.settings.workers)
+        record = self.artifact(address).record
+        return trace(self.store.backend, record, direction, depth, self.store.settings.workers)
 
     # -- listings and files for viewers (the web UI): nothing read that a page does not show --
     def run_ids(self, project: str) -> list[str]:
@@ -169,7 +188,8 @@ class Api:
         return version_numbers(self.store.backend, address.project, address.name)
 
     def aliases(self, collection: str) -> dict[int, list[str]]:
-        """Version number -> its aliases (``latest`` first) for ``project/name``, without reading a version record.
+        """Version number -> its aliases (``latest`` first) for ``project/name``, without reading a
+        version record.
 
         >>> Api().aliases("mnist-pipeline/trained-model")       # doctest: +SKIP
         {0: ['latest', 'best']}

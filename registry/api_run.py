@@ -24,7 +24,7 @@ OpenArtifact = Callable[[ArtifactRef], "Artifact"]
 class ApiRun:
     """A run as read back from the store."""
 
-    def __init__(self, store: "Store", record: RunRecord, open_artifact: OpenArtifact) -> None:
+    def __init__(self, store: Store, record: RunRecord, open_artifact: OpenArtifact) -> None:
         self.store = store
         self.record = record
         self.open_artifact = open_artifact
@@ -39,10 +39,10 @@ class ApiRun:
     def path(self) -> str:
         return f"{self.project}/{self.id}"
 
-    def used_artifacts(self) -> list["Artifact"]:
+    def used_artifacts(self) -> list[Artifact]:
         return [self.open_artifact(ref) for ref in self.record.inputs]
 
-    def logged_artifacts(self) -> list["Artifact"]:
+    def logged_artifacts(self) -> list[Artifact]:
         return [self.open_artifact(ref) for ref in self.record.outputs]
 
     def history(self) -> list[dict[str, Any]]:
@@ -59,7 +59,8 @@ class ApiRun:
         for row in self.history():
             for value in row.values():
                 items = value if isinstance(value, list) else [value]
-                found.update(i["sha256"] for i in items if isinstance(i, dict) and i.get("_type") == "image" and isinstance(i.get("sha256"), str))
+                images = (i for i in items if isinstance(i, dict) and i.get("_type") == "image")
+                found.update(i["sha256"] for i in images if isinstance(i.get("sha256"), str))
         return frozenset(found)
 
     def image(self, sha256: str) -> bytes:
@@ -73,7 +74,9 @@ class ApiRun:
         """
         digest = validate_digest(sha256)
         if digest not in self.image_shas:
-            raise NotFoundError(f"run {self.path} logged no image with sha256 {digest}: its images are in run.history()")
+            raise NotFoundError(
+                f"run {self.path} logged no image with sha256 {digest}: its images are in run.history()"
+            )
         return self.store.blobs.read(digest, what="image")
 
     def __repr__(self) -> str:

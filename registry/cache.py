@@ -33,7 +33,8 @@ class Cache:
     IS_STORE = False
     """Whether the entries are the store's own blobs (nothing to fetch, nothing to evict)."""
 
-    def __init__(self, root: Path, blobs: BlobStore, link_mode: LinkMode = "auto", max_size: int | None = None) -> None:
+    def __init__(self, root: Path, blobs: BlobStore, link_mode: LinkMode = "auto",
+                 max_size: int | None = None) -> None:
         self.root = Path(root)
         self.blobs = blobs
         self.max_size = max_size
@@ -54,13 +55,14 @@ class Cache:
         return st is not None and as_recorded(st, size, self.index.recorded([str(path)]).get(str(path)))
 
     def valid_entries(self, sizes: dict[str, int]) -> dict[str, Path | None]:
-        """``sha256 -> entry path`` for each blob whose entry passes ``is_valid`` (else None), in one query."""
+        """``sha256 -> entry path`` of each blob whose entry passes ``is_valid`` (else None), in one query."""
         paths = {sha: self.entry_path(sha) for sha in sizes}
         recorded = self.index.recorded([str(p) for p in paths.values()])
         valid: dict[str, Path | None] = {}
         for sha, path in paths.items():
             st = _stat(path)
-            valid[sha] = path if st is not None and as_recorded(st, sizes[sha], recorded.get(str(path))) else None
+            ok = st is not None and as_recorded(st, sizes[sha], recorded.get(str(path)))
+            valid[sha] = path if ok else None
         return valid
 
     def touch(self, paths: list[Path]) -> None:
@@ -217,16 +219,19 @@ class StoreCache(Cache):
     def _obtain(self, sha256: str, path: Path, size: int | None, what: str, copy_to: Path | None,
                 progress: Progress | None) -> bool:
         if not path.exists():
-            raise NotFoundError(f"blob {keys.blob(sha256)} (file {what!r}) is missing from the store: re-log the artifact that holds it")
+            raise NotFoundError(f"blob {keys.blob(sha256)} (file {what!r}) is missing from the store: "
+                                "re-log the artifact that holds it")
         if sha256_file(path) != sha256:
-            raise IntegrityError(f"blob {keys.blob(sha256)} (file {what!r}) does not match its sha256: the store copy is corrupt; re-log it")
+            raise IntegrityError(f"blob {keys.blob(sha256)} (file {what!r}) does not match its sha256: "
+                                 "the store copy is corrupt; re-log it")
         os.chmod(path, READ_ONLY)  # hardlinked into download roots: an edit there must not reach the store
         self.index.record(path, sha256)
         return False
 
 
-def open_cache(root: Path, blobs: BlobStore, link_mode: LinkMode = "auto", max_size: int | None = None) -> Cache:
-    """The cache for a store: its own blobs when it is a local directory, else a download cache in ``root``."""
+def open_cache(root: Path, blobs: BlobStore, link_mode: LinkMode = "auto",
+               max_size: int | None = None) -> Cache:
+    """The cache for a store: its own blobs when it is a local directory, else a download cache."""
     kind = StoreCache if blobs.backend.local_path("blobs") is not None else DownloadCache
     return kind(root, blobs, link_mode, max_size)
 

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 Recorded = tuple[int, int]
@@ -31,8 +32,8 @@ class CacheIndex:
                 db = sqlite3.connect(self.db_path, timeout=30)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("CREATE TABLE IF NOT EXISTS cache_entries (path TEXT PRIMARY KEY, sha256 TEXT, size INTEGER,"
-                           " mtime_ns INTEGER, last_used REAL)")
+                db.execute("CREATE TABLE IF NOT EXISTS cache_entries (path TEXT PRIMARY KEY, sha256 TEXT,"
+                           " size INTEGER, mtime_ns INTEGER, last_used REAL)")
             except sqlite3.Error:
                 return None
             self._local.db = db
@@ -44,7 +45,7 @@ class CacheIndex:
         with self._pending_lock:
             self._pending[str(path)] = (str(path), sha256, st.st_size, st.st_mtime_ns, time.time())
 
-    def flush(self, used: list[Path] = ()) -> None:  # type: ignore[assignment]
+    def flush(self, used: Iterable[Path] = ()) -> None:
         """Write pending records and mark ``used`` entries as just used (for LRU eviction)."""
         with self._pending_lock:
             pending, self._pending = list(self._pending.values()), {}
@@ -54,7 +55,8 @@ class CacheIndex:
         try:
             with db:
                 db.executemany("INSERT OR REPLACE INTO cache_entries VALUES (?,?,?,?,?)", pending)
-                db.executemany("UPDATE cache_entries SET last_used=? WHERE path=?", [(time.time(), str(p)) for p in used])
+                db.executemany("UPDATE cache_entries SET last_used=? WHERE path=?",
+                               [(time.time(), str(p)) for p in used])
         except sqlite3.Error:
             pass
 
@@ -66,7 +68,8 @@ class CacheIndex:
             try:
                 for start in range(0, len(paths), 500):
                     chunk = paths[start : start + 500]
-                    query = f"SELECT path, size, mtime_ns FROM cache_entries WHERE path IN ({','.join('?' * len(chunk))})"
+                    marks = ",".join("?" * len(chunk))
+                    query = f"SELECT path, size, mtime_ns FROM cache_entries WHERE path IN ({marks})"
                     found.update((row[0], (row[1], row[2])) for row in db.execute(query, chunk))
             except sqlite3.Error:
                 pass
@@ -80,7 +83,8 @@ class CacheIndex:
         db = self._db()
         if db is None:
             return []
-        rows = db.execute("SELECT path, size, last_used FROM cache_entries WHERE path LIKE ?", (str(under) + "%",)).fetchall()
+        query = "SELECT path, size, last_used FROM cache_entries WHERE path LIKE ?"
+        rows = db.execute(query, (str(under) + "%",)).fetchall()
         return [(Path(p), s, t) for p, s, t in rows if os.path.exists(p)]
 
     def forget(self, path: Path) -> None:

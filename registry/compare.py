@@ -23,8 +23,10 @@ def diff_files(old: Iterable[FileEntry], new: Iterable[FileEntry]) -> dict[str, 
     A path only in ``old`` whose exact contents appear at exactly one path only in ``new``
     (and nowhere else) is reported as renamed rather than removed + added.
 
-    >>> a = [FileEntry(path="x.txt", sha256="1" * 64, size=1), FileEntry(path="y.txt", sha256="2" * 64, size=2)]
-    >>> b = [FileEntry(path="x.txt", sha256="3" * 64, size=3), FileEntry(path="z.txt", sha256="2" * 64, size=2)]
+    >>> a = [FileEntry(path="x.txt", sha256="1" * 64, size=1),
+    ...      FileEntry(path="y.txt", sha256="2" * 64, size=2)]
+    >>> b = [FileEntry(path="x.txt", sha256="3" * 64, size=3),
+    ...      FileEntry(path="z.txt", sha256="2" * 64, size=2)]
     >>> d = diff_files(a, b)
     >>> [c["path"] for c in d["changed"]], d["renamed"][0]["old_path"], d["added"], d["removed"]
     (['x.txt'], 'y.txt', [], [])
@@ -36,7 +38,7 @@ def diff_files(old: Iterable[FileEntry], new: Iterable[FileEntry]) -> dict[str, 
     changed = sorted(p for p in set(before) & set(after) if before[p].sha256 != after[p].sha256)
     unchanged = len(set(before) & set(after)) - len(changed)
 
-    renamed = []
+    renamed: list[dict[str, Any]] = []
     added_by_sha: dict[str, list[str]] = {}
     for path in added:
         added_by_sha.setdefault(after[path].sha256, []).append(path)
@@ -46,7 +48,8 @@ def diff_files(old: Iterable[FileEntry], new: Iterable[FileEntry]) -> dict[str, 
     for sha, old_paths in removed_by_sha.items():
         new_paths = added_by_sha.get(sha, [])
         if len(old_paths) == 1 and len(new_paths) == 1:
-            renamed.append({"old_path": old_paths[0], "new_path": new_paths[0], "size": before[old_paths[0]].size, "sha256": sha})
+            renamed.append({"old_path": old_paths[0], "new_path": new_paths[0],
+                            "size": before[old_paths[0]].size, "sha256": sha})
     renamed.sort(key=lambda r: r["old_path"])
     gone = {r["old_path"] for r in renamed}
     came = {r["new_path"] for r in renamed}
@@ -88,7 +91,10 @@ def diff_metadata(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return {
         "added": {k: after[k] for k in sorted(set(after) - set(before))},
         "removed": {k: before[k] for k in sorted(set(before) - set(after))},
-        "changed": {k: {"old": before[k], "new": after[k]} for k in sorted(set(before) & set(after)) if before[k] != after[k]},
+        "changed": {
+            k: {"old": before[k], "new": after[k]}
+            for k in sorted(set(before) & set(after)) if before[k] != after[k]
+        },
     }
 
 
@@ -96,7 +102,7 @@ def _field(old: Any, new: Any) -> dict[str, Any] | None:
     return None if old == new else {"old": old, "new": new}
 
 
-def diff_artifacts(old: "Artifact", new: "Artifact") -> dict[str, Any]:
+def diff_artifacts(old: Artifact, new: Artifact) -> dict[str, Any]:
     """Everything that differs from logged version ``old`` to logged version ``new``."""
     same_contents = old.digest == new.digest
     files = diff_files(old.file_list().files, new.file_list().files) if not same_contents else {
@@ -113,5 +119,6 @@ def diff_artifacts(old: "Artifact", new: "Artifact") -> dict[str, Any]:
         "description": _field(old.description, new.description),
         "size": _field(old.size, new.size),
     }
-    result["identical"] = same_contents and not any(metadata.values()) and result["type"] is None and result["description"] is None
+    result["identical"] = (same_contents and not any(metadata.values())
+                           and result["type"] is None and result["description"] is None)
     return result

@@ -84,7 +84,7 @@ def materialize(
     report.unchanged = [e.path for (e, _), s in zip(targets, states) if s is DestState.CURRENT]
     sources = _gather(cache, hashes, todo, cached, root, report, workers, progress)
     make_directories(root, todo)  # again: a symlink could have appeared during the fetch
-    placed_stats = _place_all(cache, todo, sources, report, progress)
+    placed_stats = _place_all(cache, todo, sources, progress)
     report.placed = [entry.path for entry, _ in todo]
     report.restored = edited
     hashes.remember(placed_stats)
@@ -108,16 +108,21 @@ class _Source:
     early_dest: Path | None = None
 
 
-def _gather(cache: Cache, hashes: HashState, todo: list[tuple[FileEntry, Path]], cached: dict[str, Path | None],
-            root: Path, report: DownloadReport, workers: int, progress: Progress | None) -> dict[str, _Source]:
+Target = tuple[FileEntry, Path]
+"""A file of the version and where it goes."""
+
+
+def _gather(cache: Cache, hashes: HashState, todo: list[Target], cached: dict[str, Path | None], root: Path,
+            report: DownloadReport, workers: int, progress: Progress | None) -> dict[str, _Source]:
     """A verified source for every blob ``todo`` needs; blobs the machine lacks are fetched
     (all before any placement, so a bad blob leaves the root as it was)."""
     unique = list({e.sha256: e for e, _ in todo}.values())
     sources = {e.sha256: _Source(path) for e in unique if (path := cached[e.sha256]) is not None}
     report.cached_bytes = sum(e.size for e in unique if e.sha256 in sources)
     destinations = {str(dest.absolute()) for _, dest in todo}
-    local = {sha: path for sha, path in hashes.known_copies(e.sha256 for e in unique if e.sha256 not in sources).items()
-             if str(path) not in destinations}  # a file about to be replaced is no source
+    known = hashes.known_copies(e.sha256 for e in unique if e.sha256 not in sources)
+    # a file about to be replaced is no source
+    local = {sha: path for sha, path in known.items() if str(path) not in destinations}
     sources.update((sha, _Source(path, verify=True)) for sha, path in local.items())
     report.local_bytes = sum(e.size for e in unique if e.sha256 in local)
     if progress:
@@ -166,17 +171,18 @@ def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: li
         cache.touch([])  # keep what was verified, even when another blob failed
 
 
-def _place_all(cache: Cache, todo: list[tuple[FileEntry, Path]], sources: dict[str, _Source], report: DownloadReport,
-               progress: Progress | None) -> list[tuple[Path, os.stat_result, str]]:
-    def place(target: tuple[FileEntry, Path]) -> tuple[Path, os.stat_result, str]:
+def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source], progress: Progress | None) -> list[tuple[Path, os.stat_result, str]]:
+    def place(target: Target) -> tuple[Path, os.stat_result, str]:
         entry, dest = target
         source = sources[entry.sha256]
         if source.early is not None and source.early_dest == dest:
             os.replace(source.early, dest)
             source.early = None
         elif not (source.verify and _copy_verified(source.path, dest, entry.sha256)):
+            # from the cache (a local copy that failed its check is fetched into the cache first)
+            cached = cache.ensure(entry.sha256, entry.size, what=entry.path) if source.verify else source.path
             try:
-                cache.place(source.path if not source.verify else cache.ensure(entry.sha256, entry.size, what=entry.path), dest)
+                cache.place(cached, dest)
             except FileNotFoundError:  # evicted by another process between fetch and placement
                 cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path), dest)
         if progress:

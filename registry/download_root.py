@@ -35,20 +35,23 @@ def safe_destination(root: Path, path: str) -> Path:
     for part in path.split("/")[:-1]:
         dest = dest / part
         if dest.is_symlink():
-            raise InvalidNameError(f"download root {root} holds a symlink at {dest}: refusing to write through it; remove it or choose another directory")
+            raise InvalidNameError(f"download root {root} holds a symlink at {dest}: "
+                                   "refusing to write through it; remove it or choose another directory")
         if dest.exists() and not dest.is_dir():
-            raise InvalidNameError(f"{dest} is a file but {path!r} needs a directory there: remove it or choose another directory")
+            raise InvalidNameError(f"{dest} is a file but {path!r} needs a directory there: "
+                                   "remove it or choose another directory")
         if not dest.exists():
             break  # nothing below a missing directory can be a symlink yet
     return root.joinpath(*path.split("/"))
 
 
-def survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None], hashes: HashState) -> list[DestState]:
+def survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None],
+           hashes: HashState) -> list[DestState]:
     """How each destination compares with the version: one stat each and batched hash look-ups;
     only files the registry never saw are hashed."""
     states: list[DestState] = []
     existing: list[tuple[int, Path, os.stat_result]] = []
-    for entry, dest in targets:
+    for _entry, dest in targets:
         try:
             st = os.lstat(dest)
         except FileNotFoundError:
@@ -90,7 +93,8 @@ def check_root(root: Path) -> None:
 
 
 def make_directories(root: Path, todo: list[tuple[FileEntry, Path]]) -> list[Path]:
-    """Create the directories ``todo`` needs, each checked for symlinks; returns those created, outermost first."""
+    """Create the directories ``todo`` needs, each checked for symlinks; returns those created,
+    outermost first."""
     made: list[Path] = []
     done: set[Path] = set()
     for entry, dest in todo:

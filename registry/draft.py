@@ -45,7 +45,8 @@ class ArtifactDraft:
             raise NotFoundError(f"cannot add {source}: no such file")
         self._add_many({validate_path(name if name is not None else source.name): source})
 
-    def add_dir(self, local_path: str | os.PathLike, name: str | None = None, *, symlinks: SymlinkPolicy = "content") -> None:
+    def add_dir(self, local_path: str | os.PathLike, name: str | None = None, *,
+                symlinks: SymlinkPolicy = "content") -> None:
         """Add every file under a directory, under ``name/`` if given.
 
         Symlinked files inside the tree are stored by content (or refused with
@@ -102,7 +103,10 @@ class ArtifactDraft:
         for path, (sha, size) in zip(paths, hashes):
             previous = self._files.get(path)
             if previous and previous[1] != sha:
-                raise InvalidNameError(f"{path!r} was already added with different contents: remove it first or choose another name")
+                raise InvalidNameError(
+                    f"{path!r} was already added with different contents: "
+                    "remove it first or choose another name"
+                )
             self._files[path] = (files[path], sha, size)
 
 
@@ -111,7 +115,9 @@ def _check_link(full: Path, base: Path, real_base: Path, symlinks: SymlinkPolicy
     if symlinks == "reject":
         raise InvalidNameError(f"{full} is a symlink: pass symlinks='content' to store its target's bytes")
     if not target.is_relative_to(real_base):
-        raise InvalidNameError(f"{full} links outside {base} (to {target}): copy the file in or remove the link")
+        raise InvalidNameError(
+            f"{full} links outside {base} (to {target}): copy the file in or remove the link"
+        )
     if target.is_dir():
         raise InvalidNameError(f"{full} links to a directory: add that directory itself instead")
     if not target.exists():

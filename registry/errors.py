@@ -55,4 +55,7 @@ class StorageError(RegistryError, OSError):
     exit_code = 5
 
 
-EXIT_CODES = {cls.__name__: cls.exit_code for cls in (NotFoundError, InvalidNameError, ConflictError, IntegrityError, StorageError, RegistryError)}
+EXIT_CODES = {
+    cls.__name__: cls.exit_code
+    for cls in (NotFoundError, InvalidNameError, ConflictError, IntegrityError, StorageError, RegistryError)
+}

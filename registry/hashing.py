@@ -84,14 +84,18 @@ class HashState:
             for start in range(0, len(names), 500):
                 chunk = names[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for row in db.execute(f"SELECT path, dev, ino, size, mtime_ns, sha256 FROM hashes WHERE path IN ({marks})", chunk):
+                query = f"SELECT path, dev, ino, size, mtime_ns, sha256 FROM hashes WHERE path IN ({marks})"
+                for row in db.execute(query, chunk):
                     known[row[0]] = row[1:]
         except sqlite3.Error:
             return [None] * len(items)
         found: list[str | None] = []
         for name, (_, st) in zip(names, items):
             row = known.get(name)
-            found.append(row[4] if row and row[:4] == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) else None)
+            if row is not None and row[:4] == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+                found.append(row[4])
+            else:
+                found.append(None)
         return found
 
     def known_copies(self, shas: Iterable[str]) -> dict[str, Path]:
@@ -108,7 +112,8 @@ class HashState:
         try:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                query = f"SELECT sha256, path, dev, ino, size, mtime_ns FROM hashes WHERE sha256 IN ({','.join('?' * len(chunk))})"
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT sha256, path, dev, ino, size, mtime_ns FROM hashes WHERE sha256 IN ({marks})"
                 rows.extend(db.execute(query, chunk))
         except sqlite3.Error:
             return {}

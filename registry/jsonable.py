@@ -19,7 +19,9 @@ def to_jsonable(value: Any, where: str, *, finite: bool = True) -> Any:
         if math.isfinite(value):
             return value
         if finite:
-            raise InvalidNameError(f"{where} is {value}, which JSON cannot hold: use a finite number or a string")
+            raise InvalidNameError(
+                f"{where} is {value}, which JSON cannot hold: use a finite number or a string"
+            )
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
         out = {}
@@ -32,4 +34,7 @@ def to_jsonable(value: Any, where: str, *, finite: bool = True) -> Any:
         return [to_jsonable(item, f"{where}[{i}]", finite=finite) for i, item in enumerate(value)]
     if hasattr(value, "tolist") and callable(value.tolist):  # torch tensors, numpy arrays and scalars
         return to_jsonable(value.tolist(), where, finite=finite)
-    raise InvalidNameError(f"{where} is a {type(value).__name__}, which is not JSON-serialisable: use numbers, strings, lists or dicts")
+    raise InvalidNameError(
+        f"{where} is a {type(value).__name__}, which is not JSON-serialisable: "
+        "use numbers, strings, lists or dicts"
+    )

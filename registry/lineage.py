@@ -10,6 +10,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
+Direction = Literal["both", "upstream", "downstream"]
+"""Which side of a version a lineage graph follows: what it was made from, what was made from it."""
+
 
 @dataclass(frozen=True)
 class Node:
@@ -34,7 +37,7 @@ class LineageGraph:
         self.nodes.setdefault(target.id, target)
         self.edges.add((source.id, target.id))
 
-    def view(self, explode: bool = False) -> "LineageGraph":
+    def view(self, explode: bool = False) -> LineageGraph:
         """This graph at instance level (``explode``) or grouped by type / job type."""
         if explode:
             return self
@@ -59,7 +62,8 @@ class LineageGraph:
         close one (``back_edges()``) are left out, so every other edge points to a higher layer.
 
         >>> g = LineageGraph()
-        >>> g.add_edge(Node("r", "run", "load", "load:r", "p/r"), Node("a", "artifact", "data", "data:a:v0", "p/a:v0"))
+        >>> g.add_edge(Node("r", "run", "load", "load:r", "p/r"),
+        ...            Node("a", "artifact", "data", "data:a:v0", "p/a:v0"))
         >>> g.layers()
         {'r': 0, 'a': 1}
         """
@@ -93,7 +97,9 @@ class LineageGraph:
             listed.sort(key=self._rank)
         targets = {dst for _, dst in self.edges}
         ranked = sorted(self.nodes, key=self._rank)
-        starts = [n for n in ranked if n not in targets] + ([self.root] if self.root in self.nodes else []) + ranked
+        sources = [n for n in ranked if n not in targets]
+        root = [self.root] if self.root in self.nodes else []
+        starts = sources + root + ranked
         state: dict[str, int] = {}  # 1: on the search path, 2: done
         order: list[str] = []
         back: set[tuple[str, str]] = set()
@@ -116,7 +122,8 @@ class LineageGraph:
 
     def ordered_edges(self) -> list[tuple[Node, Node]]:
         layer = self.layers()
-        return sorted(((self.nodes[s], self.nodes[d]) for s, d in self.edges), key=lambda e: (layer[e[0].id], e[0].label, e[1].label))
+        pairs = ((self.nodes[s], self.nodes[d]) for s, d in self.edges)
+        return sorted(pairs, key=lambda e: (layer[e[0].id], e[0].label, e[1].label))
 
     @staticmethod
     def verb(source: Node) -> str:
@@ -124,7 +131,10 @@ class LineageGraph:
 
     def to_text(self, explode: bool = False) -> str:
         graph = self.view(explode)
-        lines = [f"{s.label} ({s.kind}) --{graph.verb(s)}--> {d.label} ({d.kind})" for s, d in graph.ordered_edges()]
+        lines = [
+            f"{s.label} ({s.kind}) --{graph.verb(s)}--> {d.label} ({d.kind})"
+            for s, d in graph.ordered_edges()
+        ]
         linked = {nid for edge in graph.edges for nid in edge}
         lonely = [n for n in graph.nodes.values() if n.id not in linked]
         lines += [f"{n.label} ({n.kind})" for n in lonely]
@@ -150,7 +160,8 @@ class LineageGraph:
             shape = "ellipse" if node.kind == "run" else "box"
             lines.append(f"  {json.dumps(nid)} [label={json.dumps(node.label)}, shape={shape}];")
         for s, d in graph.ordered_edges():
-            lines.append(f"  {json.dumps(s.id)} -> {json.dumps(d.id)} [label={'produces' if s.kind == 'run' else 'consumes'}];")
+            relation = "produces" if s.kind == "run" else "consumes"
+            lines.append(f"  {json.dumps(s.id)} -> {json.dumps(d.id)} [label={relation}];")
         lines.append("}")
         return "\n".join(lines)
 
@@ -159,6 +170,14 @@ class LineageGraph:
         layer = graph.layers()
         return {
             "root": graph.root,
-            "nodes": [{"id": n.id, "kind": n.kind, "type": n.type, "label": n.label, "ref": n.ref, "layer": layer[n.id]} for n in sorted(graph.nodes.values(), key=lambda n: n.id)],
-            "edges": [{"source": s, "target": d, "relation": "produces" if graph.nodes[s].kind == "run" else "consumes"} for s, d in sorted(graph.edges)],
+            "nodes": [
+                {"id": n.id, "kind": n.kind, "type": n.type, "label": n.label, "ref": n.ref,
+                 "layer": layer[n.id]}
+                for n in sorted(graph.nodes.values(), key=lambda n: n.id)
+            ],
+            "edges": [
+                {"source": s, "target": d,
+                 "relation": "produces" if graph.nodes[s].kind == "run" else "consumes"}
+                for s, d in sorted(graph.edges)
+            ],
         }

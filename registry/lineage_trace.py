@@ -3,17 +3,14 @@ or used each version, into a ``LineageGraph``. Reads only; each run record is re
 from __future__ import annotations
 
 from collections import deque
-from typing import Literal
 
 from backends import Backend
 
 from .errors import NotFoundError
-from .lineage import LineageGraph, Node
+from .lineage import Direction, LineageGraph, Node
 from .records import ArtifactRef, RunRecord, RunRef, VersionRecord
 from .run_records import read_run, users_of
 from .versions import read_version
-
-Direction = Literal["both", "upstream", "downstream"]
 
 
 def trace(backend: Backend, start: VersionRecord, direction: Direction = "both", depth: int | None = None,
@@ -87,7 +84,8 @@ def _walk(graph: LineageGraph, backend: Backend, runs: _RunReader, start: Versio
 
 
 def artifact_node(ref: ArtifactRef) -> Node:
-    return Node(f"artifact:{ref.qualified_name}", "artifact", ref.type, f"{ref.type}:{ref.name}:v{ref.version}", ref.qualified_name)
+    return Node(f"artifact:{ref.qualified_name}", "artifact", ref.type,
+                f"{ref.type}:{ref.name}:v{ref.version}", ref.qualified_name)
 
 
 def run_node_of(run: RunRecord) -> Node:

@@ -33,7 +33,9 @@ def validate_alias(value: object, *, settable: bool = False) -> str:
     """An alias; with ``settable``, also refuse the ones the registry keeps itself."""
     alias = validate_name(value, "alias")
     if settable and (alias in RESERVED_ALIASES or _VERSION.fullmatch(alias)):
-        raise InvalidNameError(f"alias {alias!r} is kept by the registry and cannot be set by hand: choose another name")
+        raise InvalidNameError(
+            f"alias {alias!r} is kept by the registry and cannot be set by hand: choose another name"
+        )
     return alias
 
 
@@ -87,7 +89,7 @@ def parse_address(text: object, default_project: str, default_alias: str | None 
     parts = rest.split("/")
     if len(parts) > 2:
         raise InvalidNameError(f"invalid address {text!r}: use [project/]name[:alias] (one '/' at most)")
-    project = validate_name(parts[0], "project") if len(parts) == 2 else validate_name(default_project, "project")
+    project = validate_name(parts[0] if len(parts) == 2 else default_project, "project")
     name = validate_name(parts[-1], "artifact name")
     if alias is None and digest is None:
         alias = default_alias
@@ -140,13 +142,21 @@ def validate_path_set(paths: Iterable[str]) -> None:
     for path in paths:
         folded = unicodedata.normalize("NFC", path).casefold()
         if folded in files:
-            raise InvalidNameError(f"file paths {files[folded]!r} and {path!r} collide (same name up to case or Unicode form): rename one")
+            raise InvalidNameError(
+                f"file paths {files[folded]!r} and {path!r} collide "
+                "(same name up to case or Unicode form): rename one"
+            )
         files[folded] = path
         parts, folded_parts = path.split("/"), folded.split("/")
         for depth in range(1, len(parts)):
             original, key = "/".join(parts[:depth]), "/".join(folded_parts[:depth])
             if dirs.setdefault(key, original) != original:
-                raise InvalidNameError(f"directories {dirs[key]!r} and {original!r} collide (same name up to case or Unicode form): rename one")
+                raise InvalidNameError(
+                    f"directories {dirs[key]!r} and {original!r} collide "
+                    "(same name up to case or Unicode form): rename one"
+                )
     for key, original in dirs.items():
         if key in files:
-            raise InvalidNameError(f"{files[key]!r} is a file but another path needs {original!r} to be a directory: rename one")
+            raise InvalidNameError(
+                f"{files[key]!r} is a file but another path needs {original!r} to be a directory: rename one"
+            )

@@ -49,7 +49,8 @@ class Placement:
             if self._reflink(source, temp):
                 return
             if self.mode == "reflink":
-                raise OSError(f"this filesystem cannot reflink {source} to {temp}: set REGISTRY_LINK_MODE=auto or copy")
+                raise OSError(f"this filesystem cannot reflink {source} to {temp}: "
+                              "set REGISTRY_LINK_MODE=auto or copy")
         if self.mode == "hardlink" and self.hardlink_ok is not False:
             try:
                 os.link(source, temp)

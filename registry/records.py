@@ -24,7 +24,8 @@ def now() -> datetime:
 
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8: equal values give equal bytes (and equal hashes)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode()
 
 
 class Record(BaseModel):
@@ -35,7 +36,10 @@ class Record(BaseModel):
     @classmethod
     def _known_schema(cls, value: int) -> int:
         if value != SCHEMA_VERSION:
-            raise ValueError(f"schema {value} is not supported by this version of registry (expects {SCHEMA_VERSION}); upgrade registry")
+            raise ValueError(
+                f"schema {value} is not supported by this version of registry (expects {SCHEMA_VERSION}); "
+                "upgrade registry"
+            )
         return value
 
     def to_bytes(self) -> bytes:
@@ -49,7 +53,9 @@ def parse(model: type[Model], data: bytes, key: str) -> Model:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "record"
-        raise IntegrityError(f"malformed record {key}: {where}: {first.get('msg')}; repair or delete it") from None
+        raise IntegrityError(
+            f"malformed record {key}: {where}: {first.get('msg')}; repair or delete it"
+        ) from None
     except ValueError as e:
         raise IntegrityError(f"malformed record {key}: {e}; repair or delete it") from None
 
@@ -102,7 +108,8 @@ class VersionRecord(Record):
         return validate_digest(value)
 
     def ref(self) -> ArtifactRef:
-        return ArtifactRef(project=self.project, name=self.name, version=self.version, type=self.type, digest=self.digest)
+        return ArtifactRef(project=self.project, name=self.name, version=self.version, type=self.type,
+                           digest=self.digest)
 
 
 class AliasRecord(Record):
@@ -175,7 +182,7 @@ class FileList(Record):
         return files
 
     @classmethod
-    def build(cls, entries: list[FileEntry]) -> "FileList":
+    def build(cls, entries: list[FileEntry]) -> FileList:
         return cls(files=tuple(sorted(entries, key=lambda e: e.path)))
 
     @property

@@ -41,7 +41,7 @@ class Config(MutableMapping):
     def __setattr__(self, key: str, value: Any) -> None:
         self[key] = value
 
-    def update(self, other=(), /, **kwargs) -> None:  # type: ignore[override]
+    def update(self, other=(), /, **kwargs) -> None:
         for key, value in dict(other, **kwargs).items():
             self._data[key] = to_jsonable(value, f"config[{key!r}]", finite=False)
         if self._on_change:

@@ -26,7 +26,9 @@ def read_run(backend: Backend, project: str, run_id: str) -> RunRecord:
     try:
         return parse(RunRecord, backend.read(key), key)
     except FileNotFoundError:
-        raise NotFoundError(f"run {project}/{run_id} does not exist: list runs with `registry runs {project}`") from None
+        raise NotFoundError(
+            f"run {project}/{run_id} does not exist: list runs with `registry runs {project}`"
+        ) from None
 
 
 def find_run(backend: Backend, project: str, id_or_name: str, workers: int) -> RunRecord:
@@ -71,7 +73,8 @@ def users_of(backend: Backend, version: VersionRecord, workers: int) -> list[Run
         except NotFoundError:
             return None
 
-    found = [info.key for info in backend.list(keys.used_by_prefix(version.project, version.name, version.version))]
+    prefix = keys.used_by_prefix(version.project, version.name, version.version)
+    found = [info.key for info in backend.list(prefix)]
     if not found:
         return []
     with ThreadPoolExecutor(max_workers=min(workers, len(found))) as pool:

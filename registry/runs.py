@@ -19,7 +19,6 @@ from typing import Any
 
 from . import active, keys
 from .artifact import Artifact
-from .run_config import Config, Summary
 from .errors import InvalidNameError, RegistryError
 from .hashing import sha256_bytes
 from .jsonable import to_jsonable
@@ -28,21 +27,28 @@ from .names import parse_address, validate_name, validate_path
 from .protection import Protection
 from .publish import draft_record, publish
 from .records import FileEntry, RunRecord, RunRef, UsedByEntry, now
+from .run_config import Config, Summary
 from .store import Store, open_store
 from .versions import aliases_of, resolve
 
 logger = logging.getLogger("registry")
 HISTORY_FLUSH_ROWS = 500
 HISTORY_FLUSH_SECONDS = 10.0
-_ADJECTIVES = "sunny misty bright quiet lively gentle bold silent golden crimson autumn winter dry fresh lunar solar rapid brave".split()
-_NOUNS = "smoke river forest meadow ocean flower sky cloud mountain wave dawn field frost glade planet star shadow thunder".split()
+_ADJECTIVES = [
+    "sunny", "misty", "bright", "quiet", "lively", "gentle", "bold", "silent", "golden", "crimson",
+    "autumn", "winter", "dry", "fresh", "lunar", "solar", "rapid", "brave",
+]
+_NOUNS = [
+    "smoke", "river", "forest", "meadow", "ocean", "flower", "sky", "cloud", "mountain", "wave",
+    "dawn", "field", "frost", "glade", "planet", "star", "shadow", "thunder",
+]
 
 
 class Run:
     """A run in a project; use as a context manager, or call ``finish()``."""
 
-    def __init__(self, store: Store, project: str, job_type: str | None, config: dict | None, name: str | None,
-                 tags: list[str] | None, notes: str | None) -> None:
+    def __init__(self, store: Store, project: str, job_type: str | None, config: dict | None,
+                 name: str | None, tags: list[str] | None, notes: str | None) -> None:
         self.store = store
         self.project = validate_name(project, "project")
         self.job_type = validate_name(job_type, "job type") if job_type is not None else None
@@ -57,8 +63,9 @@ class Run:
         self._images: Protection | None = None
         """Guards the blobs of images logged since the last history flush."""
         self._record = RunRecord(
-            project=self.project, id=self.id, name=self.name, job_type=self.job_type, tags=list(tags or []), notes=notes,
-            started_at=now(), host=socket.gethostname(), python=platform.python_version(), git_commit=_git_commit(),
+            project=self.project, id=self.id, name=self.name, job_type=self.job_type,
+            tags=list(tags or []), notes=notes, started_at=now(), host=socket.gethostname(),
+            python=platform.python_version(), git_commit=_git_commit(),
         )
         self._finished = False
         self._write_record()
@@ -83,11 +90,13 @@ class Run:
         """Log a new version of ``artifact`` (or return the latest when contents are identical)."""
         files = artifact.draft  # raises if it is already logged: a version never changes
         metadata = to_jsonable(artifact.metadata, "metadata")
-        draft = draft_record(self.project, artifact.name, artifact.type, artifact.description, metadata, self.ref)
-        result = publish(self.store, draft, files.entries(), files.sources(), list(aliases or []), progress=progress)
+        draft = draft_record(self.project, artifact.name, artifact.type, artifact.description, metadata,
+                             self.ref)
+        result = publish(self.store, draft, files.entries(), files.sources(), list(aliases or []),
+                         progress=progress)
         record = result.record
-        artifact.attach(self.store, record, aliases_of(self.store.backend, record.project, record.name).get(record.version, []),
-                        created=result.created)
+        version_aliases = aliases_of(self.store.backend, record.project, record.name).get(record.version, [])
+        artifact.attach(self.store, record, version_aliases, created=result.created)
         if result.created:
             self._record.outputs.append(record.ref())
             self._write_record()
@@ -134,7 +143,8 @@ class Run:
                 self.summary[key] = row[key]  # as in W&B: the summary holds the last logged value
         if step is None:
             self._step += 1
-        if len(self._history) >= HISTORY_FLUSH_ROWS or time.monotonic() - self._last_flush > HISTORY_FLUSH_SECONDS:
+        overdue = time.monotonic() - self._last_flush > HISTORY_FLUSH_SECONDS
+        if len(self._history) >= HISTORY_FLUSH_ROWS or overdue:
             self._flush_history()
 
     def _history_value(self, key: str, value: Any) -> Any:
@@ -143,7 +153,8 @@ class Run:
             if self._images is None:  # safe from gc until the history chunk naming them is written
                 self._images = Protection(self.store.blobs).open()
             self._images.upload_missing({sha: value.png})
-            return {"_type": "image", "sha256": sha, "width": value.width, "height": value.height, "caption": value.caption}
+            return {"_type": "image", "sha256": sha, "width": value.width, "height": value.height,
+                    "caption": value.caption}
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, Image) for v in value):
             return [self._history_value(key, v) for v in value]
         return to_jsonable(value, f"history[{key!r}]", finite=False)
@@ -173,7 +184,8 @@ class Run:
         sha, size = self.store.hashes.hash_files([source])[0]
         with Protection(self.store.blobs, [sha]) as guard:  # safe from gc until the run record names it
             guard.upload_missing({sha: source})
-            self._record.files = [f for f in self._record.files if f.path != name] + [FileEntry(path=name, sha256=sha, size=size)]
+            kept = [f for f in self._record.files if f.path != name]
+            self._record.files = [*kept, FileEntry(path=name, sha256=sha, size=size)]
             self._write_record()
             guard.settle()
 
@@ -189,7 +201,7 @@ class Run:
         self._write_record()
         _deactivate(self)
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -221,8 +233,9 @@ def _deactivate(run: Run) -> None:
         active.run = None
 
 
-def init(project: str | None = None, job_type: str | None = None, config: dict | None = None, name: str | None = None,
-         tags: list[str] | None = None, notes: str | None = None, url: str | None = None, **ignored: Any) -> Run:
+def init(project: str | None = None, job_type: str | None = None, config: dict | None = None,
+         name: str | None = None, tags: list[str] | None = None, notes: str | None = None,
+         url: str | None = None, **ignored: Any) -> Run:
     """Start a run (and make it ``registry.run``); use it as a context manager.
 
     >>> with registry.init(project="demo", job_type="load-data") as run:   # doctest: +SKIP
@@ -231,7 +244,8 @@ def init(project: str | None = None, job_type: str | None = None, config: dict |
     if active.run is not None:
         active.run.finish()
     store = open_store(url)
-    run = Run(store, project if project is not None else store.settings.project, job_type, config, name, tags, notes)
+    run = Run(store, project if project is not None else store.settings.project, job_type, config, name, tags,
+              notes)
     active.run, active.config, active.summary = run, run.config, run.summary
     return run
 
@@ -239,7 +253,7 @@ def init(project: str | None = None, job_type: str | None = None, config: dict |
 def _active() -> Run:
     if active.run is None:
         raise RegistryError("no active run: call registry.init() first")
-    return active.run  # type: ignore[return-value]
+    return active.run
 
 
 def log(data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
@@ -252,4 +266,4 @@ def save(path: str | Path, base_path: str | None = None) -> None:
 
 def finish(exit_code: int = 0) -> None:
     if active.run is not None:
-        active.run.finish(exit_code)  # type: ignore[attr-defined]
+        active.run.finish(exit_code)

@@ -26,6 +26,7 @@ DISTRIBUTION = "ml-artifact-registry"
 """The name to pip-install (the import package and the command are ``registry``)."""
 DEFAULT_PROJECT = "uncategorized"
 LinkMode = Literal["auto", "reflink", "hardlink", "copy"]
+_LINK_MODES: tuple[LinkMode, ...] = ("auto", "reflink", "hardlink", "copy")
 _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3,
           "T": 1000**4, "TB": 1000**4, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
 
@@ -35,7 +36,9 @@ def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
     unit = match.group(2).upper() if match else None
     if not match or unit not in _UNITS:
-        raise InvalidNameError(f"invalid size {text!r}: use a number with an optional unit, e.g. 500MB or 20GiB")
+        raise InvalidNameError(
+            f"invalid size {text!r}: use a number with an optional unit, e.g. 500MB or 20GiB"
+        )
     return int(float(match.group(1)) * _UNITS[unit])
 
 
@@ -60,11 +63,13 @@ class Settings(BaseModel):
     workers: int
 
     @classmethod
-    def from_env(cls, url: str | None = None) -> "Settings":
+    def from_env(cls, url: str | None = None) -> Settings:
         env = os.environ
         link_mode = env.get("REGISTRY_LINK_MODE", "auto")
-        if link_mode not in ("auto", "reflink", "hardlink", "copy"):
-            raise InvalidNameError(f"REGISTRY_LINK_MODE={link_mode!r} is not one of auto, reflink, hardlink, copy")
+        if link_mode not in _LINK_MODES:
+            raise InvalidNameError(
+                f"REGISTRY_LINK_MODE={link_mode!r} is not one of auto, reflink, hardlink, copy"
+            )
         return cls(
             url=url or env.get("REGISTRY_URL") or str(default_store_dir()),
             project=env.get("REGISTRY_PROJECT") or DEFAULT_PROJECT,

@@ -60,7 +60,8 @@ class Store:
         self._checked = False
         self.hashes = _hash_state_at(str(settings.cache_dir))
         self.blobs = BlobStore(self.backend, workers=settings.workers)
-        self.cache: Cache = open_cache(Path(settings.cache_dir), self.blobs, settings.link_mode, settings.cache_max)
+        self.cache: Cache = open_cache(Path(settings.cache_dir), self.blobs, settings.link_mode,
+                                       settings.cache_max)
 
     def require_present(self) -> None:
         """Refuse to read a store that is not there (a typo in its URL is not an empty store)."""

@@ -126,10 +126,16 @@ def test_download_restores_an_edited_file_and_says_so(store_url: str, tmp_path: 
         art.pull(root, overwrite=False)
     assert (root / "a.txt").read_bytes() == b"edited"  # refused before writing anything
     with caplog.at_level("WARNING", logger="registry"):
-        report = art.pull(root)  # W&B's rule: download() restores the version's bytes
+        report = art.pull(root)  # the report lists it; the caller says so
     assert (root / "a.txt").read_bytes() == b"A" and report.placed == ["a.txt"] and report.restored == ["a.txt"]
-    assert report.unchanged == ["b.txt"]
-    assert any("restored 1 locally edited file(s)" in r.getMessage() and "a.txt" in r.getMessage() for r in caplog.records)
+    assert report.unchanged == ["b.txt"] and not caplog.records
+    (root / "a.txt").unlink()
+    (root / "a.txt").write_bytes(b"edited again")
+    with caplog.at_level("WARNING", logger="registry"):
+        art.download(root)  # W&B's rule: download() restores the version's bytes, and here it says so
+    assert (root / "a.txt").read_bytes() == b"A"
+    assert [r.getMessage() for r in caplog.records if "restored" in r.getMessage()] == [
+        f"restored 1 locally edited file(s) in {root} to proj/data:v0: a.txt"]
 
 
 def test_path_prefix_and_single_entries(store_url: str, tmp_path: Path) -> None:

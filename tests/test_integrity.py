@@ -70,7 +70,7 @@ def no_multipart_left(store_url: str) -> bool:
     return listed.get("Uploads", []) == []
 
 
-def short_lease(monkeypatch: pytest.MonkeyPatch, lease: float = 2.5, refresh: float = 0.25) -> float:
+def short_lease(monkeypatch: pytest.MonkeyPatch, lease: float = 3.0, refresh: float = 0.25) -> float:
     """Markers and gc locks expire after ``lease`` seconds unless refreshed (SeaweedFS stamps
     objects to the second, so a lease under 2 s would look expired while still fresh)."""
     monkeypatch.setattr(protection, "MARKER_LEASE_SECONDS", lease)
@@ -282,11 +282,25 @@ def test_a_writer_outliving_the_lease_keeps_its_blobs(store_url: str, tmp_path: 
 
 @pytest.mark.parametrize("store_url", ["local"], indirect=True)
 def test_a_lapsed_lease_makes_the_writer_check_every_blob_again(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """If the marker could not be refreshed in time (here: never), the collector may take even
-    blobs the writer uploaded; the writer notices the lapse and uploads them again after its commit."""
-    short_lease(monkeypatch, lease=1.0, refresh=3600)
+    """If the marker could not be refreshed in time (here: every refresh fails), the collector may
+    take even blobs the writer uploaded; the writer notices the lapse and uploads them again after
+    its commit."""
+    from backends import StorageUnavailable
+
+    lease = short_lease(monkeypatch, lease=2.0)
     slow = b"the large file\n" * 1000
-    slow_upload(monkeypatch, store_url, hashlib.sha256(slow).hexdigest(), 3.0)
+    slow_upload(monkeypatch, store_url, hashlib.sha256(slow).hexdigest(), 3 * lease)
+    cls, written = backend_class(store_url), set()
+    real_write = cls.write
+
+    def write(self, key, data, sha256=None):
+        if key.startswith(keys.inflight_prefix()):
+            if key in written:
+                raise StorageUnavailable(f"{key}: the store is unreachable (injected)")
+            written.add(key)
+        return real_write(self, key, data, sha256=sha256)
+
+    monkeypatch.setattr(cls, "write", write)
     open_store(store_url).check_writable()
     with gc_in_a_loop(collector_store(store_url, tmp_path)) as gc_state:
         log_files("data", {"quick.txt": b"uploaded at once, needed at the end\n", "slow.bin": slow})

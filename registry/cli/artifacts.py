@@ -72,7 +72,9 @@ def _artifacts_table(collections: list[ArtifactCollection]) -> str:
 def _ls_versions(state: State, api: Api, target: str) -> None:
     address = parse_address(target, state.default_project, default_alias=None)
     if address.alias or address.digest:
-        raise InvalidNameError(f"`registry ls` takes PROJECT/NAME, not a version ({target!r}): use `registry show {target}`")
+        raise InvalidNameError(
+            f"`registry ls` takes PROJECT/NAME, not a version ({target!r}): use `registry show {target}`"
+        )
     versions = api.artifact_versions(address.collection)
     if state.json:
         state.emit_json([version_json(v) for v in versions])

@@ -1,4 +1,5 @@
-"""``registry lineage``, ``diff`` and ``verify``: where a version came from, what changed, whether it is intact."""
+"""``registry lineage``, ``diff`` and ``verify``: where a version came from, what changed, whether
+it is intact."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,13 +17,14 @@ from .text import dump_value
 @click.argument("address")
 @click.option("--upstream", "direction", flag_value="upstream", help="Only what ADDRESS was made from.")
 @click.option("--downstream", "direction", flag_value="downstream", help="Only what was made from ADDRESS.")
-@click.option("--explode", is_flag=True, help="One node per version and run, instead of per type and job type.")
+@click.option("--explode", is_flag=True,
+              help="One node per version and run, instead of per type and job type.")
 @click.option("--depth", type=click.IntRange(min=1), help="Follow at most this many runs away.")
 @click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot", "json"]), default=None,
               help="Output format (default text; json with --json).")
 @pass_state
-def lineage_cmd(state: State, address: str, direction: Literal["upstream", "downstream"] | None, explode: bool,
-                depth: int | None, fmt: str | None) -> None:
+def lineage_cmd(state: State, address: str, direction: Literal["upstream", "downstream"] | None,
+                explode: bool, depth: int | None, fmt: str | None) -> None:
     """Show the runs and versions upstream and downstream of a version."""
     graph = state.api.lineage(address, direction=direction or "both", depth=depth)
     fmt = fmt or ("json" if state.json else "text")
@@ -77,7 +79,8 @@ def _metadata_changes(result: dict[str, Any]) -> list[str]:
         lines.append("metadata:")
         lines += [f"  + {k}: {dump_value(v)}" for k, v in meta["added"].items()]
         lines += [f"  - {k}: {dump_value(v)}" for k, v in meta["removed"].items()]
-        lines += [f"  ~ {k}: {dump_value(v['old'])} -> {dump_value(v['new'])}" for k, v in meta["changed"].items()]
+        changed = meta["changed"].items()
+        lines += [f"  ~ {k}: {dump_value(v['old'])} -> {dump_value(v['new'])}" for k, v in changed]
     for key in ("type", "description"):
         if result[key]:
             lines.append(f"{key}: {dump_value(result[key]['old'])} -> {dump_value(result[key]['new'])}")
@@ -96,10 +99,13 @@ def verify_cmd(state: State, address: str, directory: Path | None) -> None:
     """
     art = state.api.artifact(address)
     if directory is not None and not directory.is_dir():
-        raise NotFoundError(f"{directory} is not a directory: pull it first with `registry pull {address} -d {directory}`")
+        raise NotFoundError(
+            f"{directory} is not a directory: pull it first with `registry pull {address} -d {directory}`"
+        )
     art.verify(directory)
     where = str(directory) if directory is not None else "cache"
     if state.json:
         state.emit_json({"address": art.qualified_name, "where": where, "ok": True, "files": art.file_count})
     elif not state.quiet:
-        state.out(f"ok: {art.file_count} file(s) of {art.qualified_name} in {where if directory else 'the cache'} match")
+        shown = where if directory else "the cache"
+        state.out(f"ok: {art.file_count} file(s) of {art.qualified_name} in {shown} match")

@@ -69,7 +69,7 @@ class RegistryGroup(click.Group):
         except RegistryError as e:
             _maybe_traceback(ctx)
             raise CliError(str(e), e.exit_code) from None
-        except Exception as e:  # noqa: BLE001 - the catch-all the CLI promises
+        except Exception as e:  # the catch-all the CLI promises
             _maybe_traceback(ctx)
             raise unexpected_error(e) from None
 

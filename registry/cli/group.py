@@ -1,4 +1,5 @@
-"""The top-level ``registry`` group: global options, the commands in the order ``-h`` and docs/CLI.md list them, ``main``."""
+"""The top-level ``registry`` group: global options, the commands in the order ``-h`` and
+docs/CLI.md list them, ``main``."""
 from __future__ import annotations
 
 import click
@@ -20,13 +21,17 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 @click.group(cls=RegistryGroup, context_settings=CONTEXT_SETTINGS)
 @click.option("--url", envvar=None, metavar="URL",
               help="Store to use: s3://bucket/prefix, file:///path or a directory (overrides REGISTRY_URL).")
-@click.option("--project", metavar="PROJECT", help="Default project for addresses without one (overrides REGISTRY_PROJECT).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text (every listing and show command).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the essential result; no notes or progress bars.")
+@click.option("--project", metavar="PROJECT",
+              help="Default project for addresses without one (overrides REGISTRY_PROJECT).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON instead of text (every listing and show command).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only the essential result; no notes or progress bars.")
 @click.option("--debug", is_flag=True, help="Show the traceback when a command fails.")
 @click.version_option(version=__version__, prog_name="registry", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, project: str | None, as_json: bool, quiet: bool, debug: bool) -> None:
+def cli(ctx: click.Context, url: str | None, project: str | None, as_json: bool, quiet: bool,
+        debug: bool) -> None:
     """Share ML artifacts (versioned datasets and models) on S3 or a local directory.
 
     ADDRESS is [PROJECT/]NAME[:ALIAS|:vN|@sha256:DIGEST]; without an alias it means

@@ -1,4 +1,5 @@
-"""``registry cache info|clean`` and ``registry gc``: the local download cache and the store's unreferenced blobs.
+"""``registry cache info|clean`` and ``registry gc``: the local download cache and the store's
+unreferenced blobs.
 
 The library's ``Api`` has no cache or garbage-collection calls, so these commands (and
 ``shapes.cache_info_json``) reach the cache and the store through ``Api.store``: the only
@@ -51,10 +52,13 @@ def cache_info_cmd(state: State) -> None:
 def cache_clean_cmd(state: State, max_size: int | None) -> None:
     """Shrink the cache; files a running download is placing are skipped."""
     store = state.api.store
-    limit = max_size if max_size is not None else (store.settings.cache_max if store.settings.cache_max is not None else 0)
+    limit = max_size if max_size is not None else store.settings.cache_max
+    if limit is None:
+        limit = 0
     files, freed = store.cache.clean(limit)
     if state.json:
-        state.emit_json({"freed_files": files, "freed_bytes": freed, "max_size": limit, "store_is_cache": store.cache.is_store})
+        state.emit_json({"freed_files": files, "freed_bytes": freed, "max_size": limit,
+                         "store_is_cache": store.cache.is_store})
     elif store.cache.is_store:
         state.note(f"the store {store.url} is on this machine and serves as the cache: nothing to clean")
     elif not state.quiet:
@@ -84,5 +88,6 @@ def gc_cmd(state: State, grace: float, dry_run: bool) -> None:
         state.emit_json(gc_json(report))
     elif not state.quiet or not dry_run:
         verb = "would delete" if dry_run else "deleted"
-        state.out(f"{verb} {len(report.deleted)} blob(s), {format_size(report.freed_bytes)}; kept {report.referenced} "
-                  f"referenced, {report.kept_young} younger than the grace period, {report.kept_in_flight} in flight")
+        state.out(f"{verb} {len(report.deleted)} blob(s), {format_size(report.freed_bytes)}; "
+                  f"kept {report.referenced} referenced, {report.kept_young} younger than the grace period, "
+                  f"{report.kept_in_flight} in flight")

@@ -84,12 +84,14 @@ def parse_metadata(text: str | None) -> dict[str, Any]:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
-            raise click.BadParameter(f"cannot read {path}: {e.strerror or e}", param_hint="--metadata") from None
+            raise click.BadParameter(f"cannot read {path}: {e.strerror or e}",
+                                     param_hint="--metadata") from None
         source = str(path)
     try:
         value = json.loads(text)
     except ValueError as e:
         raise click.BadParameter(f"{source} is not valid JSON ({e})", param_hint="--metadata") from None
     if not isinstance(value, dict):
-        raise click.BadParameter(f"{source} must be a JSON object, not {type(value).__name__}", param_hint="--metadata")
+        raise click.BadParameter(f"{source} must be a JSON object, not {type(value).__name__}",
+                                 param_hint="--metadata")
     return value

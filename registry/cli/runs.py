@@ -36,7 +36,8 @@ def _runs_table(project: str, runs: list[ApiRun]) -> str:
     def names(refs: list[ArtifactRef]) -> str:
         return ", ".join(ref.qualified_name.removeprefix(f"{project}/") for ref in refs) or "-"
 
-    rows = [[r.id, r.name, r.job_type or "-", r.state, when(r.created_at), names(r.record.inputs), names(r.record.outputs)]
+    rows = [[r.id, r.name, r.job_type or "-", r.state, when(r.created_at),
+             names(r.record.inputs), names(r.record.outputs)]
             for r in runs]
     return table(rows, ["ID", "NAME", "JOB TYPE", "STATE", "STARTED", "INPUTS", "OUTPUTS"])
 

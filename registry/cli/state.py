@@ -45,7 +45,8 @@ class State:
 
     @property
     def default_project(self) -> str:
-        """``--project``, else REGISTRY_PROJECT's default: known without opening the store (push creates it)."""
+        """``--project``, else REGISTRY_PROJECT's default: known without opening the store (push
+        creates it)."""
         if self.project:
             return validate_name(self.project, "project")
         return Settings.from_env(self.url).project
@@ -64,7 +65,8 @@ class State:
 
     @contextmanager
     def progress(self, total: int | None, desc: str) -> Iterator[Callable[[int], object] | None]:
-        """Yield a bar's ``update(nbytes)`` while the body runs; None when no bar is drawn (``-q``, not a tty)."""
+        """Yield a bar's ``update(nbytes)`` while the body runs; None when no bar is drawn (``-q``,
+        not a tty)."""
         if self.quiet or not _stderr_is_tty():
             yield None
             return

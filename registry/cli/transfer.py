@@ -27,10 +27,12 @@ _LISTED = 5  # file names an error or summary lists before "..."
               help="Download into DIR (default ./artifacts/<name>:v<N>).")
 @click.option("--path-prefix", metavar="P", help="Only the files whose path starts with P.")
 @click.option("--clean", is_flag=True, help="Also delete files in DIR that the version does not hold.")
-@click.option("--force", is_flag=True, help="Overwrite files in DIR that were edited locally (they are listed either way).")
+@click.option("--force", is_flag=True,
+              help="Overwrite files in DIR that were edited locally (they are listed either way).")
 @json_option
 @pass_state
-def pull_cmd(state: State, address: str, directory: Path | None, path_prefix: str | None, clean: bool, force: bool) -> None:
+def pull_cmd(state: State, address: str, directory: Path | None, path_prefix: str | None, clean: bool,
+             force: bool) -> None:
     """Download a version, verified, and print the directory.
 
     Files already in DIR with the version's bytes are left alone; files fetched before (by
@@ -56,8 +58,10 @@ def pull_cmd(state: State, address: str, directory: Path | None, path_prefix: st
 
 def _edits_conflict(address: str, error: LocalEditsError) -> ConflictError:
     listed = ", ".join(error.paths[:_LISTED]) + (" ..." if len(error.paths) > _LISTED else "")
-    return ConflictError(f"{len(error.paths)} file(s) in {error.root} were edited locally and differ from {address}: "
-                         f"{listed}; nothing was changed. Move them away, or pull --force to restore the version's bytes")
+    return ConflictError(
+        f"{len(error.paths)} file(s) in {error.root} were edited locally and differ from {address}: "
+        f"{listed}; nothing was changed. Move them away, or pull --force to restore the version's bytes"
+    )
 
 
 def _pull_summary(address: str, report: DownloadReport, clean: bool) -> str:
@@ -66,7 +70,8 @@ def _pull_summary(address: str, report: DownloadReport, clean: bool) -> str:
     if report.local_bytes:
         summary += f", {format_size(report.local_bytes)} copied from files on this machine"
     if report.restored:
-        summary += f"; restored {len(report.restored)} locally edited file(s): {', '.join(report.restored[:_LISTED])}"
+        listed = ", ".join(report.restored[:_LISTED])
+        summary += f"; restored {len(report.restored)} locally edited file(s): {listed}"
         summary += " ..." if len(report.restored) > _LISTED else ""
     if report.extra and not clean:
         summary += f"; {len(report.extra)} extra file(s) in {report.root} (--clean removes them)"
@@ -79,7 +84,8 @@ def _pull_summary(address: str, report: DownloadReport, clean: bool) -> str:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.argument("address")
 @click.option("--type", "type_", required=True, metavar="TYPE", help="Artifact type, e.g. dataset or model.")
-@click.option("--alias", "aliases", multiple=True, metavar="A", help="Also point alias A at the version (repeatable).")
+@click.option("--alias", "aliases", multiple=True, metavar="A",
+              help="Also point alias A at the version (repeatable).")
 @click.option("--description", metavar="D", help="Description of the artifact.")
 @click.option("--metadata", metavar="JSON|@FILE", help="Metadata: a JSON object, or @file.json.")
 @json_option
@@ -131,6 +137,6 @@ def _push_text(logged: Artifact, run_path: str, quiet: bool) -> str:
     if quiet:
         return logged.qualified_name
     if logged.created:
-        return (f"created {logged.qualified_name} ({plural(logged.file_count, 'file')}, {format_size(logged.size)}; "
-                f"aliases: {aliases}; run {run_path})")
+        return (f"created {logged.qualified_name} ({plural(logged.file_count, 'file')}, "
+                f"{format_size(logged.size)}; aliases: {aliases}; run {run_path})")
     return f"{logged.qualified_name} already holds these contents; no new version logged (aliases: {aliases})"

@@ -23,11 +23,15 @@ def serve(url: str | None = None, host: str = "127.0.0.1", port: int = 8080) -> 
     try:
         server = make_server(host.strip("[]"), port, app, threaded=True)
     except OSError as e:
-        raise RegistryError(f"the web UI cannot listen on {host}:{port}: {e.strerror or e}; choose another --port or --host") from None
+        raise RegistryError(
+            f"the web UI cannot listen on {host}:{port}: {e.strerror or e}; choose another --port or --host"
+        ) from None
     shown = f"[{host}]" if ":" in host else host
-    print(f"registry ui: {app.config['REGISTRY_API'].url} at http://{shown}:{server.port}/ (Ctrl-C to stop)", file=sys.stderr)
+    print(f"registry ui: {app.config['REGISTRY_API'].url} at http://{shown}:{server.port}/ (Ctrl-C to stop)",
+          file=sys.stderr)
     if not local:
-        print(f"registry ui: warning: listening on {host}, so anyone who can reach it can read this store", file=sys.stderr)
+        print(f"registry ui: warning: listening on {host}, so anyone who can reach it can read this store",
+              file=sys.stderr)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -10,8 +10,8 @@ from .safety import ALLOWED_HOSTS_KEY, LOOPBACK_NAMES
 from .views import API_KEY, PAGE_SIZE, PAGE_SIZE_KEY, bp
 
 
-def create_app(url: str | None = None, api: Api | None = None, *, allowed_hosts: Iterable[str] | None = LOOPBACK_NAMES,
-               page_size: int = PAGE_SIZE) -> Flask:
+def create_app(url: str | None = None, api: Api | None = None, *,
+               allowed_hosts: Iterable[str] | None = LOOPBACK_NAMES, page_size: int = PAGE_SIZE) -> Flask:
     """The web UI for the store at ``url`` (or ``REGISTRY_URL``, or the local default), or for ``api``.
 
     Every page is read-only (GET and HEAD only). ``allowed_hosts`` are the names the
@@ -23,7 +23,8 @@ def create_app(url: str | None = None, api: Api | None = None, *, allowed_hosts:
     """
     app = Flask(__name__, static_folder=None, template_folder=None)
     app.config[API_KEY] = api or Api(url)
-    app.config[ALLOWED_HOSTS_KEY] = None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
+    hosts = None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
+    app.config[ALLOWED_HOSTS_KEY] = hosts
     app.config[PAGE_SIZE_KEY] = page_size
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -64,8 +64,8 @@ def _images(value: Any) -> list[dict] | None:
         return None
     out = []
     for item in items:
-        if not (isinstance(item, dict) and item.get("_type") == "image" and isinstance(item.get("sha256"), str)
-                and _SHA.fullmatch(item["sha256"])):
+        if not (isinstance(item, dict) and item.get("_type") == "image"
+                and isinstance(item.get("sha256"), str) and _SHA.fullmatch(item["sha256"])):
             return None
         out.append(item)
     return out
@@ -140,9 +140,11 @@ def build_chart(key: str, series: list[tuple[float, float]]) -> Chart:
 
     reduced = _reduce(series, px, plot_w)
     points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in reduced)
-    dots = [(round(px(x), 1), round(py(y), 1), f"step {fmt(x)}: {fmt(y)}") for x, y in series] if len(series) <= MARKERS_BELOW else []
+    dots = ([(round(px(x), 1), round(py(y), 1), f"step {fmt(x)}: {fmt(y)}") for x, y in series]
+            if len(series) <= MARKERS_BELOW else [])
     x_ticks = [(round(px(t), 1), fmt(t, 6)) for t in nice_ticks(x_lo, x_hi) if x_lo <= t <= x_hi]
-    y_ticks = [(round(py(t), 1), fmt(t, 6)) for t in nice_ticks(y_lo_view, y_hi_view) if y_lo_view <= t <= y_hi_view]
+    y_ticks = [(round(py(t), 1), fmt(t, 6))
+               for t in nice_ticks(y_lo_view, y_hi_view) if y_lo_view <= t <= y_hi_view]
     return Chart(key=key, points=points, dots=dots, x_ticks=x_ticks, y_ticks=y_ticks, count=len(series),
                  last=series[-1][1], low=y_lo, high=y_hi)
 

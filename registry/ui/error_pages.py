@@ -14,7 +14,8 @@ def not_found(error: RegistryError) -> Page:
 
 
 def damaged(error: IntegrityError) -> Page:
-    return render_template("error.html", code=500, title="Store contents are damaged", message=str(error)), 500
+    page = render_template("error.html", code=500, title="Store contents are damaged", message=str(error))
+    return page, 500
 
 
 def unavailable(error: StorageError) -> Page:
@@ -23,5 +24,8 @@ def unavailable(error: StorageError) -> Page:
 
 def http_error(error: HTTPException) -> Page:
     if error.code == 405:
-        return render_template("error.html", code=405, title="Read-only", message="This UI only reads: use GET."), 405, {"Allow": "GET, HEAD"}
-    return render_template("error.html", code=error.code, title=error.name, message=error.description), error.code or 500
+        page = render_template("error.html", code=405, title="Read-only",
+                               message="This UI only reads: use GET.")
+        return page, 405, {"Allow": "GET, HEAD"}
+    page = render_template("error.html", code=error.code, title=error.name, message=error.description)
+    return page, error.code or 500

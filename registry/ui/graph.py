@@ -30,8 +30,14 @@ SWEEPS = 8
 DUMMY_H = 6
 PAIR_OFFSET = 8
 
-ARTIFACT_COLORS = ["#dbeafe", "#fde68a", "#d1fae5", "#fce7f3", "#e0e7ff", "#fee2e2", "#ccfbf1", "#fef3c7", "#ede9fe", "#e2e8f0"]
+ARTIFACT_COLORS = [
+    "#dbeafe", "#fde68a", "#d1fae5", "#fce7f3", "#e0e7ff",
+    "#fee2e2", "#ccfbf1", "#fef3c7", "#ede9fe", "#e2e8f0",
+]
 RUN_COLOR = "#f1f5f9"
+
+DummyPoint = tuple[float, float, float]
+"""Where an edge crosses a column: (left x, right x, y)."""
 
 
 @dataclass
@@ -112,7 +118,8 @@ class _Edge:
     """Layout order: the left end, the dummy points in between, the right end."""
 
 
-def order_columns(items: dict[str, int], links: list[tuple[str, str]], rank: Callable[[str], tuple]) -> list[list[str]]:
+def order_columns(items: dict[str, int], links: list[tuple[str, str]],
+                  rank: Callable[[str], tuple]) -> list[list[str]]:
     """Ids per column, left to right, each column ordered by barycenter sweeps to reduce crossings."""
     columns: list[list[str]] = [[] for _ in range(max(items.values()) + 1)]
     for item in sorted(items, key=rank):
@@ -157,8 +164,9 @@ def layout(graph: LineageGraph, href: Callable[[Node], str | None], grouped: boo
     edges, items, links = _route(graph)
     columns = order_columns(items, links, functools.partial(_rank, graph))
     placed, dummies, width, height = _place(graph, columns, href, grouped)
-    return Layout(width=width, height=height, nodes=[placed[i] for col in columns for i in col if i in placed],
-                  edges=_draw(edges, placed, dummies), columns=len(columns))
+    nodes = [placed[i] for col in columns for i in col if i in placed]
+    return Layout(width=width, height=height, nodes=nodes, edges=_draw(edges, placed, dummies),
+                  columns=len(columns))
 
 
 def _route(graph: LineageGraph) -> tuple[list[_Edge], dict[str, int], list[tuple[str, str]]]:
@@ -178,15 +186,16 @@ def _route(graph: LineageGraph) -> tuple[list[_Edge], dict[str, int], list[tuple
 
 
 def _place(graph: LineageGraph, columns: list[list[str]], href: Callable[[Node], str | None],
-           grouped: bool) -> tuple[dict[str, PlacedNode], dict[str, tuple[float, float, float]], float, float]:
-    """(boxes, dummy points as (left x, right x, y), width, height): columns as wide as their widest box, centred."""
+           grouped: bool) -> tuple[dict[str, PlacedNode], dict[str, DummyPoint], float, float]:
+    """(boxes, dummy points, width, height): columns as wide as their widest box, centred."""
     lines = {nid: _lines(node, grouped) for nid, node in graph.nodes.items()}
     widths = {nid: _width(*lines[nid]) for nid in graph.nodes}
     col_w = [max((widths[i] for i in col if i in widths), default=MIN_W) for col in columns]
-    col_h = [sum(NODE_H if i in graph.nodes else DUMMY_H for i in col) + V_GAP * (len(col) - 1) for col in columns]
+    col_h = [sum(NODE_H if i in graph.nodes else DUMMY_H for i in col) + V_GAP * (len(col) - 1)
+             for col in columns]
     inner_h = max(col_h)
     placed: dict[str, PlacedNode] = {}
-    dummies: dict[str, tuple[float, float, float]] = {}
+    dummies: dict[str, DummyPoint] = {}
     x: float = MARGIN
     for c, col in enumerate(columns):
         y = MARGIN + (inner_h - col_h[c]) / 2
@@ -196,7 +205,8 @@ def _place(graph: LineageGraph, columns: list[list[str]], href: Callable[[Node],
                 dummies[item] = (x, x + col_w[c], y + DUMMY_H / 2)
                 y += DUMMY_H + V_GAP
                 continue
-            placed[item] = _box(node, lines[item], href(node), x + (col_w[c] - widths[item]) / 2, y, widths[item], item == graph.root)
+            left = x + (col_w[c] - widths[item]) / 2
+            placed[item] = _box(node, lines[item], href(node), left, y, widths[item], item == graph.root)
             y += NODE_H + V_GAP
         x += col_w[c] + H_GAP
     return placed, dummies, round(x - H_GAP + MARGIN, 1), round(inner_h + 2 * MARGIN, 1)
@@ -206,16 +216,20 @@ def _width(kicker: str, text: str) -> float:
     return max(MIN_W, len(_shorten(text)) * CHAR_W + 2 * PAD, len(_shorten(kicker)) * SMALL_W + 2 * PAD)
 
 
-def _box(node: Node, lines: tuple[str, str], href: str | None, x: float, y: float, w: float, root: bool) -> PlacedNode:
+def _box(node: Node, lines: tuple[str, str], href: str | None, x: float, y: float, w: float,
+         root: bool) -> PlacedNode:
     return PlacedNode(
-        id=node.id, kind=node.kind, type=node.type, label=node.label, kicker=_shorten(lines[0]), text=_shorten(lines[1]),
+        id=node.id, kind=node.kind, type=node.type, label=node.label,
+        kicker=_shorten(lines[0]), text=_shorten(lines[1]),
         href=href, x=round(x, 1), y=round(y, 1), w=round(w, 1), h=NODE_H,
         fill=RUN_COLOR if node.kind == "run" else type_color(node.type), root=root,
     )
 
 
-def _draw(edges: list[_Edge], placed: dict[str, PlacedNode], dummies: dict[str, tuple[float, float, float]]) -> list[PlacedEdge]:
-    """Every edge as an SVG path; the two edges between the same two nodes (closing a cycle) sit side by side."""
+def _draw(edges: list[_Edge], placed: dict[str, PlacedNode],
+          dummies: dict[str, DummyPoint]) -> list[PlacedEdge]:
+    """Every edge as an SVG path; the two edges between the same two nodes (closing a cycle) sit side
+    by side."""
     pairs: dict[frozenset[str], list[_Edge]] = {}
     for edge in edges:
         pairs.setdefault(frozenset((edge.source, edge.target)), []).append(edge)
@@ -225,12 +239,13 @@ def _draw(edges: list[_Edge], placed: dict[str, PlacedNode], dummies: dict[str, 
         offset = (twins.index(edge) - (len(twins) - 1) / 2) * PAIR_OFFSET
         a, b = placed[edge.source], placed[edge.target]
         relation, verb = ("produces", "produces") if a.kind == "run" else ("consumes", "is consumed by")
-        drawn.append(PlacedEdge(edge.source, edge.target, relation, _path(_points(edge, placed, dummies, offset), edge.reversed),
-                                f"{a.label} {verb} {b.label}", edge.reversed))
+        path = _path(_points(edge, placed, dummies, offset), edge.reversed)
+        drawn.append(PlacedEdge(edge.source, edge.target, relation, path, f"{a.label} {verb} {b.label}",
+                                edge.reversed))
     return drawn
 
 
-def _points(edge: _Edge, placed: dict[str, PlacedNode], dummies: dict[str, tuple[float, float, float]],
+def _points(edge: _Edge, placed: dict[str, PlacedNode], dummies: dict[str, DummyPoint],
             offset: float) -> list[tuple[float, float]]:
     """From the source's side, across each dummy point's column, to 2px short of the target's side."""
     left, right = placed[edge.chain[0]], placed[edge.chain[-1]]

@@ -11,7 +11,7 @@ from ..records import ArtifactRef, VersionRecord
 
 def url_with(_anchor: str | None = None, **changes: Any) -> str:
     """The current page's URL with some query arguments changed (``None`` removes one)."""
-    args = dict(request.args.items())
+    args: dict[str, Any] = dict(request.args.items())
     for key, value in changes.items():
         if value is None:
             args.pop(key, None)
@@ -22,7 +22,7 @@ def url_with(_anchor: str | None = None, **changes: Any) -> str:
 
 def artifact_url(ref: ArtifactRef | VersionRecord, tab: str | None = None) -> str:
     """Link to an artifact version from an ``ArtifactRef`` or a ``VersionRecord``."""
-    args = {"tab": tab} if tab else {}
+    args: dict[str, Any] = {"tab": tab} if tab else {}
     return url_for("ui.artifact_version", project=ref.project, name=ref.name, ref=f"v{ref.version}", **args)
 
 
@@ -43,7 +43,7 @@ def node_href(node: Node, project: str, explode: bool, direction: str) -> str | 
     if node.kind == "artifact":
         node_project, _, rest = node.ref.partition("/")
         node_name, _, number = rest.rpartition(":v")
-        return url_for("ui.artifact_version", project=node_project, name=node_name, ref=f"v{number}", tab="lineage",
-                       explode=1, direction=direction)
+        return url_for("ui.artifact_version", project=node_project, name=node_name, ref=f"v{number}",
+                       tab="lineage", explode=1, direction=direction)
     node_project, _, run_id = node.ref.partition("/")
     return run_url(node_project, run_id)

@@ -1,4 +1,5 @@
-"""One page of a long list (artifacts, runs, version numbers, files): the page number is clamped, never an error."""
+"""One page of a long list (artifacts, runs, version numbers, files): the page number is clamped,
+never an error."""
 from __future__ import annotations
 
 import math

@@ -47,4 +47,5 @@ def file_tree(entries: Sequence[FileEntry], directory: str) -> Tree | None:
         return None
     parts = directory.split("/") if directory else []
     crumbs = [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
-    return Tree(directory, crumbs, sorted(dirs.values(), key=lambda d: d.name), sorted(files, key=lambda f: f.path))
+    subdirs = sorted(dirs.values(), key=lambda d: d.name)
+    return Tree(directory, crumbs, subdirs, sorted(files, key=lambda f: f.path))

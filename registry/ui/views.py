@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -30,6 +30,7 @@ from .. import __version__
 from ..api import Api, ApiRun, ArtifactCollection
 from ..artifact import Artifact
 from ..errors import IntegrityError, InvalidNameError, NotFoundError, StorageError
+from ..lineage import Direction
 from ..names import validate_alias, validate_name, validate_path
 from ..records import FileEntry
 from . import charts, error_pages, formats, links, safety
@@ -44,7 +45,7 @@ PAGE_SIZE_KEY = "REGISTRY_UI_PAGE_SIZE"
 PAGE_SIZE = 50
 VERSION_PAGE = 50
 FILES_PAGE = 500
-DIRECTIONS = ("both", "upstream", "downstream")
+DIRECTIONS: tuple[Direction, ...] = ("both", "upstream", "downstream")
 _SHA = re.compile(r"[0-9a-f]{64}")
 _VERSION = re.compile(r"v(0|[1-9][0-9]{0,17})")
 
@@ -56,8 +57,10 @@ bp.app_errorhandler(InvalidNameError)(error_pages.not_found)
 bp.app_errorhandler(IntegrityError)(error_pages.damaged)
 bp.app_errorhandler(StorageError)(error_pages.unavailable)
 bp.app_errorhandler(HTTPException)(error_pages.http_error)
-_FILTERS: dict[str, Callable[..., str]] = {"size": formats.human_size, "when": formats.when, "duration": formats.duration,
-                                           "pretty": formats.pretty_json, "cell": formats.json_cell, "num": charts.fmt}
+_FILTERS: dict[str, Callable[..., str]] = {
+    "size": formats.human_size, "when": formats.when, "duration": formats.duration,
+    "pretty": formats.pretty_json, "cell": formats.json_cell, "num": charts.fmt,
+}
 for _name, _filter in _FILTERS.items():
     bp.add_app_template_filter(_filter, _name)
 for _helper in (links.url_with, links.artifact_url, links.run_url):
@@ -109,9 +112,9 @@ def project(project: str) -> str:
     run_page = paginate([r for r in runs if job_filter in (None, r.job_type or "")], _arg_int("rpage"),
                         current_app.config.get(PAGE_SIZE_KEY, PAGE_SIZE), "rpage")
     return render_template(
-        "project.html", project=project, art_page=art_page, groups=_by_type(art_page.items), run_page=run_page,
-        type_filter=type_filter, job_filter=job_filter, all_types=sorted({c.type for c in collections}),
-        all_jobs=sorted({r.job_type or "" for r in runs}),
+        "project.html", project=project, art_page=art_page, groups=_by_type(art_page.items),
+        run_page=run_page, type_filter=type_filter, job_filter=job_filter,
+        all_types=sorted({c.type for c in collections}), all_jobs=sorted({r.job_type or "" for r in runs}),
     )
 
 
@@ -124,7 +127,8 @@ def artifact_latest(project: str, name: str) -> ResponseReturnValue:
 def _version_url(project: str, name: str, ref: str) -> str:
     """The ``vN`` page an alias names now (the query arguments kept)."""
     version = api().artifact(f"{project}/{name}:{ref}").version
-    return url_for("ui.artifact_version", project=project, name=name, ref=version, **request.args)
+    query: Mapping[str, Any] = request.args  # Any: else mypy checks the values against url_for's _external
+    return url_for("ui.artifact_version", project=project, name=name, ref=version, **query)
 
 
 @bp.get("/projects/<project>/artifacts/<name>/<ref>")
@@ -140,9 +144,11 @@ def artifact_version(project: str, name: str, ref: str) -> ResponseReturnValue:
     aliases = client.aliases(f"{project}/{name}")
     tab = request.args.get("tab", "overview")
     tab = tab if tab in TABS else "overview"
-    context: dict[str, Any] = {"project": project, "name": name, "artifact": artifact, "record": artifact.record, "tab": tab,
-                               "number": number, "aliases": aliases, "version_aliases": aliases.get(number, []),
-                               "vpage": _number_page(client, f"{project}/{name}", number)}
+    context: dict[str, Any] = {
+        "project": project, "name": name, "artifact": artifact, "record": artifact.record, "tab": tab,
+        "number": number, "aliases": aliases, "version_aliases": aliases.get(number, []),
+        "vpage": _number_page(client, f"{project}/{name}", number),
+    }
     context.update(TABS[tab](client, artifact))
     return render_template("artifact.html", **context)
 
@@ -179,12 +185,13 @@ def _files_tab(client: Api, artifact: Artifact) -> dict[str, Any]:
 
 def _lineage_tab(client: Api, artifact: Artifact) -> dict[str, Any]:
     explode = request.args.get("explode", "") in ("1", "true", "on", "yes")
-    direction = request.args.get("direction", "both")
-    direction = direction if direction in DIRECTIONS else "both"
+    requested = request.args.get("direction", "both")
+    direction: Direction = requested if requested in DIRECTIONS else "both"
     lineage = client.lineage(artifact.qualified_name, direction=direction)
     view = lineage.view(explode)
     href = functools.partial(links.node_href, project=artifact.project, explode=explode, direction=direction)
-    return {"explode": explode, "direction": direction, "layout": graphs.layout(view, href, grouped=not explode),
+    layout = graphs.layout(view, href, grouped=not explode)
+    return {"explode": explode, "direction": direction, "layout": layout,
             "graph_text": lineage.to_text(explode=explode), "node_count": len(view.nodes)}
 
 
@@ -199,7 +206,8 @@ def artifact_file(project: str, name: str, ref: str, path: str) -> Response:
     if not _VERSION.fullmatch(ref):
         abort(404)
     artifact = api().artifact(f"{project}/{name}:{ref}")
-    entry = artifact.file_list().by_path().get(path)  # only paths in the version's file list, as exact strings
+    # only paths in the version's file list, as exact strings
+    entry = artifact.file_list().by_path().get(path)
     if entry is None:
         abort(404, description="no such file in this version")
     return _send_file(entry)
@@ -208,7 +216,8 @@ def artifact_file(project: str, name: str, ref: str, path: str) -> Response:
 def _send_file(entry: FileEntry) -> Response:
     """A verified file, always as a download (never rendered on the UI's origin)."""
     return send_file(api().cached_file(entry), mimetype="application/octet-stream", as_attachment=True,
-                     download_name=PurePosixPath(entry.path).name, etag=entry.sha256, conditional=True, max_age=0)
+                     download_name=PurePosixPath(entry.path).name, etag=entry.sha256, conditional=True,
+                     max_age=0)
 
 
 # -- runs ----------------------------------------------------------------------------------------
@@ -218,8 +227,9 @@ def run(project: str, run_id: str) -> str:
     validate_name(run_id, "run id")
     found = api().run(f"{project}/{run_id}")
     rows = found.history()
-    return render_template("run.html", project=project, run=found, record=found.record, media=charts.run_media(rows),
-                           history_rows=len(rows), summary=found.summary, config=found.config)
+    return render_template("run.html", project=project, run=found, record=found.record,
+                           media=charts.run_media(rows), history_rows=len(rows), summary=found.summary,
+                           config=found.config)
 
 
 @bp.get("/projects/<project>/runs/<run_id>/images/<sha>")
