@@ -171,8 +171,13 @@ def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: li
         cache.touch([])  # keep what was verified, even when another blob failed
 
 
-def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source], progress: Progress | None) -> list[tuple[Path, os.stat_result, str]]:
-    def place(target: Target) -> tuple[Path, os.stat_result, str]:
+Placed = tuple[Path, os.stat_result, str]
+"""A file just placed, its stat and sha256: what the hash database learns."""
+
+
+def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source],
+               progress: Progress | None) -> list[Placed]:
+    def place(target: Target) -> Placed:
         entry, dest = target
         source = sources[entry.sha256]
         if source.early is not None and source.early_dest == dest:
