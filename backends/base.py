@@ -77,10 +77,12 @@ class Backend(ABC):
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, in key order."""
 
-    def list_children(self, prefix: str) -> builtins.list[str]:
-        """Names of the immediate "directories" under ``prefix`` (which ends with ``/``)."""
+    def list_children(self, prefix: str, start_after: str | None = None) -> builtins.list[str]:
+        """Names of the immediate "directories" under ``prefix`` (which ends with ``/``), sorted;
+        with ``start_after``, only names after it (S3 then lists only those: cheap for the newest
+        of many time-ordered names)."""
         names = {info.key[len(prefix):].split("/", 1)[0] for info in self.list(prefix) if "/" in info.key[len(prefix):]}
-        return sorted(names)
+        return sorted(n for n in names if start_after is None or n > start_after)
 
     @abstractmethod
     def delete(self, key: str) -> None:

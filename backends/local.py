@@ -115,12 +115,13 @@ class LocalBackend(Backend):
                     found.append(ObjectInfo(key, st.st_size, _token(st), st.st_mtime))
         yield from sorted(found, key=lambda info: info.key)
 
-    def list_children(self, prefix: str) -> builtins.list[str]:
+    def list_children(self, prefix: str, start_after: str | None = None) -> builtins.list[str]:
         base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         try:
-            return sorted(e.name for e in os.scandir(base) if e.is_dir() and e.name not in (_TMP_DIR, _LOCK_DIR))
+            names = [e.name for e in os.scandir(base) if e.is_dir() and e.name not in (_TMP_DIR, _LOCK_DIR)]
         except (FileNotFoundError, NotADirectoryError):
             return []
+        return sorted(n for n in names if start_after is None or n > start_after)
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)

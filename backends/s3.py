@@ -226,16 +226,18 @@ class S3Backend(Backend):
         except (ClientError, BotoCoreError) as e:
             raise self._translate(e, prefix) from None
 
-    def list_children(self, prefix: str) -> builtins.list[str]:
+    def list_children(self, prefix: str, start_after: str | None = None) -> builtins.list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         names = []
+        # Keys after prefix+start_after: every name greater than it, and that name itself (dropped below).
+        after = {"StartAfter": self.prefix + prefix + start_after} if start_after is not None else {}
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/", **after):
                 for common in page.get("CommonPrefixes", []):
                     names.append(common["Prefix"][len(self.prefix + prefix) :].rstrip("/"))
         except (ClientError, BotoCoreError) as e:
             raise self._translate(e, prefix) from None
-        return sorted(names)
+        return sorted(n for n in names if start_after is None or n > start_after)
 
     # -- writes ----------------------------------------------------------------------------
     def write(self, key: str, data: bytes, sha256: str | None = None) -> None:

@@ -24,6 +24,7 @@ from .store import Store, open_store
 from .versions import (
     aliases_of,
     did_you_mean,
+    latest_number,
     missing_artifact,
     read_version,
     remove_alias,
@@ -104,22 +105,30 @@ class Api:
     def artifacts(self, project: str, type: str | None = None) -> list[ArtifactCollection]:
         """Every artifact of a project (optionally of one type), with its latest version."""
         def collection(name: str) -> ArtifactCollection | None:
-            numbers = version_numbers(self.store.backend, project, name)
-            if not numbers:
+            top = latest_number(self.store.backend, project, name)  # numbers are dense: no listing
+            if top is None:
                 return None
             aliases = aliases_of(self.store.backend, project, name)
-            latest_number = next((v for v, a in aliases.items() if "latest" in a), numbers[-1])
-            latest = self._bind(read_version(self.store.backend, project, name, latest_number), aliases)
-            return ArtifactCollection(project, name, latest.type, len(numbers), latest, aliases)
+            shown = next((v for v, a in aliases.items() if "latest" in a), top)
+            latest = self._bind(read_version(self.store.backend, project, name, shown), aliases)
+            return ArtifactCollection(project, name, latest.type, top + 1, latest, aliases)
 
         with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
             found = list(pool.map(collection, self.artifact_names(project)))
         return [c for c in found if c is not None and (type is None or c.type == type)]
 
-    def artifact_versions(self, collection: str) -> list[Artifact]:
-        """All versions of ``project/name``, oldest first."""
+    def artifact_versions(self, collection: str, *, limit: int | None = None) -> list[Artifact]:
+        """All versions of ``project/name`` (or the ``limit`` newest), oldest first.
+
+        With a limit, only those records are read, and nothing is listed: version numbers are
+        dense, so the newest are the ``limit`` numbers up to ``latest`` (and any just above it).
+        """
         address = parse_address(collection, self._project(), default_alias=None)
-        numbers = version_numbers(self.store.backend, address.project, address.name)
+        if limit is None:
+            numbers = version_numbers(self.store.backend, address.project, address.name)
+        else:
+            top = latest_number(self.store.backend, address.project, address.name)
+            numbers = [] if top is None else list(range(max(0, top - limit + 1), top + 1))
         if not numbers:
             self.store.require_present()
             raise missing_artifact(self.store.backend, address.project, address.name)
@@ -155,9 +164,12 @@ class Api:
                 return self._run_handle(found)
             return self._run_handle(read_run(self.store.backend, project, run_id))
 
-    def runs(self, project: str) -> list[ApiRun]:
-        """Every run of a project, newest first."""
-        records = read_runs(self.store.backend, project, self.store.settings.workers)
+    def runs(self, project: str, *, limit: int | None = None) -> list[ApiRun]:
+        """Every run of a project (or the ``limit`` newest), newest first.
+
+        With a limit, only about that many run records are read, however many runs the project has.
+        """
+        records = read_runs(self.store.backend, project, self.store.settings.workers, limit=limit)
         return [self._run_handle(r) for r in records]
 
     def used_by(self, record: VersionRecord) -> list[ApiRun]:

@@ -1,6 +1,9 @@
 """Every key the registry writes, in one place (documented in docs/FORMAT.md)."""
 from __future__ import annotations
 
+import secrets
+import time
+
 SCHEMA_VERSION = 1
 
 
@@ -59,6 +62,20 @@ def used_by_prefix(project: str, name: str, number: int) -> str:
 
 def used_by(project: str, name: str, number: int, run_project: str, run_id: str) -> str:
     return f"{used_by_prefix(project, name, number)}{run_project}--{run_id}.json"
+
+
+def new_run_id(now: float | None = None) -> str:
+    """A run id that sorts by start time: 8 hex digits of seconds since the epoch, then 6 random.
+
+    So the newest runs of a project are the last names under ``runs/``, and a listing that
+    starts after a moment (``start_after=run_id_prefix(t)``) returns only the runs since then.
+    Older stores hold 8-hex random ids; readers accept both.
+    """
+    return f"{run_id_prefix(time.time() if now is None else now)}{secrets.token_hex(3)}"
+
+
+def run_id_prefix(moment: float) -> str:
+    return f"{int(moment):08x}"
 
 
 def runs_prefix(project: str) -> str:

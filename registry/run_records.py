@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,7 +18,10 @@ from .errors import IntegrityError, NotFoundError
 from .names import validate_name
 from .records import RunRecord, UsedByEntry, VersionRecord, parse
 
-_RUN_ID = re.compile(r"[0-9a-f]{8}")
+_RUN_ID = re.compile(r"[0-9a-f]{8}|[0-9a-f]{14}")
+_TIMED_RUN_ID = re.compile(r"[0-9a-f]{14}")
+RECENT_WINDOWS = (3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400)
+"""How far back ``newest_runs`` looks, widening until it has found enough runs."""
 
 
 def read_run(backend: Backend, project: str, run_id: str) -> RunRecord:
@@ -49,17 +53,44 @@ def run_ids(backend: Backend, project: str) -> list[str]:
     return backend.list_children(keys.runs_prefix(validate_name(project, "project")))
 
 
-def read_runs(backend: Backend, project: str, workers: int) -> list[RunRecord]:
-    """Every run of a project, newest first, read in parallel."""
+def read_runs(backend: Backend, project: str, workers: int, limit: int | None = None) -> list[RunRecord]:
+    """Every run of a project (or the ``limit`` newest), newest first, read in parallel."""
+    if limit is None:
+        return read_many(backend, project, run_ids(backend, project), workers)
+    return read_many(backend, project, newest_run_ids(backend, project, limit), workers)[:limit]
+
+
+def newest_run_ids(backend: Backend, project: str, limit: int, now: float | None = None) -> list[str]:
+    """The ids of (at least) the ``limit`` newest runs, without listing every run of the project.
+
+    Time-ordered ids let a listing start at a recent moment; the window widens (an hour, a
+    day, ... a year, everything) until it holds ``limit`` runs. Runs of older stores (random
+    ids, no order) are all returned when the time-ordered ones are too few: their records tell.
+    """
+    prefix = keys.runs_prefix(validate_name(project, "project"))
+    moment = time.time() if now is None else now
+    for window in (*RECENT_WINDOWS, None):
+        after = None if window is None else keys.run_id_prefix(moment - window)
+        ids = backend.list_children(prefix, start_after=after)
+        timed = [i for i in ids if _TIMED_RUN_ID.fullmatch(i)]
+        if len(timed) >= limit:
+            return timed[-limit:]
+    return ids
+
+
+def read_many(backend: Backend, project: str, run_ids_: list[str], workers: int) -> list[RunRecord]:
+    """These runs' records, newest first, read in parallel (ids listed then deleted are skipped)."""
 
     def read(run_id: str) -> RunRecord | None:
         try:
             return read_run(backend, project, run_id)
         except NotFoundError:
-            return None  # listed, then deleted
+            return None
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        found = [r for r in pool.map(read, run_ids(backend, project)) if r is not None]
+    if not run_ids_:
+        return []
+    with ThreadPoolExecutor(max_workers=min(workers, len(run_ids_))) as pool:
+        found = [r for r in pool.map(read, run_ids_) if r is not None]
     return sorted(found, key=lambda r: r.started_at, reverse=True)
 
 

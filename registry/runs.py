@@ -9,7 +9,6 @@ import json
 import logging
 import platform
 import random
-import secrets
 import socket
 import subprocess
 import time
@@ -52,7 +51,7 @@ class Run:
         self.store = store
         self.project = validate_name(project, "project")
         self.job_type = validate_name(job_type, "job type") if job_type is not None else None
-        self.id = secrets.token_hex(4)
+        self.id = keys.new_run_id()
         self.name = name or _readable_name(store, self.project)
         self.config = Config(config or {})
         self.summary = Summary()
@@ -68,7 +67,7 @@ class Run:
             python=platform.python_version(), git_commit=_git_commit(),
         )
         self._finished = False
-        self._write_record()
+        self._create_record()
 
     # -- record ----------------------------------------------------------------------------
     @property
@@ -78,6 +77,21 @@ class Run:
     @property
     def path(self) -> str:
         return f"{self.project}/{self.id}"
+
+    def _create_record(self) -> None:
+        """The first write claims the id (write-if-absent): two runs started in the same second
+        with the same random part (one in 16 million) never share a record; the second picks again."""
+        self._record.config = dict(self.config)
+        while True:
+            body = self._record.to_bytes()
+            try:
+                self.store.backend.write_if_absent(keys.run(self.project, self.id), body)
+                return
+            except FileExistsError:
+                if self.store.backend.read(keys.run(self.project, self.id)) == body:
+                    return  # our own write landed; only its response was lost
+                self.id = keys.new_run_id()
+                self._record.id = self.id
 
     def _write_record(self) -> None:
         self._record.config = dict(self.config)

@@ -155,7 +155,7 @@ def commit_version(backend: Backend, draft: VersionRecord, aliases: list[str], c
     project, name = draft.project, draft.name
     for alias in aliases:
         validate_alias(alias, settable=True)
-    latest = _latest_number(backend, project, name)
+    latest = latest_number(backend, project, name)
     if latest is not None:
         current = read_version(backend, project, name, latest)
         if current.digest == draft.digest and not _exists(backend, project, name, latest + 1):
@@ -190,7 +190,7 @@ def _exists(backend: Backend, project: str, name: str, number: int) -> bool:
     return backend.exists(keys.version(project, name, number))
 
 
-def _latest_number(backend: Backend, project: str, name: str) -> int | None:
+def latest_number(backend: Backend, project: str, name: str) -> int | None:
     """The highest version: start from ``latest`` (which may lag a dead writer) and probe upwards."""
     found = read_alias(backend, project, name, "latest")
     if found is None:

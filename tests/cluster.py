@@ -108,6 +108,7 @@ class SeaweedCluster:
         ], filer_port, self.data_dir / "filer")
         config = self.data_dir / "s3.json"
         self.gateways = [WeedProcess(f"s3-{i}", [
+            "-v=1",  # logs each read from a volume server that failed (and was retried on a replica)
             "s3", *loopback, f"-port={port}", f"-filer=127.0.0.1:{filer_port}", f"-config={config}",
             "-port.iceberg=0", "-port.lance=0", "-autoCreateBucket=false",
         ], port, self.data_dir / f"s3-{i}") for i, port in enumerate(rest[volumes:])]
@@ -188,6 +189,12 @@ class SeaweedCluster:
         self.gateways[i].kill()
         self.gateways[i].start()
         self.wait_for_gateway(i, time.monotonic() + timeout)
+
+    def failed_reads(self, gateway: int, volume: int) -> int:
+        """How many reads gateway ``gateway`` logged as failed on volume server ``volume``."""
+        needle = f"read http://127.0.0.1:{self.volumes[volume].port}/"
+        text = self.gateways[gateway].log_path.read_text(errors="replace")
+        return sum(needle in line and " failed" in line for line in text.splitlines())
 
     def volume_bytes(self) -> list[int]:
         """Bytes of volume data each volume server holds on disk (``.dat`` files)."""

@@ -220,3 +220,50 @@ def test_cached_file_is_a_verified_local_copy(store_url: str) -> None:
     forged = entry.model_copy(update={"sha256": "0" * 64})
     with pytest.raises(registry.NotFoundError):
         api.cached_file(forged)
+
+
+def test_the_newest_runs_and_versions_are_read_without_reading_the_rest(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as clock
+
+    from registry import keys as keymod
+    from registry.store import open_store
+
+    started = clock.time()
+    ages = [400 * 86400, 20 * 86400, 3 * 86400, 5 * 3600, 600, 60]  # a year ago ... a minute ago
+    real_new_run_id = keymod.new_run_id
+    for age in ages:
+        monkeypatch.setattr(keymod, "new_run_id", lambda age=age: real_new_run_id(started - age))
+        with registry.init(project="busy", job_type=f"age-{age}"):
+            pass
+    monkeypatch.setattr(keymod, "new_run_id", real_new_run_id)
+    for n in range(5):
+        log_files("many", {"n.txt": str(n).encode()}, project="busy")
+    store = open_store(store_url)
+    read: list[str] = []
+    real_read = store.backend.read
+    monkeypatch.setattr(store.backend, "read", lambda key: (read.append(key), real_read(key))[1])
+    api = registry.Api(store=store)
+    newest = api.runs("busy", limit=7)
+    assert [r.job_type for r in newest] == ["build"] * 5 + ["age-60", "age-600"]
+    assert len([k for k in read if k.endswith("/run.json")]) == 7  # the other runs are not read
+    assert [r.job_type for r in api.runs("busy", limit=9)][5:] == ["age-60", "age-600", "age-18000", "age-259200"]
+    assert len(api.runs("busy")) == len(ages) + 5  # log_files makes a run each
+    read.clear()
+    versions = api.artifact_versions("busy/many", limit=2)
+    assert [v.version for v in versions] == ["v3", "v4"]
+    assert len([k for k in read if "/versions/" in k]) == 2
+    assert [v.version for v in api.artifact_versions("busy/many")] == ["v0", "v1", "v2", "v3", "v4"]
+
+
+def test_two_runs_never_share_a_record_even_when_their_ids_collide(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry import keys as keymod
+
+    real_new_run_id = keymod.new_run_id
+    ids = iter(["6b0fbe1aa5c619", "6b0fbe1aa5c619", "6b0fbe1aa5c620"])
+    monkeypatch.setattr(keymod, "new_run_id", lambda now=None: next(ids, None) or real_new_run_id(now))
+    first = registry.init(project="p", job_type="one")
+    second = registry.init(project="p", job_type="two")  # drew the same id: it picks again
+    second.finish()
+    assert first.id == "6b0fbe1aa5c619" and second.id == "6b0fbe1aa5c620"
+    api = registry.Api(store_url)
+    assert api.run("p/6b0fbe1aa5c619").job_type == "one" and api.run("p/6b0fbe1aa5c620").job_type == "two"

@@ -85,3 +85,14 @@ def test_missing_bucket_is_one_clear_error(store_url: str) -> None:
     guarded = GuardedBackend(open_backend("s3://no-such-bucket-xyz/prefix"))
     with pytest.raises(StorageError, match="bucket 'no-such-bucket-xyz' does not exist"):
         guarded.read("k")
+
+
+def test_list_children_after_a_name(backend) -> None:
+    for name in ("a", "a-b", "ab", "b", "b0", "c"):
+        backend.write(f"runs/{name}/run.json", b"{}")
+    backend.write("runs/loose.txt", b"not a child directory")
+    assert backend.list_children("runs/") == ["a", "a-b", "ab", "b", "b0", "c"]
+    assert backend.list_children("runs/", start_after="a") == ["a-b", "ab", "b", "b0", "c"]
+    assert backend.list_children("runs/", start_after="b") == ["b0", "c"]
+    assert backend.list_children("runs/", start_after="bz") == ["c"]
+    assert backend.list_children("runs/", start_after="c") == []

@@ -20,9 +20,11 @@ if TYPE_CHECKING:  # annotations only
 
 @click.command("ls", short_help="List projects, artifacts or versions.")
 @click.argument("target", required=False, metavar="[PROJECT|PROJECT/NAME]")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="For PROJECT/NAME: the newest N versions only, reading no other record (0: all).")
 @json_option
 @pass_state
-def ls_cmd(state: State, target: str | None) -> None:
+def ls_cmd(state: State, target: str | None, limit: int) -> None:
     """List projects, the artifacts of a PROJECT, or the versions of PROJECT/NAME.
 
     \b
@@ -34,7 +36,7 @@ def ls_cmd(state: State, target: str | None) -> None:
     if target is None:
         _ls_projects(state, api)
     elif "/" in target or ":" in target or "@" in target:
-        _ls_versions(state, api, target)
+        _ls_versions(state, api, target, limit or None)
     else:
         _ls_artifacts(state, api, target)
 
@@ -69,19 +71,22 @@ def _artifacts_table(collections: list[ArtifactCollection]) -> str:
     return table(rows, ["NAME", "TYPE", "LATEST", "VERSIONS", "ALIASES", "SIZE", "UPDATED"])
 
 
-def _ls_versions(state: State, api: Api, target: str) -> None:
+def _ls_versions(state: State, api: Api, target: str, limit: int | None) -> None:
     address = parse_address(target, state.default_project, default_alias=None)
     if address.alias or address.digest:
         raise InvalidNameError(
             f"`registry ls` takes PROJECT/NAME, not a version ({target!r}): use `registry show {target}`"
         )
-    versions = api.artifact_versions(address.collection)
+    versions = api.artifact_versions(address.collection, limit=limit)
     if state.json:
         state.emit_json([version_json(v) for v in versions])
         return
     rows = [[v.version, ", ".join(v.aliases) or "-", v.digest[:12], format_size(v.size), str(v.file_count),
              when(v.created_at), run_ref_text(address.project, v.record.created_by)] for v in versions]
     state.out(table(rows, ["VERSION", "ALIASES", "DIGEST", "SIZE", "FILES", "CREATED", "RUN"]))
+    older = versions[0].record.version if versions else 0
+    if older:
+        state.note(f"... and {older} older version(s) (--limit 0 shows all)")
 
 
 @click.command("show", short_help="Show one version: metadata, aliases, files, runs.")

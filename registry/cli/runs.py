@@ -17,19 +17,23 @@ if TYPE_CHECKING:  # annotations only
 
 @click.command("runs", short_help="List the runs of a project.")
 @click.argument("project", required=False)
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="The newest N runs only, reading no other run record (0: all).")
 @json_option
 @pass_state
-def runs_cmd(state: State, project: str | None) -> None:
+def runs_cmd(state: State, project: str | None, limit: int) -> None:
     """List the runs of PROJECT, newest first (default: the --project default)."""
     project = project or state.default_project
     state.api.require_project(project)
-    runs = state.api.runs(project)
+    runs = state.api.runs(project, limit=limit or None)
     if state.json:
         state.emit_json([run_json(r) for r in runs])
     elif not runs:
         state.note(f"project {project} has no runs")
     else:
         state.out(_runs_table(project, runs))
+        if limit and len(runs) == limit:
+            state.note(f"the {limit} newest runs (--limit 0 shows all)")
 
 
 def _runs_table(project: str, runs: list[ApiRun]) -> str:
