@@ -74,7 +74,10 @@ def newest_run_ids(backend: Backend, project: str, limit: int, now: float | None
         ids = backend.list_children(prefix, start_after=after)
         timed = [i for i in ids if _TIMED_RUN_ID.fullmatch(i)]
         if len(timed) >= limit:
-            return timed[-limit:]
+            # Ids order runs by the second they started in (then at random): take the whole
+            # boundary second, and the one before it, so the records' start times decide.
+            cut = int(timed[-limit][:8], 16) - 1
+            return [i for i in timed if int(i[:8], 16) >= cut]
     return ids
 
 

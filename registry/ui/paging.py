@@ -24,8 +24,11 @@ class Page(Generic[T]):
         return (self.number - 1) * self.size
 
 
-def paginate(items: list[T], number: int, size: int, param: str) -> Page[T]:
-    pages = max(1, math.ceil(len(items) / size))
+def paginate(items: list[T], number: int, size: int, param: str, total: int | None = None) -> Page[T]:
+    """Page ``number`` of ``items``; ``total`` when ``items`` holds only the first pages of a longer
+    list (loaded up to the page asked for)."""
+    count = len(items) if total is None else total
+    pages = max(1, math.ceil(count / size))
     number = min(max(1, number), pages)
     start = (number - 1) * size
-    return Page(items[start:start + size], number, pages, len(items), param, size)
+    return Page(items[start:start + size], number, pages, count, param, size)

@@ -7,6 +7,7 @@ puts an ``Api`` under ``API_KEY`` in its config serves the whole UI (``create_ap
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
@@ -102,15 +103,22 @@ def projects() -> str:
 def project(project: str) -> str:
     client = api()
     collections = client.artifacts(validate_name(project, "project"))
-    runs = client.runs(project)
-    if not collections and not runs:
+    run_count = len(client.run_ids(project))  # one listing; run records are read per page below
+    if not collections and not run_count:
         client.require_project(project)
     type_filter = request.args.get("type") or None
     job_filter = request.args.get("job_type") or None
+    size = current_app.config.get(PAGE_SIZE_KEY, PAGE_SIZE)
     shown = sorted((c for c in collections if type_filter in (None, c.type)), key=lambda c: (c.type, c.name))
-    art_page = paginate(shown, _arg_int("apage"), current_app.config.get(PAGE_SIZE_KEY, PAGE_SIZE), "apage")
-    run_page = paginate([r for r in runs if job_filter in (None, r.job_type or "")], _arg_int("rpage"),
-                        current_app.config.get(PAGE_SIZE_KEY, PAGE_SIZE), "rpage")
+    art_page = paginate(shown, _arg_int("apage"), size, "apage")
+    if job_filter:  # a filter needs every run's job type
+        runs = client.runs(project)
+        matching = [r for r in runs if (r.job_type or "") == job_filter]
+        run_page = paginate(matching, _arg_int("rpage"), size, "rpage")
+    else:  # the newest runs up to the page asked for: a project of 100,000 runs reads one page's worth
+        pages_needed = max(1, min(_arg_int("rpage"), math.ceil(run_count / size)))
+        runs = client.runs(project, limit=pages_needed * size)
+        run_page = paginate(runs, _arg_int("rpage"), size, "rpage", total=run_count)
     return render_template(
         "project.html", project=project, art_page=art_page, groups=_by_type(art_page.items),
         run_page=run_page, type_filter=type_filter, job_filter=job_filter,
