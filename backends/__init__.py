@@ -9,11 +9,11 @@ from .errors import ConditionalWritesUnsupported, ContentMismatch, PreconditionF
 
 __all__ = [
     "Backend",
+    "ConditionalWritesUnsupported",
+    "ContentMismatch",
     "ObjectInfo",
     "PreconditionFailed",
     "StorageUnavailable",
-    "ConditionalWritesUnsupported",
-    "ContentMismatch",
     "open_backend",
 ]
 
@@ -22,7 +22,10 @@ def open_backend(url: str) -> Backend:
     """Open the store addressed by ``url``: ``s3://bucket/prefix``, ``file:///path`` or a path."""
     parsed = urlparse(url)
     if "@" in parsed.netloc:
-        raise ValueError("the store URL holds credentials ('user:secret@'): remove them and use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
+        raise ValueError(
+            "the store URL holds credentials ('user:secret@'): remove them and use "
+            "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+        )
     if parsed.scheme == "s3":
         from .s3 import S3Backend  # botocore costs ~0.1 s to import: only S3 stores pay it
 
@@ -34,7 +37,9 @@ def open_backend(url: str) -> Backend:
     elif parsed.scheme in ("", None) or len(parsed.scheme) == 1:  # plain path (or a drive letter)
         path = Path(url).expanduser()
     else:
-        raise ValueError(f"store URL {url!r} has unsupported scheme {parsed.scheme!r}: use s3:// or a local path")
+        raise ValueError(
+            f"store URL {url!r} has unsupported scheme {parsed.scheme!r}: use s3:// or a local path"
+        )
     from .local import LocalBackend  # lazily, like the S3 backend above
 
     return LocalBackend(path)

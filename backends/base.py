@@ -6,7 +6,6 @@ registry does is derived from these primitives, so a new backend only implements
 from __future__ import annotations
 
 import builtins
-
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,7 +80,8 @@ class Backend(ABC):
         """Names of the immediate "directories" under ``prefix`` (which ends with ``/``), sorted;
         with ``start_after``, only names after it (S3 then lists only those: cheap for the newest
         of many time-ordered names)."""
-        names = {info.key[len(prefix):].split("/", 1)[0] for info in self.list(prefix) if "/" in info.key[len(prefix):]}
+        rests = (info.key[len(prefix):] for info in self.list(prefix))
+        names = {rest.split("/", 1)[0] for rest in rests if "/" in rest}
         return sorted(n for n in names if start_after is None or n > start_after)
 
     @abstractmethod
@@ -90,7 +90,10 @@ class Backend(ABC):
 
     @abstractmethod
     def delete_if_match(self, key: str, token: str) -> None:
-        """Remove ``key`` only if its token is still ``token``; else (or if it is gone) ``PreconditionFailed``."""
+        """Remove ``key`` only if its token is still ``token``.
+
+        Raises ``PreconditionFailed`` otherwise, and also when ``key`` is gone.
+        """
 
     def exists(self, key: str) -> bool:
         try:
@@ -110,5 +113,5 @@ class Backend(ABC):
         """
         return None
 
-    def check_ready(self) -> None:
+    def check_ready(self) -> None:  # noqa: B027 - an optional hook: most stores are always ready
         """Refuse early, with a clear message, a store that cannot keep the registry's promises."""

@@ -7,13 +7,11 @@ holds a per-key lock file while it checks the token and renames.
 from __future__ import annotations
 
 import builtins
-
 import hashlib
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-
 
 from .base import Backend, ObjectInfo
 from .errors import ContentMismatch, PreconditionFailed, StorageUnavailable
@@ -37,7 +35,10 @@ class LocalBackend(Backend):
     def missing_store(self) -> str | None:
         if self.root.is_dir():
             return None
-        return f"no store at {self.root}: the directory does not exist; check REGISTRY_URL or --url (logging an artifact creates it)"
+        return (
+            f"no store at {self.root}: the directory does not exist; "
+            "check REGISTRY_URL or --url (logging an artifact creates it)"
+        )
 
     # -- paths -----------------------------------------------------------------------------
     def _path(self, key: str) -> Path:
@@ -50,7 +51,9 @@ class LocalBackend(Backend):
         tmp.mkdir(parents=True, exist_ok=True)
         return tmp / f"{uuid.uuid4().hex}.part"
 
-    def _stage(self, data: bytes | None = None, source: Path | None = None, sha256: str | None = None) -> Path:
+    def _stage(
+        self, data: bytes | None = None, source: Path | None = None, sha256: str | None = None
+    ) -> Path:
         """Write the new contents to a fsynced temp file beside the store (checking ``sha256``)."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -67,7 +70,9 @@ class LocalBackend(Backend):
                 if sha256 is not None and digest.hexdigest() != sha256:  # refused before the rename
                     out.close()
                     temp.unlink()
-                    raise ContentMismatch(f"{source} no longer hashes to sha256 {sha256}: it changed after it was hashed")
+                    raise ContentMismatch(
+                        f"{source} no longer hashes to sha256 {sha256}: it changed after it was hashed"
+                    )
             else:
                 out.write(data or b"")
             out.flush()

@@ -12,10 +12,9 @@ that outlasts the first retry is announced on the ``registry`` logger.
 """
 from __future__ import annotations
 
-import builtins
-
 import atexit
 import base64
+import builtins
 import gc
 import hashlib
 import io
@@ -51,7 +50,9 @@ _log = logging.getLogger("registry")
 _LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _CHECKSUM_REFUSED = {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
-_DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+_DENIED = {
+    "AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"
+}
 
 
 def _client_config(path_style: bool) -> Config:
@@ -62,7 +63,11 @@ def _client_config(path_style: bool) -> Config:
         read_timeout=60,
         # Every PUT carries a signed x-amz-checksum-sha256 header that the server checks, so
         # botocore need not hash each body a second time for SigV4 on plain-http endpoints.
-        s3={"addressing_style": "path", "payload_signing_enabled": False} if path_style else {"payload_signing_enabled": False},
+        s3=(
+            {"addressing_style": "path", "payload_signing_enabled": False}
+            if path_style
+            else {"payload_signing_enabled": False}
+        ),
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
@@ -88,7 +93,9 @@ class S3Backend(Backend):
         """Whether the endpoint has answered any request yet: until then, failures are not retried."""
         self.client.meta.events.register_first("needs-retry.s3", self._before_retry)
 
-    def _before_retry(self, response=None, caught_exception=None, attempts: int = 1, request_dict=None, **_kwargs):
+    def _before_retry(
+        self, response=None, caught_exception=None, attempts: int = 1, request_dict=None, **_kwargs
+    ):
         """botocore's retry hook, consulted before its own: veto retries against an endpoint
         that never answered (False); announce a long wait; otherwise leave the choice to botocore (None)."""
         if response is not None:
@@ -104,7 +111,8 @@ class S3Backend(Backend):
         else:
             return None
         context = (request_dict or {}).get("context", {})
-        if attempts >= ANNOUNCE_FROM_ATTEMPT and attempts < MAX_ATTEMPTS and not context.get("registry_announced"):
+        long_wait = ANNOUNCE_FROM_ATTEMPT <= attempts < MAX_ATTEMPTS
+        if long_wait and not context.get("registry_announced"):
             context["registry_announced"] = True
             _log.warning("registry: waiting for the S3 server at %s (%s); retrying, up to %d attempts",
                          self.endpoint, reason, MAX_ATTEMPTS)
@@ -137,7 +145,8 @@ class S3Backend(Backend):
             code = _code(error)
             if code == "NoSuchBucket":
                 return StorageUnavailable(
-                    f"bucket {self.bucket!r} does not exist at {self.endpoint}: create it, or check REGISTRY_URL / AWS_ENDPOINT_URL"
+                    f"bucket {self.bucket!r} does not exist at {self.endpoint}: "
+                    "create it, or check REGISTRY_URL / AWS_ENDPOINT_URL"
                 )
             if code in _MISSING:
                 return FileNotFoundError(f"{key} not found in {self.url}")
@@ -153,7 +162,9 @@ class S3Backend(Backend):
                 f"nothing answers at {self.endpoint} ({type(error).__name__}) for {self.url}: "
                 "start the S3 server, or check AWS_ENDPOINT_URL and the network"
             )
-        return StorageUnavailable(f"cannot reach {where} ({type(error).__name__}): check AWS_ENDPOINT_URL and the network")
+        return StorageUnavailable(
+            f"cannot reach {where} ({type(error).__name__}): check AWS_ENDPOINT_URL and the network"
+        )
 
     def _translate_transfer(self, error: Exception, key: str) -> Exception:
         """A failure inside s3transfer: botocore's error itself, or one it wraps (retries exhausted)."""
@@ -163,7 +174,9 @@ class S3Backend(Backend):
                 return self._translate(candidate, key)
         if isinstance(error, OSError):
             return error  # a local disk problem (or already ours), not a botocore one
-        return StorageUnavailable(f"transfer of {key} with {self.url} at {self.endpoint} failed ({type(error).__name__}: {error})")
+        return StorageUnavailable(
+            f"transfer of {key} with {self.url} at {self.endpoint} failed ({type(error).__name__}: {error})"
+        )
 
     def _call(self, key: str, method: str, **kwargs):
         try:
@@ -214,7 +227,8 @@ class S3Backend(Backend):
 
     def stat(self, key: str) -> ObjectInfo:
         response = self._call(key, "head_object")
-        return ObjectInfo(key, response["ContentLength"], response["ETag"], response["LastModified"].timestamp())
+        modified = response["LastModified"].timestamp()
+        return ObjectInfo(key, response["ContentLength"], response["ETag"], modified)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -229,12 +243,13 @@ class S3Backend(Backend):
     def list_children(self, prefix: str, start_after: str | None = None) -> builtins.list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         names = []
+        full_prefix = self.prefix + prefix
         # Keys after prefix+start_after: every name greater than it, and that name itself (dropped below).
-        after = {"StartAfter": self.prefix + prefix + start_after} if start_after is not None else {}
+        after = {"StartAfter": full_prefix + start_after} if start_after is not None else {}
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/", **after):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix, Delimiter="/", **after):
                 for common in page.get("CommonPrefixes", []):
-                    names.append(common["Prefix"][len(self.prefix + prefix) :].rstrip("/"))
+                    names.append(common["Prefix"][len(full_prefix) :].rstrip("/"))
         except (ClientError, BotoCoreError) as e:
             raise self._translate(e, prefix) from None
         return sorted(n for n in names if start_after is None or n > start_after)
@@ -261,7 +276,7 @@ class S3Backend(Backend):
             else:
                 self._upload_parts(key, _SentBytes(file, size, refuse=sha256, name=str(path)), progress)
 
-    def _put_file(self, key: str, body: "_SentBytes", path: Path, sha256: str | None) -> None:
+    def _put_file(self, key: str, body: _SentBytes, path: Path, sha256: str | None) -> None:
         extra = {"ChecksumSHA256": _b64(sha256)} if sha256 else {}
         try:
             response = self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body, **extra)
@@ -274,18 +289,23 @@ class S3Backend(Backend):
         if sha256 and body.sha256() != sha256:  # a server that ignores the checksum stored it
             self._take_back(key, response["ETag"], path, sha256)
 
-    def _upload_parts(self, key: str, body: "_SentBytes", progress) -> None:
+    def _upload_parts(self, key: str, body: _SentBytes, progress) -> None:
         try:
             with self._transfers() as manager:
                 subscribers = [_ProgressSubscriber(progress)] if progress else None
                 manager.upload(
-                    body, self.bucket, self.prefix + key, extra_args={"ChecksumAlgorithm": "SHA256"}, subscribers=subscribers
+                    body,
+                    self.bucket,
+                    self.prefix + key,
+                    extra_args={"ChecksumAlgorithm": "SHA256"},
+                    subscribers=subscribers,
                 ).result()
         except ContentMismatch:
             raise
         except Exception as e:
             raise self._translate_transfer(e, key) from None
-        if body.refuse and body.sha256() != body.refuse:  # only if s3transfer stopped reading its body in order
+        # only if s3transfer stopped reading its body in order
+        if body.refuse and body.sha256() != body.refuse:
             self._take_back(key, self.stat(key).token, body.name, body.refuse)
 
     def _take_back(self, key: str, token: str, path, sha256: str) -> None:
@@ -298,13 +318,19 @@ class S3Backend(Backend):
 
     def write_if_absent(self, key: str, data: bytes) -> str:
         try:
-            return self._call(key, "put_object", Body=data, IfNoneMatch="*", ChecksumSHA256=_b64(_sha256(data)))["ETag"]
+            response = self._call(
+                key, "put_object", Body=data, IfNoneMatch="*", ChecksumSHA256=_b64(_sha256(data))
+            )
+            return response["ETag"]
         except PreconditionFailed:
             raise FileExistsError(f"{key} already exists in {self.url}") from None
 
     def write_if_match(self, key: str, data: bytes, token: str) -> str:
         try:
-            return self._call(key, "put_object", Body=data, IfMatch=token, ChecksumSHA256=_b64(_sha256(data)))["ETag"]
+            response = self._call(
+                key, "put_object", Body=data, IfMatch=token, ChecksumSHA256=_b64(_sha256(data))
+            )
+            return response["ETag"]
         except FileNotFoundError:
             raise PreconditionFailed(f"{key} was deleted since it was read") from None
 
@@ -451,7 +477,9 @@ class _HashedInOrder:
         self._done = False
         self._failure: BaseException | None = None
         self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._follow, name="registry-hash", daemon=True) if hasher else None
+        self._thread = (
+            threading.Thread(target=self._follow, name="registry-hash", daemon=True) if hasher else None
+        )
         if self._thread:
             self._thread.start()
 

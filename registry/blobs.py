@@ -58,7 +58,8 @@ class BlobStore:
         prefixes = sorted({sha[:2] for sha in todo})
 
         def list_prefix(two: str) -> list[str] | None:
-            keys_here = [info.key for info in islice(self.backend.list(f"{keys.blob_prefix()}{two}/"), LIST_LIMIT + 1)]
+            listing = self.backend.list(f"{keys.blob_prefix()}{two}/")
+            keys_here = [info.key for info in islice(listing, LIST_LIMIT + 1)]
             return None if len(keys_here) > LIST_LIMIT else [keys.sha_of_blob_key(k) for k in keys_here]
 
         with ThreadPoolExecutor(max_workers=min(self.workers, len(prefixes))) as pool:
@@ -92,7 +93,8 @@ class BlobStore:
                 self.backend.write_file(keys.blob(sha), path, sha256=sha, progress=progress)
             except ContentMismatch:
                 raise IntegrityError(
-                    f"{path} changed after it was added (its bytes no longer match the sha256 recorded then, {sha[:12]}...): "
+                    f"{path} changed after it was added "
+                    f"(its bytes no longer match the sha256 recorded then, {sha[:12]}...): "
                     "nothing was logged; add it again once nothing is writing to it"
                 ) from None
 
@@ -105,9 +107,15 @@ class BlobStore:
         try:
             data = self.backend.read(keys.blob(sha256))
         except FileNotFoundError:
-            raise NotFoundError(f"blob {keys.blob(sha256)}{_for(what)} is missing from the store: re-log the artifact that holds it") from None
+            raise NotFoundError(
+                f"blob {keys.blob(sha256)}{_for(what)} is missing from the store: "
+                "re-log the artifact that holds it"
+            ) from None
         if sha256_bytes(data) != sha256:
-            raise IntegrityError(f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: the store copy is corrupt; re-log it")
+            raise IntegrityError(
+                f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: "
+                "the store copy is corrupt; re-log it"
+            )
         return data
 
     def fetch(
@@ -133,9 +141,15 @@ class BlobStore:
                         if progress:
                             progress(os.path.getsize(temp))
             except FileNotFoundError:
-                raise NotFoundError(f"blob {keys.blob(sha256)}{_for(what)} is missing from the store: re-log the artifact that holds it") from None
+                raise NotFoundError(
+                    f"blob {keys.blob(sha256)}{_for(what)} is missing from the store: "
+                    "re-log the artifact that holds it"
+                ) from None
             if (hasher.hexdigest() if streamed else sha256_file(temp)) != sha256:
-                raise IntegrityError(f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: the store copy is corrupt; re-log it")
+                raise IntegrityError(
+                    f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: "
+                    "the store copy is corrupt; re-log it"
+                )
             os.replace(temp, dest)
         except BaseException:
             temp.unlink(missing_ok=True)
@@ -147,7 +161,8 @@ class _Tee:
 
     def __init__(self, hasher, path: Path | None, progress: Progress | None = None) -> None:
         self.hasher, self.progress = hasher, progress
-        self.file = open(path, "xb", buffering=0) if path is not None else None  # chunks are large
+        # unbuffered: the chunks are large
+        self.file = open(path, "xb", buffering=0) if path is not None else None  # noqa: SIM115 - closed by __exit__
 
     def update(self, data: bytes) -> None:
         self.hasher.update(data)
@@ -156,7 +171,7 @@ class _Tee:
         if self.progress is not None:
             self.progress(len(data))
 
-    def __enter__(self) -> "_Tee":
+    def __enter__(self) -> _Tee:
         return self
 
     def __exit__(self, *exc) -> None:

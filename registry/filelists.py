@@ -14,7 +14,8 @@ from .versions import read_alias, read_version
 
 def read_file_list(store: Store, record: VersionRecord) -> FileList:
     """A version's file list, from the cache when already fetched, verified against the digest."""
-    path = store.cache.ensure(record.digest, size=None, what=f"file list of {record.project}/{record.name}:v{record.version}")
+    what = f"file list of {record.project}/{record.name}:v{record.version}"
+    path = store.cache.ensure(record.digest, size=None, what=what)
     store.cache.touch([path])
     return parse(FileList, path.read_bytes(), keys.blob(record.digest))
 

@@ -78,7 +78,9 @@ def _image_blobs(chunk: bytes) -> set[str]:
     return found
 
 
-def collect_garbage(store: Store, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False) -> GcReport:
+def collect_garbage(
+    store: Store, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
+) -> GcReport:
     """Delete unreferenced blobs older than ``grace_seconds``; returns what was (or would be) freed."""
     report = GcReport(dry_run=dry_run)
     with collecting(store.backend, dry_run=dry_run):

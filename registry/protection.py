@@ -58,7 +58,7 @@ class Lease:
         self._written_at: float | None = None  # monotonic start of the last successful write
         self._lapsed = False
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         self._write()
         self._thread = threading.Thread(target=self._refresh, name=f"registry-lease-{self.key}", daemon=True)
         self._thread.start()
@@ -85,7 +85,11 @@ class Lease:
     def lapsed(self) -> bool:
         """Whether the object may have looked dead to a reader at some moment since entry."""
         with self._lock:
-            return self._lapsed or self._written_at is None or time.monotonic() - self._written_at > MARKER_LEASE_SECONDS
+            return (
+                self._lapsed
+                or self._written_at is None
+                or time.monotonic() - self._written_at > MARKER_LEASE_SECONDS
+            )
 
     def _write(self) -> None:
         with self._lock:
@@ -100,7 +104,9 @@ class Lease:
             try:
                 self._write()
             except Exception as e:  # the next tick tries again; ``lapsed`` tells the owner if it was too late
-                logger.warning("registry: could not refresh %s (%s); retrying in %.0fs", self.key, e, REFRESH_SECONDS)
+                logger.warning(
+                    "registry: could not refresh %s (%s); retrying in %.0fs", self.key, e, REFRESH_SECONDS
+                )
 
 
 class Protection:
@@ -112,21 +118,21 @@ class Protection:
     ...     guard.settle()
     """
 
-    def __init__(self, blobs: "BlobStore", shas: Iterable[str] = ()) -> None:
+    def __init__(self, blobs: BlobStore, shas: Iterable[str] = ()) -> None:
         self.blobs = blobs
         self.shas = set(shas)
         self._lease = Lease(blobs.backend, keys.inflight(uuid.uuid4().hex), self._marker())
         self._sources: dict[str, Source] = {}
         self._found: set[str] = set()
 
-    def __enter__(self) -> "Protection":
+    def __enter__(self) -> Protection:
         self._lease.__enter__()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._lease.__exit__(exc_type, exc, tb)
 
-    def open(self) -> "Protection":
+    def open(self) -> Protection:
         """For a holder that outlives one block (a run's images until its history is flushed)."""
         return self.__enter__()
 
@@ -143,7 +149,7 @@ class Protection:
             self.shas |= new
             self._lease.replace(self._marker())
 
-    def upload_missing(self, sources: Mapping[str, Source], progress: "Progress | None" = None) -> set[str]:
+    def upload_missing(self, sources: Mapping[str, Source], progress: Progress | None = None) -> set[str]:
         """Upload those of ``sha256 -> source`` the store lacks (verified); returns what was uploaded."""
         self.cover(sources)
         missing = self.blobs.missing(sources)
@@ -164,7 +170,7 @@ class Protection:
             logger.info("registry: %d blob(s) removed by a concurrent gc were uploaded again", len(gone))
             self._put({sha: self._sources[sha] for sha in gone})
 
-    def _put(self, sources: Mapping[str, Source], progress: "Progress | None" = None) -> None:
+    def _put(self, sources: Mapping[str, Source], progress: Progress | None = None) -> None:
         self.blobs.upload({sha: s for sha, s in sources.items() if isinstance(s, Path)}, progress=progress)
         for sha, source in sources.items():
             if not isinstance(source, Path):
@@ -187,7 +193,8 @@ def live_markers(backend: Backend, now_ts: float) -> set[str]:
 
 def collecting(backend: Backend, dry_run: bool = False) -> Lease:
     """The lock a collector holds for its whole run: ``with collecting(backend): ...``."""
-    return Lease(backend, keys.gc_lock(uuid.uuid4().hex), GcLock(started_at=now(), dry_run=dry_run).to_bytes())
+    lock = GcLock(started_at=now(), dry_run=dry_run)
+    return Lease(backend, keys.gc_lock(uuid.uuid4().hex), lock.to_bytes())
 
 
 def running_collectors(backend: Backend) -> set[str]:

@@ -66,13 +66,15 @@ def publish(
     if found is not None and found[0].digest == digest and not aliases \
             and not store.backend.exists(keys.version(draft.project, draft.name, found[0].version + 1)):
         # the same contents as the latest version: nothing to upload, no probe, no in-flight marker
-        return CommitResult(read_version(store.backend, draft.project, draft.name, found[0].version), created=False)
+        latest = read_version(store.backend, draft.project, draft.name, found[0].version)
+        return CommitResult(latest, created=False)
     previous = latest_file_list(store, draft.project, draft.name)
     known = {f.sha256 for f in previous.files} if previous else set()
     wanted = {e.sha256 for e in entries} | {digest}
     store.check_writable()
     with Protection(store.blobs, wanted - known) as guard:  # before checking which blobs exist
-        guard.upload_missing({sha: sources[sha] for sha in {e.sha256 for e in entries} - known}, progress=progress)
+        new_shas = {e.sha256 for e in entries} - known
+        guard.upload_missing({sha: sources[sha] for sha in new_shas}, progress=progress)
         crash("after-blobs")
         guard.upload_missing({digest: body})
         store.cache.keep(digest, body)  # a pull on this machine needs no request for it
@@ -83,7 +85,14 @@ def publish(
     return result
 
 
-def draft_record(project: str, name: str, type: str, description: str | None, metadata: dict, run: RunRef | None) -> VersionRecord:
+def draft_record(
+    project: str,
+    name: str,
+    type: str,
+    description: str | None,
+    metadata: dict,
+    run: RunRef | None,
+) -> VersionRecord:
     return VersionRecord(
         project=project, name=name, version=0, type=type, description=description, metadata=metadata,
         digest="0" * 64, size=0, file_count=0, created_at=now(), created_by=run, commit_id="",

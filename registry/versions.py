@@ -37,10 +37,16 @@ def read_version(backend: Backend, project: str, name: str, number: int) -> Vers
     except FileNotFoundError:
         if not version_numbers(backend, project, name):
             raise missing_artifact(backend, project, name) from None
-        raise NotFoundError(f"artifact {project}/{name}:v{number} does not exist: list versions with `registry ls {project}/{name}`") from None
+        raise NotFoundError(
+            f"artifact {project}/{name}:v{number} does not exist: "
+            f"list versions with `registry ls {project}/{name}`"
+        ) from None
     record = parse(VersionRecord, data, key)
     if (record.project, record.name, record.version) != (project, name, number):
-        raise IntegrityError(f"malformed record {key}: it describes {record.project}/{record.name}:v{record.version}; repair or delete it")
+        raise IntegrityError(
+            f"malformed record {key}: it describes {record.project}/{record.name}:v{record.version}; "
+            "repair or delete it"
+        )
     return record
 
 
@@ -78,12 +84,14 @@ def missing_artifact(backend: Backend, project: str, name: str) -> NotFoundError
     projects = backend.list_children(keys.projects_prefix())
     if project not in projects:
         return NotFoundError(
-            f"artifact {project}/{name} does not exist: there is no project {project!r}{did_you_mean(project, projects)}; "
+            f"artifact {project}/{name} does not exist: "
+            f"there is no project {project!r}{did_you_mean(project, projects)}; "
             "list projects with `registry ls`"
         )
     names = backend.list_children(keys.artifacts_prefix(project))
     return NotFoundError(
-        f"artifact {project}/{name} does not exist{did_you_mean(name, names)}: list artifacts with `registry ls {project}`"
+        f"artifact {project}/{name} does not exist{did_you_mean(name, names)}: "
+        f"list artifacts with `registry ls {project}`"
     )
 
 
@@ -113,13 +121,17 @@ def resolve(backend: Backend, address: Address) -> VersionRecord:
             raise missing_artifact(backend, project, name)
         if alias == "latest":  # a writer died before setting its first alias
             return read_version(backend, project, name, numbers[-1])
-        raise NotFoundError(f"artifact {project}/{name} has no alias {alias!r}: list aliases with `registry ls {project}/{name}`")
+        raise NotFoundError(
+            f"artifact {project}/{name} has no alias {alias!r}: "
+            f"list aliases with `registry ls {project}/{name}`"
+        )
     record = found[0]
     try:
         return read_version(backend, project, name, record.version)
     except NotFoundError:
         raise NotFoundError(
-            f"alias {keys.alias(project, name, alias)} points to v{record.version}, which does not exist: set the alias again"
+            f"alias {keys.alias(project, name, alias)} points to v{record.version}, which does not exist: "
+            "set the alias again"
         ) from None
 
 
@@ -146,7 +158,12 @@ class CommitResult:
     """False when the contents equal the latest version, which is returned instead."""
 
 
-def commit_version(backend: Backend, draft: VersionRecord, aliases: list[str], crash: Callable[[str], None] = lambda label: None) -> CommitResult:
+def commit_version(
+    backend: Backend,
+    draft: VersionRecord,
+    aliases: list[str],
+    crash: Callable[[str], None] = lambda label: None,
+) -> CommitResult:
     """Create the next version for ``draft`` (whose number is ignored), then move its aliases.
 
     Contents identical to the latest version return that version. A lost response to our own
@@ -181,7 +198,8 @@ def commit_version(backend: Backend, draft: VersionRecord, aliases: list[str], c
 def _index_digest(backend: Backend, project: str, name: str, digest: str, number: int) -> None:
     """Written before the version record, so the index never misses a version; readers confirm each entry."""
     try:
-        backend.write_if_absent(keys.digest_index(project, name, digest, number), DigestIndexEntry(version=number).to_bytes())
+        entry = DigestIndexEntry(version=number)
+        backend.write_if_absent(keys.digest_index(project, name, digest, number), entry.to_bytes())
     except FileExistsError:
         pass  # a racing writer with the same contents indexed this number already
 
@@ -202,7 +220,13 @@ def latest_number(backend: Backend, project: str, name: str) -> int | None:
     return number
 
 
-def _finish(backend: Backend, record: VersionRecord, aliases: list[str], created: bool, crash: Callable[[str], None]) -> CommitResult:
+def _finish(
+    backend: Backend,
+    record: VersionRecord,
+    aliases: list[str],
+    created: bool,
+    crash: Callable[[str], None],
+) -> CommitResult:
     advance_latest(backend, record)
     crash("before-alias")
     for alias in aliases:
@@ -215,7 +239,9 @@ def advance_latest(backend: Backend, record: VersionRecord) -> None:
     _move_alias(backend, record, "latest", only_forward=True)
 
 
-def set_alias(backend: Backend, record: VersionRecord, alias: str, expected_version: int | None = None) -> bool:
+def set_alias(
+    backend: Backend, record: VersionRecord, alias: str, expected_version: int | None = None
+) -> bool:
     """Point ``alias`` at ``record``; with ``expected_version``, only if it still points there.
 
     Returns True once our write is the alias's state. Raises ``ConflictError`` when
@@ -225,7 +251,13 @@ def set_alias(backend: Backend, record: VersionRecord, alias: str, expected_vers
     return _move_alias(backend, record, alias, expected_version=expected_version)
 
 
-def _move_alias(backend: Backend, record: VersionRecord, alias: str, only_forward: bool = False, expected_version: int | None = None) -> bool:
+def _move_alias(
+    backend: Backend,
+    record: VersionRecord,
+    alias: str,
+    only_forward: bool = False,
+    expected_version: int | None = None,
+) -> bool:
     key = keys.alias(record.project, record.name, alias)
     body = AliasRecord(alias=alias, version=record.version, digest=record.digest, updated_at=now()).to_bytes()
     for attempt in range(CAS_ATTEMPTS):
@@ -233,7 +265,10 @@ def _move_alias(backend: Backend, record: VersionRecord, alias: str, only_forwar
         current = found[0].version if found else None
         if expected_version is not None and current != expected_version:
             now_at = f"now points to v{current}" if current is not None else "does not exist"
-            raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} {now_at}, not v{expected_version}: read it again and retry")
+            raise ConflictError(
+                f"alias {alias!r} of {record.project}/{record.name} {now_at}, not v{expected_version}: "
+                "read it again and retry"
+            )
         if current is not None and (current == record.version or (only_forward and current > record.version)):
             return current == record.version
         try:
@@ -247,9 +282,15 @@ def _move_alias(backend: Backend, record: VersionRecord, alias: str, only_forwar
             if again is not None and again[0] == body:  # our write landed; only its response was lost
                 return True
             if expected_version is not None:
-                raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} was moved by another writer: read it again and retry") from None
+                raise ConflictError(
+                    f"alias {alias!r} of {record.project}/{record.name} was moved by another writer: "
+                    "read it again and retry"
+                ) from None
             _pause(attempt)
-    raise ConflictError(f"alias {alias!r} of {record.project}/{record.name} kept changing under {CAS_ATTEMPTS} attempts: retry later")
+    raise ConflictError(
+        f"alias {alias!r} of {record.project}/{record.name} kept changing under {CAS_ATTEMPTS} attempts: "
+        "retry later"
+    )
 
 
 def _pause(attempt: int) -> None:
@@ -274,6 +315,7 @@ def remove_alias(backend: Backend, project: str, name: str, alias: str) -> None:
         if now_at is None:  # gone: our delete landed (its response was lost), or another remover's did
             return
         raise ConflictError(
-            f"alias {alias!r} of {project}/{name} was moved to v{now_at[0].version} (from v{found[0].version}) while being removed, "
+            f"alias {alias!r} of {project}/{name} was moved to v{now_at[0].version} "
+            f"(from v{found[0].version}) while being removed, "
             "and was kept: check where it points and remove it again if still wanted"
         ) from None

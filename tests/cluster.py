@@ -15,6 +15,7 @@ import secrets
 import signal
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -22,12 +23,11 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-
 from servers import GRPC_OFFSET, REGION, find_weed, pick_ports, port_is_free
 
 REPLICATION = "001"
 """Two copies of every volume, on two different servers of the same rack."""
-# Volumes grown per request, by copy count: three pairs of servers cover every pair of three.
+# Volumes grown at a time, by copy count (the defaults, 7 and 6, cost seconds on a busy machine).
 MASTER_TOML = "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 3\n"
 
 
@@ -176,10 +176,14 @@ class SeaweedCluster:
         self.volumes[i].kill()
 
     def restart_volume(self, i: int, timeout: float = 60.0) -> None:
-        """Kill (if running) and start volume server ``i`` on its directory; wait until the master lists it."""
-        self.volumes[i].kill()
-        self.volumes[i].start()
-        self.wait_for_volume_servers(time.monotonic() + timeout)
+        """Kill (if running) and start volume server ``i`` on its directory; wait until it answers
+        and the master lists it."""
+        volume = self.volumes[i]
+        volume.kill()
+        volume.start()
+        deadline = time.monotonic() + timeout
+        self._wait(f"volume server {i}", deadline, lambda: self._http_ok(volume.port, "/status"))
+        self.wait_for_volume_servers(deadline)
 
     def kill_gateway(self, i: int) -> None:
         self.gateways[i].kill()
@@ -196,9 +200,19 @@ class SeaweedCluster:
         text = self.gateways[gateway].log_path.read_text(errors="replace")
         return sum(needle in line and " failed" in line for line in text.splitlines())
 
-    def volume_bytes(self) -> list[int]:
-        """Bytes of volume data each volume server holds on disk (``.dat`` files)."""
-        return [sum(p.stat().st_size for p in v.workdir.glob("*.dat")) for v in self.volumes]
+    def volume_ids(self) -> list[set[int]]:
+        """The ids of the volumes each volume server holds, as the master knows them."""
+        centers = self._master_json("/vol/status")["Volumes"]["DataCenters"]
+        held = {url: {v["Id"] for v in volumes} for racks in centers.values() for rack in racks.values()
+                for url, volumes in rack.items()}
+        return [held.get(f"127.0.0.1:{v.port}", set()) for v in self.volumes]
+
+    def chunk_volumes(self, key: str) -> list[int]:
+        """The volume id of each chunk of object ``key`` in the bucket, from the filer's metadata."""
+        path = urllib.parse.quote(f"/buckets/{self.bucket}/{key}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.filer.port}{path}?metadata=true", timeout=5) as response:
+            entry = json.loads(response.read())
+        return [int(chunk["file_id"].split(",")[0]) for chunk in entry.get("chunks") or []]
 
     # -- waiting ---------------------------------------------------------------------------
     def wait_for_volume_servers(self, deadline: float) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,12 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-import registry
 from cluster import SeaweedCluster
 from helpers import print_past_capture
 from store_fixtures import subprocess_env
 from test_races import WORKER as RACE_WORKER
+
+import registry
+
+pytestmark = pytest.mark.cluster
 
 BUCKET = "registry-cluster"
 PROJECT = "cluster"
@@ -180,7 +181,8 @@ def test_conditional_writes_through_two_gateways_have_one_winner(healthy: Seawee
 
         keys = [f"{prefix}/swap-{t}" for t in range(wave, wave + TRIALS_AT_ONCE)]
         start = {key: readers[0].put_object(Bucket=BUCKET, Key=key, Body=b"start")["ETag"] for key in keys}
-        raced = _race(clients, keys, lambda c, i, key: c.put_object(Bucket=BUCKET, Key=key, Body=f"swap by {i}".encode(), IfMatch=start[key]))
+        raced = _race(clients, keys, lambda c, i, key, start=start: c.put_object(
+            Bucket=BUCKET, Key=key, Body=f"swap by {i}".encode(), IfMatch=start[key]))
         for key, results in raced.items():
             winner = _one_winner(results, f"If-Match on {key}")
             for reader in readers:
@@ -261,19 +263,23 @@ def test_alias_movers_on_two_gateways_have_one_winner_per_round(healthy: Seaweed
 def test_volume_server_killed_mid_pull_never_places_a_wrong_byte(
     healthy: SeaweedCluster, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
 ) -> None:
-    """96 MiB in six files, pushed through gateway 0; pulled through gateway 1 while the volume
-    server holding the most data is SIGKILLed at a quarter of the bytes. The pull completes
-    from the replicas, or fails with a RegistryError and completes when run again; every file
-    placed, after either, has the version's sha256."""
-    expected = random_files(tmp_path / "src", 6, 16 * MiB)
+    """96 MiB in 24 files, pushed through gateway 0; pulled through gateway 1 while the volume
+    server holding a copy of the most chunks is SIGKILLed at a quarter of the bytes. The pull
+    completes from the replicas, or fails with a RegistryError and completes when run again;
+    every file placed, after either, has the version's sha256."""
+    expected = random_files(tmp_path / "src", 24, 4 * MiB)  # one 4 MiB chunk each: 16 reads in flight at once
     api_via(healthy, 0, store_url, tmp_path / "push-cache", monkeypatch)
     with registry.init(project=PROJECT, job_type="push") as run:
         art = registry.Artifact("big", type="dataset")
         art.add_dir(tmp_path / "src")
         run.log_artifact(art)
-    victim = max(range(len(healthy.volumes)), key=lambda i: healthy.volume_bytes()[i])
     pulled = api_via(healthy, 1, store_url, tmp_path / "pull-cache", monkeypatch).artifact(f"{PROJECT}/big:v0")
     assert {f.path: f.digest for f in pulled.files()} == expected
+    prefix = store_url.split("/", 3)[3]
+    chunks = [vid for sha in expected.values() for vid in healthy.chunk_volumes(f"{prefix}/blobs/sha256/{sha[:2]}/{sha[2:]}")]
+    held = healthy.volume_ids()
+    victim = max(range(len(held)), key=lambda i: sum(vid in held[i] for vid in chunks))  # a copy of the most chunks
+    on_victim = sum(vid in held[victim] for vid in chunks)
     total, seen, lock, quarter = sum(f.size for f in pulled.files()), [0], threading.Lock(), threading.Event()
 
     def progress(count: int, files: int) -> None:
@@ -290,12 +296,13 @@ def test_volume_server_killed_mid_pull_never_places_a_wrong_byte(
             at_kill.append(seen[0])
         healthy.kill_volume(victim)
 
+    failed_before = healthy.failed_reads(1, victim)
     killer = threading.Thread(target=kill)
     killer.start()
     root, outcome = tmp_path / "pulled", "completed"
     try:
         try:
-            pulled.pull(root, progress=progress)
+            assert pulled.pull(root, progress=progress).fetched_bytes == total
         except registry.RegistryError as e:
             outcome = f"failed, then completed when run again ({type(e).__name__}: {e})"
             assert all(expected[p] == h for p, h in placed_hashes(root).items())  # nothing wrong was placed
@@ -304,16 +311,18 @@ def test_volume_server_killed_mid_pull_never_places_a_wrong_byte(
         assert at_kill and at_kill[0] < total, f"the pull ended before the kill ({at_kill}): make it bigger"
         assert placed_hashes(root) == expected
         pulled.verify(root)
-        failovers = healthy.failed_reads(1, victim)
+        failovers = healthy.failed_reads(1, victim) - failed_before
     finally:
         quarter.set()
         killer.join()
         healthy.restart_volume(victim)
-    print_past_capture(request, f"[test_cluster] volume server {victim} SIGKILLed at {at_kill[0] // MiB}/{total // MiB} MiB of a pull: {outcome}; "
-                                f"gateway 1 logged {failovers} reads from it failed (served from replicas)")
+    print_past_capture(request, f"[test_cluster] volume server {victim} SIGKILLed at {at_kill[0] // MiB}/{total // MiB} MiB of a pull; it held a copy "
+                                f"of {on_victim} of the {len(chunks)} chunks: {outcome}; gateway 1 logged {failovers} of its reads from it failed")
 
 
-def test_gateway_killed_mid_push_leaves_no_partial_version(healthy: SeaweedCluster, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gateway_killed_mid_push_leaves_no_partial_version(
+    healthy: SeaweedCluster, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+) -> None:
     """A push of 48 MiB in 24 files through gateway 0, whose gateway is SIGKILLed once a quarter
     of the bytes are sent: the push fails with a StorageError naming the gateway (botocore's
     retries give up), no version record appears, every blob in the store hashes to its name,
@@ -327,7 +336,9 @@ def test_gateway_killed_mid_push_leaves_no_partial_version(healthy: SeaweedClust
             if int(line.split()[1]) >= 12 * MiB:
                 break
         healthy.kill_gateway(0)
+        killed_at = time.monotonic()
         _, err = pusher.communicate(timeout=60)
+        gave_up_after = time.monotonic() - killed_at
     finally:
         pusher.kill()
         pusher.wait()
@@ -354,6 +365,8 @@ def test_gateway_killed_mid_push_leaves_no_partial_version(healthy: SeaweedClust
         root = Path(art.download(tmp_path / f"dl-{gateway}"))
         assert placed_hashes(root) == expected
         art.verify(root)
+    print_past_capture(request, f"[test_cluster] gateway 0 SIGKILLed mid-push ({len(blobs)} of 24 blobs stored, all whole): "
+                                f"the pusher gave up {gave_up_after:.2f} s later with a StorageError; the push through gateway 1 logged v0")
 
 
 def test_volume_server_killed_and_restarted_under_writers(
