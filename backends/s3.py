@@ -12,33 +12,24 @@ that outlasts the first retry is announced on the ``registry`` logger.
 """
 from __future__ import annotations
 
-import atexit
 import base64
 import builtins
-import gc
 import hashlib
-import io
 import logging
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlparse
 
-import botocore.session
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from .base import Backend, ObjectInfo
 from .errors import ConditionalWritesUnsupported, ContentMismatch, PreconditionFailed, StorageUnavailable
+from .s3_client import MAX_ATTEMPTS, filter_library_loggers, make_client
+from .s3_streams import HashedInOrder, ProgressSubscriber, SentBytes, changed_message
 
-MAX_POOL_CONNECTIONS = 64
-MAX_ATTEMPTS = 8
-CONNECT_TIMEOUT = 1.5
-"""Seconds to open a connection: an endpoint that answers at all does so in far less."""
 ANNOUNCE_FROM_ATTEMPT = 2
 """Retries are silent until this many attempts failed (the first backoff is at most a second)."""
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -55,24 +46,6 @@ _DENIED = {
 }
 
 
-def _client_config(path_style: bool) -> Config:
-    return Config(
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-        max_pool_connections=MAX_POOL_CONNECTIONS,
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=60,
-        # Every PUT carries a signed x-amz-checksum-sha256 header that the server checks, so
-        # botocore need not hash each body a second time for SigV4 on plain-http endpoints.
-        s3=(
-            {"addressing_style": "path", "payload_signing_enabled": False}
-            if path_style
-            else {"payload_signing_enabled": False}
-        ),
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-
-
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", "")) or str(
         error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
@@ -86,7 +59,7 @@ class S3Backend(Backend):
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.client = client or _make_client()
+        self.client = client or make_client()
         self.endpoint = self.client.meta.endpoint_url
         self._ready = False
         self.answered = False
@@ -130,7 +103,7 @@ class S3Backend(Backend):
             max_io_queue_size=64,  # 256 KiB writes waiting for the disk: bounds memory (default 1000)
         )
         with TransferManager(self.client, config) as manager:
-            _filter_library_loggers()  # s3transfer's loggers exist only now
+            filter_library_loggers()  # s3transfer's loggers exist only now
             yield manager
 
     # -- errors ----------------------------------------------------------------------------
@@ -216,7 +189,7 @@ class S3Backend(Backend):
             return hasher is not None
         try:
             with open(path, "wb+") as out, self._transfers() as manager:  # read back to hash
-                followed = _HashedInOrder(out.fileno(), hasher)
+                followed = HashedInOrder(out.fileno(), hasher)
                 try:
                     manager.download(self.bucket, self.prefix + key, followed).result()
                 finally:
@@ -259,7 +232,7 @@ class S3Backend(Backend):
         self._call(key, "put_object", Body=data, ChecksumSHA256=_b64(sha256 or _sha256(data)))
 
     def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:
-        """The body is read through ``_SentBytes``: the size the file had now, hashed as it is sent.
+        """The body is read through ``SentBytes``: the size the file had now, hashed as it is sent.
 
         A single PUT carries ``sha256`` for the server to check, and is also checked against the
         hash of what was sent (for servers that ignore the header). A multipart upload can only
@@ -270,29 +243,29 @@ class S3Backend(Backend):
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
             if size <= SINGLE_REQUEST_MAX:
-                self._put_file(key, _SentBytes(file, size), path, sha256)
+                self._put_file(key, SentBytes(file, size), path, sha256)
                 if progress:
                     progress(size)
             else:
-                self._upload_parts(key, _SentBytes(file, size, refuse=sha256, name=str(path)), progress)
+                self._upload_parts(key, SentBytes(file, size, refuse=sha256, name=str(path)), progress)
 
-    def _put_file(self, key: str, body: _SentBytes, path: Path, sha256: str | None) -> None:
+    def _put_file(self, key: str, body: SentBytes, path: Path, sha256: str | None) -> None:
         extra = {"ChecksumSHA256": _b64(sha256)} if sha256 else {}
         try:
             response = self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body, **extra)
         except ClientError as e:
             if sha256 and _code(e) in _CHECKSUM_REFUSED:
-                raise ContentMismatch(_changed(path, sha256)) from None
+                raise ContentMismatch(changed_message(path, sha256)) from None
             raise self._translate(e, key) from None
         except BotoCoreError as e:
             raise self._translate(e, key) from None
         if sha256 and body.sha256() != sha256:  # a server that ignores the checksum stored it
             self._take_back(key, response["ETag"], path, sha256)
 
-    def _upload_parts(self, key: str, body: _SentBytes, progress) -> None:
+    def _upload_parts(self, key: str, body: SentBytes, progress) -> None:
         try:
             with self._transfers() as manager:
-                subscribers = [_ProgressSubscriber(progress)] if progress else None
+                subscribers = [ProgressSubscriber(progress)] if progress else None
                 manager.upload(
                     body,
                     self.bucket,
@@ -314,7 +287,7 @@ class S3Backend(Backend):
             self.delete_if_match(key, token)
         except (PreconditionFailed, StorageUnavailable):
             pass  # replaced meanwhile by another writer's upload, which is not ours to delete
-        raise ContentMismatch(_changed(path, sha256))
+        raise ContentMismatch(changed_message(path, sha256))
 
     def write_if_absent(self, key: str, data: bytes) -> str:
         try:
@@ -381,163 +354,6 @@ class S3Backend(Backend):
         self._ready = True
 
 
-class _SentBytes:
-    """An upload's body as botocore or s3transfer reads it from an open file.
-
-    It holds the ``size`` bytes the file had when the upload began (a file that grew sends its
-    first ``size`` bytes; one that shrank sends zeros past its end, which the checksum refuses)
-    and the sha256 of the bytes handed out, in order. A read from offset 0 starts that hash
-    afresh (a retried request reads its body again); a read anywhere else but where the last
-    one ended leaves it unknown. With ``refuse``, the read that reaches the end raises
-    ``ContentMismatch`` unless what was read hashes to it.
-    """
-
-    def __init__(self, file, size: int, refuse: str | None = None, name: str = "") -> None:
-        self.file, self.size, self.refuse, self.name = file, size, refuse, name
-        self._offset = 0
-        self._file_at = 0  # where the file's own position is: seek only when a read starts elsewhere
-        self._hasher = hashlib.sha256()
-        self._hashed = 0  # bytes [0, _hashed) were fed to _hasher, in order
-        self._in_order = True
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._offset
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self._offset = max(0, offset + (0, self._offset, self.size)[whence])
-        return self._offset
-
-    def read(self, amount: int | None = -1) -> bytes:
-        start = self._offset
-        wanted = max(0, self.size - start if amount is None or amount < 0 else min(amount, self.size - start))
-        if start != self._file_at:
-            self.file.seek(start)
-        data = self.file.read(wanted)
-        self._file_at = start + len(data)
-        data += bytes(wanted - len(data))  # the file shrank
-        self._offset = start + wanted
-        self._follow(start, data)
-        return data
-
-    def _follow(self, start: int, data: bytes) -> None:
-        if start == 0:
-            self._hasher, self._hashed, self._in_order = hashlib.sha256(), 0, True
-        if start != self._hashed or not self._in_order:
-            self._in_order = False
-            return
-        self._hasher.update(data)
-        self._hashed += len(data)
-        if self.refuse and data and self._hashed == self.size and self.sha256() != self.refuse:
-            raise ContentMismatch(_changed(self.name, self.refuse))
-
-    def sha256(self) -> str | None:
-        """The hash of the whole body as it was last read from the start, if it was read in order."""
-        return self._hasher.hexdigest() if self._in_order and self._hashed == self.size else None
-
-
-def _changed(path, sha256: str) -> str:
-    return f"{path} no longer hashes to sha256 {sha256}: it changed after it was hashed"
-
-
-class _ProgressSubscriber:
-    """Passes s3transfer's byte counts (as parts are sent) to a progress callback."""
-
-    def __init__(self, progress) -> None:
-        self.progress = progress
-
-    def on_queued(self, future, **kwargs) -> None:
-        pass
-
-    def on_progress(self, future, bytes_transferred: int, **kwargs) -> None:
-        self.progress(bytes_transferred)
-
-    def on_done(self, future, **kwargs) -> None:
-        pass
-
-
-class _HashedInOrder:
-    """The file s3transfer writes a large blob into, part by part at their offsets, in parallel.
-
-    A thread of its own feeds ``hasher`` the bytes in order, reading back (from the page cache)
-    each stretch as soon as it joins the unbroken prefix; the download itself runs at full speed
-    and the hash is ready moments after the last part lands, without holding parts in memory.
-    """
-
-    def __init__(self, fd: int, hasher) -> None:
-        self.fd, self.hasher = fd, hasher
-        self._offset = 0
-        self._written: dict[int, int] = {}  # start -> end of stretches beyond the prefix
-        self._prefix = 0  # bytes [0, _prefix) are all written
-        self._done = False
-        self._failure: BaseException | None = None
-        self._changed = threading.Condition()
-        self._thread = (
-            threading.Thread(target=self._follow, name="registry-hash", daemon=True) if hasher else None
-        )
-        if self._thread:
-            self._thread.start()
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence != 0:
-            raise io.UnsupportedOperation("only absolute seeks")
-        self._offset = offset
-        return offset
-
-    def tell(self) -> int:
-        return self._offset
-
-    def write(self, data: bytes) -> int:
-        start, view = self._offset, memoryview(data)
-        while view:
-            view = view[os.pwrite(self.fd, view, self._offset) :]
-            self._offset = start + len(data) - len(view)
-        with self._changed:
-            self._written[start] = max(self._offset, self._written.get(start, 0))
-            while self._prefix in self._written:
-                self._prefix = max(self._prefix, self._written.pop(self._prefix))
-            self._changed.notify()
-        return len(data)
-
-    def _follow(self) -> None:
-        hashed = 0
-        try:
-            while True:
-                with self._changed:
-                    while hashed >= self._prefix and not self._done:
-                        self._changed.wait()
-                    end, done = self._prefix, self._done
-                while hashed < end:
-                    chunk = os.pread(self.fd, min(_CHUNK, end - hashed), hashed)
-                    if not chunk:
-                        raise OSError(f"file ended at {hashed} of {end} bytes while hashing")
-                    self.hasher.update(chunk)
-                    hashed += len(chunk)
-                if done:
-                    return
-        except BaseException as e:  # reported by finish()
-            self._failure = e
-
-    def finish(self) -> None:
-        """Wait until every written byte is hashed (or the follower failed, which is raised)."""
-        if self._thread is None:
-            return
-        with self._changed:
-            self._done = True
-            self._changed.notify()
-        self._thread.join()
-        if self._failure is not None:
-            raise self._failure
-
-
 def _unsupported(endpoint: str, header: str) -> str:
     return (
         f"the S3 server at {endpoint} ignores {header} conditional writes, so concurrent writers could "
@@ -553,60 +369,3 @@ def _b64(sha256_hex: str) -> str:
     return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
 
 
-class _RedactCredentials(logging.Filter):
-    """Blank the key id, secret and token out of botocore's own (debug) log lines."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            if any(s in message for s in self.secrets):
-                for secret in self.secrets:
-                    message = message.replace(secret, "***")
-                record.msg, record.args = message, ()
-        return True
-
-
-_REDACT = _RedactCredentials()
-_EXIT_HOOK: list[bool] = []
-
-
-def _redact_credentials_in_logs(session: botocore.session.Session) -> None:
-    credentials = session.get_credentials()
-    if credentials is None:
-        return
-    frozen = credentials.get_frozen_credentials()
-    _REDACT.secrets.update(s for s in (frozen.access_key, frozen.secret_key, frozen.token) if s)
-    _filter_library_loggers()
-
-
-def _filter_library_loggers() -> None:
-    """Attach the redacting filter to every botocore/boto3/s3transfer/urllib3 logger created so far."""
-    for name in list(logging.Logger.manager.loggerDict):
-        if name.split(".")[0] in ("botocore", "boto3", "s3transfer", "urllib3"):
-            logger = logging.getLogger(name)
-            if _REDACT not in logger.filters:
-                logger.addFilter(_REDACT)
-
-
-def _skip_final_collection() -> None:
-    """A botocore client leaves ~0.5 M objects that the interpreter's last garbage collection
-    walks at exit (~0.1 s per CLI call here); frozen, they are skipped. Runs only at exit."""
-    gc.freeze()
-
-
-def _make_client():
-    """An S3 client from the standard chain; path-style addressing off AWS (MinIO, SeaweedFS...)."""
-    if not _EXIT_HOOK:
-        atexit.register(_skip_final_collection)
-        _EXIT_HOOK.append(True)
-    session = botocore.session.get_session()
-    _redact_credentials_in_logs(session)
-    client = session.create_client("s3", config=_client_config(path_style=True))
-    host = urlparse(client.meta.endpoint_url).hostname or ""
-    if host.endswith("amazonaws.com"):  # AWS itself: virtual-hosted addressing
-        return session.create_client("s3", config=_client_config(path_style=False))
-    return client

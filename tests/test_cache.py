@@ -316,7 +316,7 @@ def test_hash_follows_parts_written_out_of_order(tmp_path: Path) -> None:
     import hashlib
     import random
 
-    from backends.s3 import _HashedInOrder
+    from backends.s3_streams import HashedInOrder
 
     data = os.urandom(3 * 1024 * 1024 + 123)
     step = 256 * 1024
@@ -324,7 +324,7 @@ def test_hash_follows_parts_written_out_of_order(tmp_path: Path) -> None:
     random.Random(7).shuffle(parts)
     hasher = hashlib.sha256()
     with open(tmp_path / "blob", "wb+") as out:
-        followed = _HashedInOrder(out.fileno(), hasher)
+        followed = HashedInOrder(out.fileno(), hasher)
         for offset, chunk in parts + parts[:3]:
             followed.seek(offset)
             followed.write(chunk)

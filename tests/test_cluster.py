@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from cluster import SeaweedCluster
 from helpers import print_past_capture
 from store_fixtures import subprocess_env
@@ -95,7 +96,7 @@ def spawn(argv: list[str], env: dict[str, str], stdin: bool = False) -> subproce
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish(procs: list[subprocess.Popen[str]], timeout: float = 120) -> list[list[dict]]:
+def results_of(procs: list[subprocess.Popen[str]], timeout: float = 120) -> list[list[dict]]:
     """Wait for every process; each must exit 0; returns each one's JSON lines."""
     results = []
     for proc in procs:
@@ -134,8 +135,6 @@ def _race(clients: list, keys: list[str], put) -> dict[str, list[tuple[int, str,
     """Every client calls ``put(client, i, key)`` on every key, all at once (one thread each).
 
     Returns, per key, each client's (i, "won" | "lost" | "error", ETag or error code)."""
-    from botocore.exceptions import ClientError
-
     barrier = threading.Barrier(len(clients) * len(keys))
 
     def one(job: tuple[int, str]) -> tuple[str, tuple[int, str, str]]:
@@ -199,7 +198,7 @@ def test_racing_writers_on_two_gateways_get_dense_distinct_versions(healthy: Sea
     writers, calls = 8, 25
     procs = [spawn([RACE_WORKER, "data", str(i), str(calls)], worker_env(healthy, i % 2, store_url, tmp_path / f"cache-{i}"))
              for i in range(writers)]
-    results = finish(procs, timeout=240)
+    results = results_of(procs, timeout=240)
     api = registry.Api(store_url)
     versions = api.artifact_versions("race/data")
     total = writers * calls
@@ -236,7 +235,8 @@ def test_alias_movers_on_two_gateways_have_one_winner_per_round(healthy: Seaweed
         for round_ in range(rounds):
             tell("READ")
             read = [p.stdout.readline().split() for p in procs]
-            assert all(r[:1] == ["READY"] for r in read) and len({r[1] for r in read}) == 1, read
+            assert all(r[:1] == ["READY"] for r in read), [p.stderr.read()[-2000:] for p in procs if p.wait(timeout=10) is not None][:1]
+            assert len({r[1] for r in read}) == 1, f"movers read different versions: {read}"
             tell("GO")  # the barrier: nobody writes before everybody has read
             results = [json.loads(p.stdout.readline()) for p in procs]
             winners = [r for r in results if r["won"]]
@@ -356,7 +356,7 @@ def test_gateway_killed_mid_push_leaves_no_partial_version(
         assert hashlib.sha256(body).hexdigest() == key.replace("blobs/sha256/", "").replace("/", "")
 
     again = spawn([__file__, "push", "big", str(tmp_path / "src")], worker_env(healthy, 1, store_url, tmp_path / "cache-1"))
-    [[logged]] = finish([again])
+    [[logged]] = results_of([again])
     assert logged["version"] == "v0" and logged["created"]
     healthy.restart_gateway(0)
     for gateway in (0, 1):
@@ -372,49 +372,61 @@ def test_gateway_killed_mid_push_leaves_no_partial_version(
 def test_volume_server_killed_and_restarted_under_writers(
     healthy: SeaweedCluster, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
 ) -> None:
-    """Four writers (two per gateway) log 15 versions each of 256 KiB of fresh bytes; a volume
-    server is SIGKILLed once 4 versions exist and restarted 2 s later, the writers still running.
-    Every writer finishes, numbers are dense and honest, and every version downloads and verifies."""
-    writers, calls = 4, 15
-    procs = [spawn([__file__, "write", "stream", str(i), str(calls), str(256 * 1024)],
-                   worker_env(healthy, i % 2, store_url, tmp_path / f"cache-{i}")) for i in range(writers)]
+    """Four writers (two per gateway) log versions of 256 KiB of fresh bytes until told to stop;
+    a volume server is SIGKILLed once 4 versions exist, restarted 2 s later, and the writers
+    stop once 8 more versions exist. Every writer ends cleanly, numbers are dense and honest,
+    and every version downloads and verifies."""
+    writers = 4
+    procs = [spawn([__file__, "write", "stream", str(i), str(256 * 1024)], worker_env(healthy, i % 2, store_url, tmp_path / f"cache-{i}"),
+                   stdin=True) for i in range(writers)]
     api = api_via(healthy, 1, store_url, tmp_path / "read-cache", monkeypatch)
-    try:
-        deadline = time.monotonic() + 120
-        while len(api.version_numbers(f"{PROJECT}/stream")) < 4:
-            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "writers ended or stalled before 4 versions"
+
+    def count() -> int:
+        return len(api.version_numbers(f"{PROJECT}/stream"))
+
+    def wait_for(versions: int) -> None:
+        deadline = time.monotonic() + 60
+        while count() < versions:
+            assert all(p.poll() is None for p in procs), f"a writer ended before {versions} versions: {[p.poll() for p in procs]}"
+            assert time.monotonic() < deadline, f"writers stalled below {versions} versions"
             time.sleep(0.1)
-        at_kill = len(api.version_numbers(f"{PROJECT}/stream"))
+
+    try:
+        wait_for(4)
+        at_kill = count()
         healthy.kill_volume(1)
         time.sleep(2)
-        at_restart = len(api.version_numbers(f"{PROJECT}/stream"))
+        at_restart = count()
         healthy.restart_volume(1)
-        after_restart = len(api.version_numbers(f"{PROJECT}/stream"))
-        running = sum(p.poll() is None for p in procs)
-        assert running, f"the writers ended before the restart ({after_restart} versions): give them more to write"
-        results = finish(procs, timeout=180)
+        up = count()
+        wait_for(up + 8)  # writes after the restart too
+        for p in procs:
+            p.stdin.write("STOP\n")
+            p.stdin.flush()
+        results = results_of(procs)
     finally:
         for p in procs:
             p.kill()
     versions = api.artifact_versions(f"{PROJECT}/stream")
-    assert [a.version for a in versions] == [f"v{n}" for n in range(writers * calls)]
+    assert [a.version for a in versions] == [f"v{n}" for n in range(len(versions))]
+    reported = [r for writer in results for r in writer]
+    assert sorted(r["version"] for r in reported) == sorted(a.version for a in versions)  # each told its own
     by_number = {a.version: a for a in versions}
-    for r in (r for writer in results for r in writer):
+    for r in reported:
         assert by_number[r["version"]].commit_id == r["commit_id"]
     for art in versions:
         root = Path(art.download(tmp_path / "dl" / art.version))
         art.verify(root)
-        assert sha256_of(root / "payload.bin") == next(f.digest for f in art.files() if f.path == "payload.bin")
+        assert sha256_of(root / "payload.bin") == art.get_entry("payload.bin").digest
     print_past_capture(request, f"[test_cluster] volume server 1 SIGKILLed at {at_kill} versions, restarted 2 s later at {at_restart} "
-                                f"(up at {after_restart}, {running} writers still running): "
-                                f"{len(versions)} versions by {writers} writers on 2 gateways, all verified")
+                                f"(up at {up}): {len(versions)} versions by {writers} writers on 2 gateways, all verified")
 
 
 # -- the registry processes the tests start ----------------------------------------------------
 def worker(argv: list[str]) -> None:
     """``push NAME DIR``: log DIR as artifact NAME, printing ``SENT <bytes>`` as blobs go out.
-    ``write NAME WRITER COUNT SIZE``: log COUNT versions, each SIZE fresh random bytes.
-    Each log prints {"version", "commit_id", "created"} as a JSON line."""
+    ``write NAME WRITER SIZE``: log versions of SIZE fresh random bytes until stdin says STOP
+    (or closes), at most 200. Each log prints {"version", "commit_id", "created"} as a JSON line."""
     def report(art: registry.Artifact) -> None:
         print(json.dumps({"version": art.version, "commit_id": art.commit_id, "created": art.created}), flush=True)
 
@@ -431,8 +443,12 @@ def worker(argv: list[str]) -> None:
             art.add_dir(argv[2])
             report(run.log_artifact(art, progress=progress))
             return
-        name, writer, count, size = argv[1], argv[2], int(argv[3]), int(argv[4])
-        for i in range(count):
+        name, writer, size = argv[1], argv[2], int(argv[3])
+        stop = threading.Event()
+        threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+        for i in range(200):
+            if stop.is_set():
+                break
             art = registry.Artifact(name, type="dataset")
             with art.new_file("shared.txt") as f:
                 f.write("the same in every version\n")

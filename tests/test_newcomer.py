@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 import registry
-from backends.s3 import S3Backend, _make_client
+from backends.s3 import S3Backend
+from backends.s3_client import make_client
 from servers import pick_ports
 from store_fixtures import FAKE_CREDENTIALS
 
@@ -80,7 +81,7 @@ def test_retries_against_a_server_that_answered_are_announced(monkeypatch: pytes
     thread.start()
     try:
         _s3_env(monkeypatch, f"http://127.0.0.1:{port}")
-        backend = S3Backend("bucket", client=_make_client())
+        backend = S3Backend("bucket", client=make_client())
         with caplog.at_level(logging.WARNING, logger="registry"):
             assert backend.exists("some/key") is False  # retried through the 503s, then answered
         waiting = [r.getMessage() for r in caplog.records if "waiting for the S3 server" in r.getMessage()]
@@ -98,7 +99,7 @@ def test_a_quick_retry_is_silent(monkeypatch: pytest.MonkeyPatch, caplog) -> Non
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         _s3_env(monkeypatch, f"http://127.0.0.1:{port}")
-        backend = S3Backend("bucket", client=_make_client())
+        backend = S3Backend("bucket", client=make_client())
         with caplog.at_level(logging.WARNING, logger="registry"):
             assert backend.exists("k") is False
         assert handler.seen == 2 and not [r for r in caplog.records if "waiting" in r.getMessage()]
