@@ -208,12 +208,14 @@ class Run:
         if self._finished:
             return
         self._finished = True
-        self._flush_history()
-        self._record.state = "finished" if exit_code == 0 and error is None else "crashed"
-        self._record.error = error
-        self._record.ended_at = now()
-        self._write_record()
-        _deactivate(self)
+        try:
+            self._flush_history()
+            self._record.state = "finished" if exit_code == 0 and error is None else "crashed"
+            self._record.error = error
+            self._record.ended_at = now()
+            self._write_record()
+        finally:
+            _deactivate(self)  # even when the store is gone: the next init must not find it active
 
     def __enter__(self) -> Run:
         return self
@@ -221,8 +223,11 @@ class Run:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is None:
             self.finish()
-        else:
+            return
+        try:
             self.finish(1, error="".join(traceback.format_exception_only(exc_type, exc)).strip())
+        except RegistryError as failed:  # the block's own exception is the one to report
+            logger.warning("registry: run %s could not record that it crashed: %s", self.path, failed)
 
     def __repr__(self) -> str:
         return f"<Run {self.project}/{self.id} ({self.name})>"

@@ -267,3 +267,16 @@ def test_two_runs_never_share_a_record_even_when_their_ids_collide(store_url: st
     assert first.id == "6b0fbe1aa5c619" and second.id == "6b0fbe1aa5c620"
     api = registry.Api(store_url)
     assert api.run("p/6b0fbe1aa5c619").job_type == "one" and api.run("p/6b0fbe1aa5c620").job_type == "two"
+
+
+def test_a_failing_block_reports_its_own_error_even_when_the_store_fails_too(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        with registry.init(project="p", job_type="doomed") as run:
+            def unreachable(*args, **kwargs):
+                raise registry.StorageError("the store went away")
+            monkeypatch.setattr(run.store.backend, "write", unreachable)
+            raise Boom("the real problem")
+    assert registry.run is None  # not left active by the failed record write
