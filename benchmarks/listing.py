@@ -11,6 +11,7 @@ boto3 listing of the same keys:
 
     python benchmarks/listing.py                          # 10,000 versions, 100,000 runs
     python benchmarks/listing.py --versions 2000 --runs 10000
+    python benchmarks/listing.py --cluster                # on tests/cluster.py's cluster (gateway 0)
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+from cluster import SeaweedCluster  # noqa: E402
 from servers import SeaweedServer  # noqa: E402
 
 from registry import keys  # noqa: E402
@@ -90,29 +92,43 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cluster", action="store_true", help="a cluster (1 master, 3 volume servers, 2 gateways)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, SeaweedServer(Path(tmp) / "weed") as server:
-        server.make_bucket(BUCKET)
-        client = server.client()
-        began = time.perf_counter()
-        fill(client, args.versions, args.runs)
-        print(f"wrote {args.versions} version records and {args.runs} run records in {time.perf_counter() - began:.0f} s")
-        env = {**os.environ, **server.env(), "REGISTRY_URL": f"s3://{BUCKET}/{PREFIX}",
-               "REGISTRY_CACHE_DIR": str(Path(tmp) / "cache")}
-        cli = [sys.executable, "-m", "registry.cli"]
-        rows = [
-            (f"ls {PROJECT}/model ({args.versions} versions)", timed([*cli, "ls", f"{PROJECT}/model"], env, args.repeats),
-             plain_listing(env, keys.versions_prefix(PROJECT, "model"), False, args.repeats)),
-            (f"runs {PROJECT} ({args.runs} runs)", timed([*cli, "runs", PROJECT], env, args.repeats),
-             plain_listing(env, keys.runs_prefix(PROJECT), True, args.repeats)),
-            (f"ls {PROJECT} (artifacts)", timed([*cli, "ls", PROJECT], env, args.repeats),
-             plain_listing(env, keys.artifacts_prefix(PROJECT), True, args.repeats)),
-        ]
-        print(f"\n{'command':45} {'registry s':>10} {'plain list s':>12} {'ratio':>6}")
-        for label, ours, plain in rows:
-            print(f"{label:45} {ours:10.2f} {plain:12.2f} {ours / plain:6.2f}")
-        print("\nregistry = a fresh `registry` process (start-up included), median of "
-              f"{args.repeats}; plain list = a fresh python process paginating list_objects_v2 over the same keys")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.cluster:
+            cluster = SeaweedCluster(Path(tmp) / "cluster", BUCKET)
+            cluster.start()
+            try:
+                measure(args, tmp, cluster.client(0), cluster.env(0))
+            finally:
+                cluster.stop()
+        else:
+            with SeaweedServer(Path(tmp) / "weed") as server:
+                server.make_bucket(BUCKET)
+                measure(args, tmp, server.client(), server.env())
+
+
+def measure(args: argparse.Namespace, tmp: str, client, server_env: dict[str, str]) -> None:
+    """Fill the bucket through ``client``, then time each listing against ``server_env``'s endpoint."""
+    began = time.perf_counter()
+    fill(client, args.versions, args.runs)
+    print(f"wrote {args.versions} version records and {args.runs} run records in {time.perf_counter() - began:.0f} s")
+    env = {**os.environ, **server_env, "REGISTRY_URL": f"s3://{BUCKET}/{PREFIX}",
+           "REGISTRY_CACHE_DIR": str(Path(tmp) / "cache")}
+    cli = [sys.executable, "-m", "registry.cli"]
+    rows = [
+        (f"ls {PROJECT}/model ({args.versions} versions)", timed([*cli, "ls", f"{PROJECT}/model"], env, args.repeats),
+         plain_listing(env, keys.versions_prefix(PROJECT, "model"), False, args.repeats)),
+        (f"runs {PROJECT} ({args.runs} runs)", timed([*cli, "runs", PROJECT], env, args.repeats),
+         plain_listing(env, keys.runs_prefix(PROJECT), True, args.repeats)),
+        (f"ls {PROJECT} (artifacts)", timed([*cli, "ls", PROJECT], env, args.repeats),
+         plain_listing(env, keys.artifacts_prefix(PROJECT), True, args.repeats)),
+    ]
+    print(f"\n{'command':45} {'registry s':>10} {'plain list s':>12} {'ratio':>6}")
+    for label, ours, plain in rows:
+        print(f"{label:45} {ours:10.2f} {plain:12.2f} {ours / plain:6.2f}")
+    print("\nregistry = a fresh `registry` process (start-up included), median of "
+          f"{args.repeats}; plain list = a fresh python process paginating list_objects_v2 over the same keys")
 
 
 if __name__ == "__main__":
