@@ -59,12 +59,14 @@ class Artifact:
     """
 
     def __init__(self, name: str, type: str, description: str | None = None,
-                 metadata: dict | None = None) -> None:
+                 metadata: dict | None = None, incremental: bool = False) -> None:
+        """``incremental=True``: the new version is the latest one plus this draft's files, less
+        what it ``remove``s; nothing of the latest version is downloaded or uploaded again."""
         self.name = validate_name(name, "artifact name")
         self.type = validate_name(type, "artifact type")
         self.description = description
         self.metadata: dict[str, Any] = to_jsonable(dict(metadata or {}), "metadata")
-        self._draft: ArtifactDraft | None = ArtifactDraft()
+        self._draft: ArtifactDraft | None = ArtifactDraft(incremental=incremental)
         self._store: Store | None = None
         self._record: VersionRecord | None = None
         self._files: FileList | None = None
@@ -120,6 +122,24 @@ class Artifact:
     def remove(self, name: str) -> None:
         """Remove a file, or every file under a directory, from a draft."""
         self.draft.remove(name)
+
+    @property
+    def incremental(self) -> bool:
+        return self._draft is not None and self._draft.incremental
+
+    def new_draft(self) -> Artifact:
+        """A draft of the next version, starting from this one's files (W&B's ``new_draft``).
+
+        Nothing is downloaded: the files stay in the store, and only what is added is uploaded.
+
+        >>> draft = Api().artifact("proj/dataset:latest").new_draft()   # doctest: +SKIP
+        >>> draft.add_file("extra.csv"); draft.remove("old.csv")        # doctest: +SKIP
+        >>> run.log_artifact(draft)                                      # doctest: +SKIP
+        """
+        record = self.record
+        draft = Artifact(record.name, record.type, record.description, dict(record.metadata))
+        draft.draft.keep(list(self.file_list().files))
+        return draft
 
     # -- the logged version ----------------------------------------------------------------
     def _logged(self) -> tuple[Store, VersionRecord]:
@@ -179,10 +199,21 @@ class Artifact:
             self._files = read_file_list(*self._logged())
         return self._files
 
-    def files(self) -> list[ArtifactFile]:
+    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[ArtifactFile]:
+        """The files, sorted by path (only ``names`` if given). ``per_page`` is accepted for W&B
+        compatibility: the whole file list is one object here, so there is nothing to page."""
         if self._draft is not None:
-            return [ArtifactFile(self, e) for e in sorted(self._draft.entries(), key=lambda e: e.path)]
-        return [ArtifactFile(self, e) for e in self.file_list().files]
+            entries = sorted(self._draft.entries(), key=lambda e: e.path)
+        else:
+            entries = list(self.file_list().files)
+        if names is not None:
+            wanted = set(names)
+            entries = [e for e in entries if e.path in wanted]
+        return [ArtifactFile(self, e) for e in entries]
+
+    def get_path(self, name: str) -> ArtifactFile:
+        """W&B's older name for ``get_entry``."""
+        return self.get_entry(name)
 
     def get_entry(self, path: str) -> ArtifactFile:
         entry = self.file_list().by_path().get(validate_path(path))
@@ -232,6 +263,10 @@ class Artifact:
             logger.warning("restored %d locally edited file(s) in %s to %s: %s", len(report.restored),
                            report.root, self.qualified_name, shown)
         return str(report.root)
+
+    def checkout(self, root: str | os.PathLike | None = None) -> str:
+        """Make ``root`` hold exactly this version: download, and delete files it does not hold."""
+        return str(self.pull(root, clean=True).root)
 
     def file(self, root: str | os.PathLike | None = None) -> str:
         """Download a single-file artifact; returns the file's path."""

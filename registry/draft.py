@@ -1,7 +1,10 @@
 """``ArtifactDraft``: the files gathered for a new version, each hashed as it is added.
 
-A draft is local only: paths, their local sources and sha256s. Logging it (``Run.log_artifact``)
-reads ``entries()`` and ``sources()``; nothing here knows about stores.
+A draft is paths with their sha256s and, for files added from this machine, the local file
+that holds them. A draft made from a logged version (``Artifact.new_draft``) also holds that
+version's entries with no local file: their bytes are already in the store, so a new version
+that keeps them uploads nothing for them. Logging it (``Run.log_artifact``) reads
+``entries()`` and ``sources()``; nothing here knows about stores.
 """
 from __future__ import annotations
 
@@ -21,11 +24,15 @@ SymlinkPolicy = Literal["content", "reject"]
 
 
 class ArtifactDraft:
-    """Artifact path -> (local file, sha256, size), validated as a set on every addition."""
+    """Artifact path -> (local file or None when the store holds it, sha256, size), validated
+    as a set on every addition. ``removed`` keeps the paths an incremental draft drops from the
+    version it will be added to."""
 
-    def __init__(self) -> None:
-        self._files: dict[str, tuple[Path, str, int]] = {}
+    def __init__(self, *, incremental: bool = False) -> None:
+        self._files: dict[str, tuple[Path | None, str, int]] = {}
         self._staging: tempfile.TemporaryDirectory | None = None
+        self.incremental = incremental
+        self.removed: set[str] = set()
 
     @contextmanager
     def new_file(self, name: str, mode: str = "w", encoding: str | None = None) -> Iterator[IO]:
@@ -67,21 +74,43 @@ class ArtifactDraft:
         self._add_many(found)
 
     def remove(self, name: str) -> None:
-        """Remove a file, or every file under a directory."""
+        """Remove a file, or every file under a directory. An incremental draft also remembers
+        the path, to drop it from the version it is added to (checked when logged)."""
         path = validate_path(name)
         doomed = [p for p in self._files if p == path or p.startswith(path + "/")]
-        if not doomed:
+        if not doomed and not self.incremental:
             raise NotFoundError(f"{path!r} is not in this artifact")
         for p in doomed:
             del self._files[p]
+        if self.incremental:
+            self.removed.add(path)
+
+    def keep(self, entries: list[FileEntry]) -> None:
+        """Add files that are already in the store (a logged version's), with no local file."""
+        validate_path_set(list(self._files) + [e.path for e in entries if e.path not in self._files])
+        for entry in entries:
+            self._files.setdefault(entry.path, (None, entry.sha256, entry.size))
+
+    def on_top_of(self, base: list[FileEntry]) -> list[FileEntry]:
+        """An incremental draft's entries added to ``base`` (the latest version's), less its removals."""
+        in_base = {e.path for e in base}
+        unknown = sorted(p for p in self.removed if p not in self._files and not _any_under(in_base, p))
+        if unknown:
+            raise NotFoundError(
+                f"cannot remove {', '.join(unknown)}: neither the latest version nor this draft has it"
+            )
+        mine = {e.path: e for e in self.entries()}
+        kept = [e for e in base if e.path not in mine and not _under(e.path, self.removed)]
+        return kept + list(mine.values())
 
     def entries(self) -> list[FileEntry]:
         """The version's file list to be: one entry per path, in the order added."""
         return [FileEntry(path=p, sha256=sha, size=size) for p, (_, sha, size) in self._files.items()]
 
     def sources(self) -> dict[str, Path]:
-        """sha256 -> a local file holding those bytes (what an upload reads)."""
-        return {sha: source for source, sha, _ in self._files.values()}
+        """sha256 -> a local file holding those bytes (what an upload reads); files kept from a
+        logged version have none."""
+        return {sha: source for source, sha, _ in self._files.values() if source is not None}
 
     @property
     def size(self) -> int:
@@ -108,6 +137,15 @@ class ArtifactDraft:
                     "remove it first or choose another name"
                 )
             self._files[path] = (files[path], sha, size)
+
+
+def _under(path: str, removed: set[str]) -> bool:
+    """Whether ``path`` is one of ``removed`` or lies in a directory among them."""
+    return any(path == p or path.startswith(p + "/") for p in removed)
+
+
+def _any_under(paths: set[str], removed: str) -> bool:
+    return any(_under(path, {removed}) for path in paths)
 
 
 def _check_link(full: Path, base: Path, real_base: Path, symlinks: SymlinkPolicy) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import keys
 from .blobs import Progress
+from .errors import NotFoundError
 from .filelists import latest_file_list
 from .hashing import sha256_bytes
 from .protection import Protection
@@ -56,7 +57,11 @@ def publish(
     aliases: list[str],
     progress: Progress | None = None,
 ) -> CommitResult:
-    """Upload what is missing and commit ``draft``; ``sources`` maps sha256 -> a local file."""
+    """Upload what is missing and commit ``draft``; ``sources`` maps sha256 -> a local file.
+
+    An entry with no source (a file an incremental draft keeps from an earlier version) must
+    already be in the store: it is checked, never uploaded.
+    """
     crash = _crash_hook()
     file_list = FileList.build(entries)
     body = file_list.to_bytes()
@@ -74,7 +79,9 @@ def publish(
     store.check_writable()
     with Protection(store.blobs, wanted - known) as guard:  # before checking which blobs exist
         new_shas = {e.sha256 for e in entries} - known
-        guard.upload_missing({sha: sources[sha] for sha in new_shas}, progress=progress)
+        held = new_shas - set(sources)
+        _require_present(store, held, entries)
+        guard.upload_missing({sha: sources[sha] for sha in new_shas - held}, progress=progress)
         crash("after-blobs")
         guard.upload_missing({digest: body})
         store.cache.keep(digest, body)  # a pull on this machine needs no request for it
@@ -83,6 +90,16 @@ def publish(
         if result.created:
             guard.settle()
     return result
+
+
+def _require_present(store: Store, shas: set[str], entries: list[FileEntry]) -> None:
+    absent = store.blobs.missing(shas)
+    if absent:
+        paths = sorted(e.path for e in entries if e.sha256 in absent)
+        raise NotFoundError(
+            f"{len(paths)} file(s) kept from an earlier version are no longer in the store: "
+            f"{', '.join(paths[:5])}; add them again from local files"
+        )
 
 
 def draft_record(

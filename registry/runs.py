@@ -19,6 +19,7 @@ from typing import Any
 from . import active, keys
 from .artifact import Artifact
 from .errors import InvalidNameError, RegistryError
+from .filelists import latest_file_list
 from .hashing import sha256_bytes
 from .jsonable import to_jsonable
 from .media import Image
@@ -106,8 +107,11 @@ class Run:
         metadata = to_jsonable(artifact.metadata, "metadata")
         draft = draft_record(self.project, artifact.name, artifact.type, artifact.description, metadata,
                              self.ref)
-        result = publish(self.store, draft, files.entries(), files.sources(), list(aliases or []),
-                         progress=progress)
+        entries = files.entries()
+        if files.incremental:  # on top of the latest version: its files stay where they are
+            base = latest_file_list(self.store, self.project, artifact.name)
+            entries = files.on_top_of(list(base.files) if base else [])
+        result = publish(self.store, draft, entries, files.sources(), list(aliases or []), progress=progress)
         record = result.record
         version_aliases = aliases_of(self.store.backend, record.project, record.name).get(record.version, [])
         artifact.attach(self.store, record, version_aliases, created=result.created)
