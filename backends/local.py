@@ -60,23 +60,17 @@ class LocalBackend(Backend):
         except OSError as e:
             raise StorageUnavailable(f"cannot create the store directory {self.root}: {e.strerror}") from e
         temp = self._temp_path()
-        with open(temp, "wb") as out:
-            if source is not None:
-                digest = hashlib.sha256()
-                with open(source, "rb") as src:
-                    while chunk := src.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                if sha256 is not None and digest.hexdigest() != sha256:  # refused before the rename
-                    out.close()
-                    temp.unlink()
-                    raise ContentMismatch(
-                        f"{source} no longer hashes to sha256 {sha256}: it changed after it was hashed"
-                    )
-            else:
-                out.write(data or b"")
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with open(temp, "wb") as out:
+                if source is not None:
+                    _copy_checked(source, out, sha256)
+                else:
+                    out.write(data or b"")
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:  # a full disk, a vanished source, a mismatch: no temp file stays
+            temp.unlink(missing_ok=True)
+            raise
         return temp
 
     # -- reads -----------------------------------------------------------------------------
@@ -138,10 +132,10 @@ class LocalBackend(Backend):
         os.replace(temp, final)
 
     def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
-        self._publish(self._stage(data), key)
+        self._publish_staged(self._stage(data), key)
 
     def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:
-        self._publish(self._stage(source=Path(path), sha256=sha256), key)
+        self._publish_staged(self._stage(source=Path(path), sha256=sha256), key)
         if progress:
             progress(os.path.getsize(path))
 
@@ -170,6 +164,12 @@ class LocalBackend(Backend):
         finally:
             temp.unlink(missing_ok=True)
 
+    def _publish_staged(self, temp: Path, key: str) -> None:
+        try:
+            self._publish(temp, key)
+        finally:
+            temp.unlink(missing_ok=True)  # renamed into place, or not: either way nothing is left
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -190,3 +190,17 @@ class LocalBackend(Backend):
         locks.mkdir(parents=True, exist_ok=True)
         return FileLock(str(locks / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")))
 
+
+def _copy_checked(source: Path, out, sha256: str | None) -> None:
+    """Copy ``source`` into ``out``, hashing it; refuse (before any rename) bytes that are not
+    ``sha256``, and a source that vanished since it was hashed."""
+    digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as src:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+    except FileNotFoundError:
+        raise ContentMismatch(f"{source} no longer exists: it was removed after it was hashed") from None
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise ContentMismatch(f"{source} no longer hashes to sha256 {sha256}: it changed after it was hashed")

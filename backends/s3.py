@@ -346,6 +346,12 @@ class S3Backend(Backend):
             except PreconditionFailed:  # a retry after a lost response, or a server that mis-handles If-Match
                 if self.read(key) != b"4":
                     raise ConditionalWritesUnsupported(_unsupported(self.endpoint, "If-Match")) from None
+            try:  # alias removal deletes only what it read
+                self.delete_if_match(key, '"0123456789abcdef0123456789abcdef"')
+            except PreconditionFailed:
+                pass
+            else:
+                raise ConditionalWritesUnsupported(_unsupported(self.endpoint, "If-Match on DELETE"))
         finally:
             try:
                 self.delete(key)

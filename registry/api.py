@@ -148,6 +148,7 @@ class Api:
     def remove_alias(self, collection: str, alias: str) -> None:
         address = parse_address(collection, self._project(), default_alias=None)
         validate_alias(alias, settable=True)
+        self.store.check_writable()  # the conditional delete must be enforced (the probe proves it)
         remove_alias(self.store.backend, address.project, address.name, alias)
 
     # -- runs ------------------------------------------------------------------------------

@@ -177,7 +177,8 @@ class DownloadCache(Cache):
     def clean(self, max_size: int | None = None, keep: frozenset[Path] = frozenset()) -> tuple[int, int]:
         """Evict least-recently-used entries until the cache fits ``max_size`` (default: the
         configured limit; none means no eviction). Entries in ``keep`` (about to be read) and
-        entries another process is placing are skipped."""
+        large entries another process is fetching (it holds their lock) are skipped; a download
+        whose entry is evicted between fetch and placement fetches it again."""
         limit = self.max_size if max_size is None else max_size
         if limit is None:
             return 0, 0

@@ -76,7 +76,7 @@ def materialize(
     checked: dict[str, Path] = {}
     targets = [(entry, safe_destination_memo(root, entry.path, checked)) for entry in files]
     cached: dict[str, Path | None] = cache.valid_entries({e.sha256: e.size for e in files})
-    states = survey(targets, cached, hashes)
+    states = survey(targets, cached, hashes, recoverable=lambda shas: _recoverable(cache, shas))
     edited = [e.path for (e, _), s in zip(targets, states) if s is DestState.EDITED]
     if edited and not overwrite:
         raise LocalEditsError(root, edited)
@@ -95,6 +95,12 @@ def materialize(
             (root / path).unlink()
             report.removed.append(path)
     return report
+
+
+def _recoverable(cache: Cache, shas: set[str]) -> set[str]:
+    """Which of these blobs this machine or the store can give back (a file holding them may be replaced)."""
+    in_cache = {sha for sha in shas if cache.is_valid(cache.entry_path(sha), None)}
+    return in_cache | (shas - in_cache - cache.blobs.missing(shas - in_cache))
 
 
 @dataclass
@@ -220,7 +226,7 @@ def _copy_verified(source: Path, dest: Path, sha256: str) -> bool:
             return False
         os.replace(temp, dest)
         return True
-    except FileNotFoundError:  # the source went away meanwhile
+    except OSError:  # the source went away or cannot be read: fetch the bytes instead
         temp.unlink(missing_ok=True)
         return False
     except BaseException:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 
@@ -45,10 +46,16 @@ def safe_destination(root: Path, path: str) -> Path:
     return root.joinpath(*path.split("/"))
 
 
-def survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None],
-           hashes: HashState) -> list[DestState]:
+def survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None], hashes: HashState,
+           recoverable: Callable[[set[str]], set[str]]) -> list[DestState]:
     """How each destination compares with the version: one stat each and batched hash look-ups;
-    only files the registry never saw are hashed."""
+    only files the registry never saw are hashed.
+
+    A file whose bytes the registry knows is STALE (replaced without asking) only if those bytes
+    can be had again (``recoverable``: in the cache or the store, e.g. an older version's);
+    bytes known only because they were hashed (added to a draft that was never logged) exist
+    nowhere else, so that file counts as a local edit.
+    """
     states: list[DestState] = []
     existing: list[tuple[int, Path, os.stat_result]] = []
     for _entry, dest in targets:
@@ -62,16 +69,22 @@ def survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None]
             existing.append((len(states) - 1, dest.absolute(), st))
     known = hashes.lookup_many([(path, st) for _, path, st in existing])
     verified = []
+    stale: dict[int, str] = {}
     for (i, path, st), sha in zip(existing, known):
         entry = targets[i][0]
         if sha == entry.sha256 or _same_inode(cached.get(entry.sha256), st):
             states[i] = DestState.CURRENT
         elif sha is not None:
             states[i] = DestState.STALE
+            stale[i] = sha
         elif st.st_size == entry.size and sha256_file(path) == entry.sha256:
             states[i] = DestState.CURRENT
             verified.append((path, st, entry.sha256))
     hashes.remember(verified)
+    safe = recoverable(set(stale.values())) if stale else set()
+    for i, sha in stale.items():
+        if sha not in safe:
+            states[i] = DestState.EDITED
     return states
 
 

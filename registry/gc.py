@@ -86,9 +86,10 @@ def collect_garbage(
     with collecting(store.backend, dry_run=dry_run):
         started = time.time()
         listing = list(store.backend.list(keys.blob_prefix()))
-        protected = live_markers(store.backend, started)
+        protected = live_markers(store.backend, started, remove_expired=not dry_run)
         used = referenced_blobs(store)
-        protected |= live_markers(store.backend, time.time())  # writers that started while we read
+        # writers that started while we read
+        protected |= live_markers(store.backend, time.time(), remove_expired=not dry_run)
         for info in listing:
             sha = keys.sha_of_blob_key(info.key)
             if sha in used:

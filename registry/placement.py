@@ -45,10 +45,10 @@ class Placement:
             raise
 
     def _clone(self, source: Path, temp: Path) -> None:
-        if self.mode in ("auto", "reflink") and self.reflink_ok is not False:
+        if self.mode == "reflink" or (self.mode == "auto" and self.reflink_ok is not False):
             if self._reflink(source, temp):
                 return
-            if self.mode == "reflink":
+            if self.mode == "reflink":  # asked for: every placement is a reflink or an error
                 raise OSError(f"this filesystem cannot reflink {source} to {temp}: "
                               "set REGISTRY_LINK_MODE=auto or copy")
         if self.mode == "hardlink" and self.hardlink_ok is not False:

@@ -70,9 +70,7 @@ class Lease:
             self._thread.join()
         try:
             self.backend.delete(self.key)
-        except Exception:
-            if exc is None:
-                raise
+        except Exception:  # never fail work that is done: the key expires after its lease anyway
             logger.warning("registry: could not delete %s; it expires after its lease", self.key)
 
     def replace(self, body: bytes) -> None:
@@ -177,12 +175,14 @@ class Protection:
                 self.blobs.upload_bytes(sha, source)
 
 
-def live_markers(backend: Backend, now_ts: float) -> set[str]:
-    """Blobs named by in-flight markers younger than the lease; expired markers are removed."""
+def live_markers(backend: Backend, now_ts: float, remove_expired: bool = True) -> set[str]:
+    """Blobs named by in-flight markers younger than the lease; expired markers are removed
+    (unless ``remove_expired`` is False, as in a dry run, which deletes nothing)."""
     protected: set[str] = set()
     for info in backend.list(keys.inflight_prefix()):
         if now_ts - info.modified > MARKER_LEASE_SECONDS:
-            backend.delete(info.key)
+            if remove_expired:
+                backend.delete(info.key)
             continue
         try:
             protected.update(parse(InflightMarker, backend.read(info.key), info.key).blobs)

@@ -56,11 +56,12 @@ def publish(
     sources: dict[str, Path],
     aliases: list[str],
     progress: Progress | None = None,
+    after: int | None = -1,
 ) -> CommitResult:
     """Upload what is missing and commit ``draft``; ``sources`` maps sha256 -> a local file.
 
     An entry with no source (a file an incremental draft keeps from an earlier version) must
-    already be in the store: it is checked, never uploaded.
+    already be in the store: it is checked, never uploaded. ``after``: see ``commit_version``.
     """
     crash = _crash_hook()
     file_list = FileList.build(entries)
@@ -86,7 +87,7 @@ def publish(
         guard.upload_missing({digest: body})
         store.cache.keep(digest, body)  # a pull on this machine needs no request for it
         crash("after-file-list")
-        result = commit_version(store.backend, draft, aliases, crash=crash)
+        result = commit_version(store.backend, draft, aliases, crash=crash, after=after)
         if result.created:
             guard.settle()
     return result

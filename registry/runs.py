@@ -18,22 +18,24 @@ from typing import Any
 
 from . import active, keys
 from .artifact import Artifact
-from .errors import InvalidNameError, RegistryError
-from .filelists import latest_file_list
+from .draft import ArtifactDraft
+from .errors import ConflictError, InvalidNameError, RegistryError
+from .filelists import read_file_list
 from .hashing import sha256_bytes
 from .jsonable import to_jsonable
 from .media import Image
 from .names import parse_address, validate_name, validate_path
 from .protection import Protection
 from .publish import draft_record, publish
-from .records import FileEntry, RunRecord, RunRef, UsedByEntry, now
+from .records import FileEntry, RunRecord, RunRef, UsedByEntry, VersionRecord, now
 from .run_config import Config, Summary
 from .store import Store, open_store
-from .versions import aliases_of, resolve
+from .versions import BaseMovedError, CommitResult, aliases_of, latest_number, read_version, resolve
 
 logger = logging.getLogger("registry")
 HISTORY_FLUSH_ROWS = 500
 HISTORY_FLUSH_SECONDS = 10.0
+INCREMENTAL_ATTEMPTS = 20
 _ADJECTIVES = [
     "sunny", "misty", "bright", "quiet", "lively", "gentle", "bold", "silent", "golden", "crimson",
     "autumn", "winter", "dry", "fresh", "lunar", "solar", "rapid", "brave",
@@ -107,11 +109,11 @@ class Run:
         metadata = to_jsonable(artifact.metadata, "metadata")
         draft = draft_record(self.project, artifact.name, artifact.type, artifact.description, metadata,
                              self.ref)
-        entries = files.entries()
-        if files.incremental:  # on top of the latest version: its files stay where they are
-            base = latest_file_list(self.store, self.project, artifact.name)
-            entries = files.on_top_of(list(base.files) if base else [])
-        result = publish(self.store, draft, entries, files.sources(), list(aliases or []), progress=progress)
+        if files.incremental:
+            result = self._publish_on_latest(artifact.name, draft, files, list(aliases or []), progress)
+        else:
+            result = publish(self.store, draft, files.entries(), files.sources(), list(aliases or []),
+                             progress=progress)
         record = result.record
         version_aliases = aliases_of(self.store.backend, record.project, record.name).get(record.version, [])
         artifact.attach(self.store, record, version_aliases, created=result.created)
@@ -123,6 +125,25 @@ class Run:
             # CLI and the example print their own line, so a warning here would say it twice.
             logger.info("%s already holds these contents; no new version logged", artifact.qualified_name)
         return artifact
+
+    def _publish_on_latest(self, name: str, draft: VersionRecord, files: ArtifactDraft, aliases: list[str],
+                           progress) -> CommitResult:
+        """An incremental draft on top of the highest committed version (its files stay where they
+        are), built again if another writer commits first, so that no one's files are dropped."""
+        for _ in range(INCREMENTAL_ATTEMPTS):
+            base_number = latest_number(self.store.backend, self.project, name)
+            base: list[FileEntry] = []
+            if base_number is not None:  # read errors propagate: an unreadable base is no empty one
+                record = read_version(self.store.backend, self.project, name, base_number)
+                base = list(read_file_list(self.store, record).files)
+            try:
+                return publish(self.store, draft, files.on_top_of(base), files.sources(), aliases,
+                               progress=progress, after=base_number)
+            except BaseMovedError:
+                continue
+        raise ConflictError(
+            f"{self.project}/{name} kept moving under {INCREMENTAL_ATTEMPTS} attempts: retry later"
+        )
 
     def use_artifact(self, artifact_or_address: Artifact | str, type: str | None = None) -> Artifact:
         """Declare an input of this run and return it, ready to download."""
@@ -220,6 +241,9 @@ class Run:
             self._write_record()
         finally:
             _deactivate(self)  # even when the store is gone: the next init must not find it active
+            if self._images is not None:  # a flush that failed: stop refreshing its marker
+                self._images.close()
+                self._images = None
 
     def __enter__(self) -> Run:
         return self

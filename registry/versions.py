@@ -163,16 +163,22 @@ def commit_version(
     draft: VersionRecord,
     aliases: list[str],
     crash: Callable[[str], None] = lambda label: None,
+    after: int | None = -1,
 ) -> CommitResult:
     """Create the next version for ``draft`` (whose number is ignored), then move its aliases.
 
     Contents identical to the latest version return that version. A lost response to our own
     write-if-absent is recognised by reading the record back and comparing the commit id.
+    With ``after`` (a version number, or None for "no version yet") the new version must come
+    right after it: a draft built on that version (incremental) would otherwise drop what a
+    concurrent writer committed meanwhile, so ``BaseMovedError`` says to build it again.
     """
     project, name = draft.project, draft.name
     for alias in aliases:
         validate_alias(alias, settable=True)
     latest = latest_number(backend, project, name)
+    if after != -1 and latest != after:
+        raise BaseMovedError(f"{project}/{name} moved on to v{latest} while a version was built on v{after}")
     if latest is not None:
         current = read_version(backend, project, name, latest)
         if current.digest == draft.digest and not _exists(backend, project, name, latest + 1):
@@ -190,9 +196,17 @@ def commit_version(
             existing = read_version(backend, project, name, number)
             if existing.commit_id == commit_id:  # our write landed; only its response was lost
                 return _finish(backend, existing, aliases, created=True, crash=crash)
+            if after != -1:
+                raise BaseMovedError(
+                    f"{project}/{name}:v{number} was committed by another writer first"
+                ) from None
             if existing.digest == draft.digest and not _exists(backend, project, name, number + 1):
                 return _finish(backend, existing, aliases, created=False, crash=crash)
             number += 1
+
+
+class BaseMovedError(ConflictError):
+    """The version a draft was built on is no longer the latest: build it again on the new one."""
 
 
 def _index_digest(backend: Backend, project: str, name: str, digest: str, number: int) -> None:

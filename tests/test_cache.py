@@ -413,3 +413,20 @@ def test_every_path_that_fills_the_cache_evicts_to_its_limit(store_url: str, tmp
         fill(limited, f"out{n}")
         assert sum(size for _, size, _ in limited.store.cache.entries()) <= 25_000, what
         monkeypatch.delenv("REGISTRY_CACHE_MAX")
+
+
+def test_bytes_that_exist_nowhere_else_are_never_replaced_silently(store_url: str, tmp_path: Path) -> None:
+    log_files("model", {"model.pt": b"version-0 weights"})
+    work = tmp_path / "training"
+    work.mkdir()
+    (work / "model.pt").write_bytes(b"new weights, never logged")
+    abandoned = registry.Artifact("model", type="model")
+    abandoned.add_dir(work)  # hashed (the hash database knows these bytes) but never uploaded
+    art = registry.Api(store_url).artifact("proj/model:v0")
+    with pytest.raises(registry.ConflictError, match="model.pt"):
+        art.pull(work, overwrite=False)
+    assert (work / "model.pt").read_bytes() == b"new weights, never logged"
+    log_files("model", {"model.pt": b"version-1 weights"})
+    art.pull(tmp_path / "checkout")  # v0 here, then v1 over it: an older version's bytes go quietly
+    v1 = registry.Api(store_url).artifact("proj/model:v1").pull(tmp_path / "checkout", overwrite=False)
+    assert v1.placed == ["model.pt"] and v1.restored == []

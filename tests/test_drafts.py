@@ -102,3 +102,54 @@ def test_a_kept_file_whose_blob_is_gone_is_named_and_nothing_is_logged(api: regi
         with pytest.raises(registry.NotFoundError, match="no longer in the store: gone.txt"):
             run.log_artifact(draft)
     assert [v.version for v in api.artifact_versions("proj/data")] == ["v0", "v1"]
+
+
+def test_incremental_builds_on_the_highest_version_even_when_latest_lags(api: registry.Api, tmp_path: Path) -> None:
+    from registry import keys
+    from registry.versions import read_alias
+
+    log_files("data", {"a.txt": b"A"})
+    log_files("data", {"a.txt": b"A", "b.txt": b"B"})
+    store = api.store
+    record = read_alias(store.backend, "proj", "data", "latest")
+    assert record is not None
+    body = record[0].model_copy(update={"version": 0}).to_bytes()  # a writer died before moving latest
+    store.backend.write(keys.alias("proj", "data", "latest"), body)
+    (tmp_path / "c.txt").write_text("C")
+    with registry.init(project="proj", job_type="append") as run:
+        art = registry.Artifact("data", type="dataset", incremental=True)
+        art.add_file(tmp_path / "c.txt")
+        logged = run.log_artifact(art)
+    assert logged.version == "v2" and sorted(f.path for f in logged.files()) == ["a.txt", "b.txt", "c.txt"]
+
+
+def test_an_incremental_draft_is_built_again_when_another_writer_commits_first(
+    api: registry.Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import registry.runs as runs_module
+
+    log_files("data", {"a.txt": b"A"})
+    real_publish = runs_module.publish
+    raced: list[bool] = []
+
+    def publish_after_a_rival(*args, **kwargs):
+        if not raced:  # another writer commits b.txt between our read of the base and our commit
+            raced.append(True)
+            rival = runs_module.Run(api.store, "proj", "rival", None, None, None, None)  # not the active run
+            other = registry.Artifact("data", type="dataset")
+            for name, body in (("a.txt", b"A"), ("b.txt", b"B")):
+                with other.new_file(name, mode="wb") as f:
+                    f.write(body)
+            rival.log_artifact(other)
+            rival.finish()
+        return real_publish(*args, **kwargs)
+
+    monkeypatch.setattr(runs_module, "publish", publish_after_a_rival)
+    (tmp_path / "c.txt").write_text("C")
+    run = registry.init(project="proj", job_type="append")
+    art = registry.Artifact("data", type="dataset", incremental=True)
+    art.add_file(tmp_path / "c.txt")
+    logged = run.log_artifact(art)
+    run.finish()
+    assert raced and logged.version == "v2"
+    assert sorted(f.path for f in logged.files()) == ["a.txt", "b.txt", "c.txt"]  # the rival's b.txt is kept

@@ -473,3 +473,47 @@ def test_compare_and_swap_retries_back_off_with_jitter(store_url: str, api: regi
     assert len(set(pauses)) == len(pauses)  # jittered, not a fixed schedule
     assert sum(pauses[-10:]) > 10 * versions.CAS_MAX_PAUSE / 4  # the later pauses grew to the cap
     assert api.artifact("proj/model:best").version == "v0"
+
+
+# -- found in review: clean-up never fails finished work, a dry run deletes nothing ---------------
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)
+def test_a_gc_dry_run_leaves_even_expired_markers_alone(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(store_url)
+    store.backend.write(keys.inflight("dead-writer"), b'{"schema":1,"started_at":"2020-01-01T00:00:00Z","blobs":[]}')
+    monkeypatch.setattr(protection, "MARKER_LEASE_SECONDS", 0.0)
+    collect_garbage(store, grace_seconds=0, dry_run=True)
+    assert store.backend.exists(keys.inflight("dead-writer"))
+    collect_garbage(store, grace_seconds=0)
+    assert not store.backend.exists(keys.inflight("dead-writer"))
+
+
+def test_a_marker_that_cannot_be_deleted_does_not_fail_a_committed_log(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(store_url)
+    real_delete = store.backend.delete
+
+    def failing(key: str) -> None:
+        if key.startswith(keys.inflight_prefix()):
+            raise registry.StorageError("simulated: DELETE failed after retries")
+        real_delete(key)
+
+    monkeypatch.setattr(store.backend, "delete", failing)
+    with registry.init(project="proj", job_type="build") as run:
+        art = registry.Artifact("data", type="dataset")
+        with art.new_file("a.txt") as f:
+            f.write("a")
+        logged = run.log_artifact(art)  # committed, so it must not raise
+    assert logged.version == "v0" and logged.created
+    assert registry.Api(store_url).run(run.path).logged_artifacts()[0].qualified_name == "proj/data:v0"
+
+
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)
+def test_a_vanished_source_is_named_and_leaves_no_temp_file(store_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "b.txt"
+    source.write_text("soon gone")
+    art = registry.Artifact("data", type="dataset")
+    art.add_file(source)
+    source.unlink()
+    with registry.init(project="proj", job_type="build") as run:
+        with pytest.raises(registry.IntegrityError, match="b.txt"):
+            run.log_artifact(art)
+    assert list((Path(store_url) / ".tmp").glob("*")) == []
