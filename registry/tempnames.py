@@ -1,19 +1,30 @@
 """Names for temp files that are renamed into place: unique across threads and processes.
 
-The name carries the writer's process id, so a later download can tell the leftovers of a
-killed process (whose pid is gone) from the temp files of one still running.
+The name carries the writer's host and process id, so a later download on the same host can
+tell the leftovers of a killed process (whose pid is gone) from the temp files of one still
+running; a temp file from another host (a download directory on a shared disk, another
+container) is never taken for a leftover.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
 import os
 import re
 import secrets
+import socket
 from pathlib import Path
 
 _owner: tuple[int, str] = (0, "")
 _counter = itertools.count()
-_TEMP_NAME = re.compile(r"\.(\d+)-[0-9a-f]{8}[0-9a-f]+\.part")
+_TEMP_NAME = re.compile(r"\.([0-9a-f]{4})(\d+)-[0-9a-f]{8}[0-9a-f]+\.part")
+
+
+@functools.cache
+def _host_tag() -> str:
+    """Four hex digits naming this host (and container): enough to tell hosts sharing a disk apart."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:4]
 
 
 def temp_beside(path: Path) -> Path:
@@ -23,7 +34,7 @@ def temp_beside(path: Path) -> Path:
     """
     global _owner
     if _owner[0] != os.getpid():  # first call, or a forked child
-        _owner = (os.getpid(), f"{os.getpid()}-{secrets.token_hex(4)}")
+        _owner = (os.getpid(), f"{_host_tag()}{os.getpid()}-{secrets.token_hex(4)}")
     return path.with_name(f".{_owner[1]}{next(_counter):x}.part")
 
 
@@ -33,12 +44,12 @@ def is_temp_name(name: str) -> bool:
 
 
 def is_abandoned(name: str) -> bool:
-    """A temp file of ours whose writing process no longer runs on this machine."""
+    """A temp file of ours, written on this host by a process that no longer runs."""
     match = _TEMP_NAME.fullmatch(name)
-    if match is None:
+    if match is None or match.group(1) != _host_tag():
         return False
     try:
-        os.kill(int(match.group(1)), 0)
+        os.kill(int(match.group(2)), 0)
     except ProcessLookupError:
         return True
     except (PermissionError, OverflowError):

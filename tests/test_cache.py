@@ -430,3 +430,14 @@ def test_bytes_that_exist_nowhere_else_are_never_replaced_silently(store_url: st
     art.pull(tmp_path / "checkout")  # v0 here, then v1 over it: an older version's bytes go quietly
     v1 = registry.Api(store_url).artifact("proj/model:v1").pull(tmp_path / "checkout", overwrite=False)
     assert v1.placed == ["model.pt"] and v1.restored == []
+
+
+def test_a_temp_file_from_another_host_is_never_taken_for_a_leftover() -> None:
+    from registry import tempnames
+
+    mine = tempnames.temp_beside(Path("/x/a")).name
+    other_host = "0000" if not mine.startswith(".0000") else "ffff"
+    dead_pid = 4_000_000  # above any pid_max
+    assert tempnames.is_abandoned(f".{mine[1:5]}{dead_pid}-0123456789.part")
+    assert not tempnames.is_abandoned(f".{other_host}{dead_pid}-0123456789.part")
+    assert tempnames.is_temp_name(f".{other_host}{dead_pid}-0123456789.part")
