@@ -120,6 +120,7 @@ def make_directories(root: Path, todo: list[tuple[FileEntry, Path]]) -> list[Pat
             if directory == directory.parent:
                 break
             directory = directory.parent
+        safe_destination(root, entry.path)  # before mkdir: never create directories through a symlink
         dest.parent.mkdir(parents=True, exist_ok=True)
         safe_destination(root, entry.path)
         made.extend(reversed(missing))
