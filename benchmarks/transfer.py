@@ -109,20 +109,28 @@ if os.environ.get("BENCH_NO_COUNT"):
     import registry
 else:
     import backends.s3 as _s3
-    _make = _s3._make_client
+    _maker = "make_client" if hasattr(_s3, "make_client") else "_make_client"  # newer / older code
+    _make = getattr(_s3, _maker)
     def _count(model, **kw):
         _calls.append(model.name)
     def _make_counted():
         client = _make()
         client.meta.events.register("before-call.s3", _count)
         return client
-    _s3._make_client = _make_counted
-    import registry, registry.hashing as _h, registry.blobs as _b, registry.cache as _c
+    setattr(_s3, _maker, _make_counted)
+    import importlib
+    import registry, registry.hashing as _h
     _sha_file = _h.sha256_file
     def _counted_sha(path):
         _hashed.append(os.path.getsize(path))
         return _sha_file(path)
-    _h.sha256_file = _b.sha256_file = _c.sha256_file = _counted_sha
+    for _name in ("registry.hashing", "registry.blobs", "registry.cache", "registry.download_root"):
+        try:
+            _module = importlib.import_module(_name)
+        except ImportError:
+            continue
+        if hasattr(_module, "sha256_file"):
+            _module.sha256_file = _counted_sha
 STATS = {}
 '''
 
