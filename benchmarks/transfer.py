@@ -148,10 +148,14 @@ print("STATS " + json.dumps({**_stats(), **STATS}))
 REG_DOWNLOAD = _REG_PRELUDE + r'''
 name, dest = sys.argv[1], sys.argv[2]
 art = registry.Api().artifact(f"bench/{name}:latest")
-art.download(dest)
+if hasattr(art, "pull"):  # the download report (older code kept it in art.last_download)
+    report = art.pull(dest)
+else:
+    art.download(dest)
+    report = art.last_download
 STATS["version"] = art.version
-STATS["placed"] = len(art.last_download.placed)
-STATS["unchanged"] = len(art.last_download.unchanged)
+STATS["placed"] = len(report.placed)
+STATS["unchanged"] = len(report.unchanged)
 print("STATS " + json.dumps({**_stats(), **STATS}))
 '''
 
