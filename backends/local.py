@@ -153,12 +153,7 @@ class LocalBackend(Backend):
         temp = self._stage(data)
         try:
             with self._lock(key):
-                try:
-                    current = _token(os.stat(self._path(key)))
-                except FileNotFoundError:
-                    current = None
-                if current != token:
-                    raise PreconditionFailed(f"{key} changed since it was read")
+                self._require_token(key, token)
                 self._publish(temp, key)
                 return _token(os.stat(self._path(key)))
         finally:
@@ -175,13 +170,17 @@ class LocalBackend(Backend):
 
     def delete_if_match(self, key: str, token: str) -> None:
         with self._lock(key):  # the lock compare-and-swap holds, so a concurrent move cannot slip in
-            try:
-                current = _token(os.stat(self._path(key)))
-            except FileNotFoundError:
-                current = None
-            if current != token:
-                raise PreconditionFailed(f"{key} changed since it was read")
+            self._require_token(key, token)
             self._path(key).unlink()
+
+    def _require_token(self, key: str, token: str) -> None:
+        """Under the key's lock: refuse unless the object is still the one ``token`` names."""
+        try:
+            current = _token(os.stat(self._path(key)))
+        except FileNotFoundError:
+            current = None
+        if current != token:
+            raise PreconditionFailed(f"{key} changed since it was read")
 
     def _lock(self, key: str):
         from filelock import FileLock  # only compare-and-swap needs it

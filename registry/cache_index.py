@@ -13,31 +13,23 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from .state_db import StateDb
+
 Recorded = tuple[int, int]
 """(size, mtime_ns) an entry had when it was verified."""
 
 
 class CacheIndex:
     def __init__(self, db_path: Path) -> None:
-        self.db_path = Path(db_path)
-        self._local = threading.local()
+        self.db = StateDb(db_path, (
+            "CREATE TABLE IF NOT EXISTS cache_entries (path TEXT PRIMARY KEY, sha256 TEXT,"
+            " size INTEGER, mtime_ns INTEGER, last_used REAL)",
+        ))
         self._pending: dict[str, tuple[str, str, int, int, float]] = {}
         self._pending_lock = threading.Lock()
 
     def _db(self) -> sqlite3.Connection | None:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                self.db_path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.db_path, timeout=30)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("CREATE TABLE IF NOT EXISTS cache_entries (path TEXT PRIMARY KEY, sha256 TEXT,"
-                           " size INTEGER, mtime_ns INTEGER, last_used REAL)")
-            except sqlite3.Error:
-                return None
-            self._local.db = db
-        return db
+        return self.db.connection()
 
     def record(self, path: Path, sha256: str) -> None:
         """Remember a just-verified entry as it is now on disk; written with the next ``flush``."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from .state_db import StateDb
 
 CHUNK = 1 << 20
 
@@ -40,25 +41,14 @@ class HashState:
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
-        self._local = threading.local()
+        self.db = StateDb(self.db_path, (
+            "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
+            " size INTEGER, mtime_ns INTEGER, sha256 TEXT)",
+            "CREATE INDEX IF NOT EXISTS hashes_by_sha256 ON hashes (sha256)",
+        ))
 
     def _db(self) -> sqlite3.Connection | None:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                self.db_path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.db_path, timeout=30)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")  # a lost row only costs re-hashing
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
-                    " size INTEGER, mtime_ns INTEGER, sha256 TEXT)"
-                )
-                db.execute("CREATE INDEX IF NOT EXISTS hashes_by_sha256 ON hashes (sha256)")
-            except sqlite3.Error:
-                return None  # a broken state database only costs re-hashing
-            self._local.db = db
-        return db
+        return self.db.connection()
 
     def lookup(self, path: Path, st: os.stat_result) -> str | None:
         db = self._db()

@@ -22,3 +22,30 @@ def log_files(name: str, files: dict[str, bytes], *, project: str = "proj", type
             with artifact.new_file(path, mode="wb") as f:
                 f.write(data)
         return run.log_artifact(artifact, aliases=aliases)
+
+
+def assert_dense_race(store_url: str, results: list[list[dict]], writers: int, calls: int, downloads) -> None:
+    """What racing writers must end with: versions v0..v(n-1), each number told to exactly one
+    writer whose commit id it holds, ``latest`` on the last, and spot checks downloading whole."""
+    api = registry.Api(store_url)
+    versions = api.artifact_versions("race/data")
+    total = writers * calls
+    assert [int(a.version[1:]) for a in versions] == list(range(total))
+    by_number = {a.version: a for a in versions}
+    reported = [r for writer in results for r in writer]
+    assert len({r["version"] for r in reported}) == total  # nobody was told a number twice
+    for r in reported:
+        assert r["created"] and by_number[r["version"]].commit_id == r["commit_id"]
+    assert api.artifact("race/data:latest").version == f"v{total - 1}"
+    for art in (versions[0], versions[total // 2], versions[-1]):  # spot-check: complete and downloadable
+        art.verify(art.download(downloads / art.version))
+
+
+def log_versions_for_alias_movers(count: int) -> None:
+    """``proj/model`` v0..v(count-1), ``best`` on v0: what the alias movers race over."""
+    with registry.init(project="proj", job_type="train") as run:
+        for n in range(count):
+            art = registry.Artifact("model", type="model")
+            with art.new_file("weights.bin", mode="wb") as f:
+                f.write(f"weights {n}".encode())
+            run.log_artifact(art, aliases=["best"] if n == 0 else None)

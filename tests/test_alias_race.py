@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import log_versions_for_alias_movers
 
 import registry
 
@@ -55,12 +56,7 @@ def mover(mover_id: int, rounds: int) -> None:
 def test_eight_movers_one_winner_per_round(store_url: str, tmp_path: Path, capsys) -> None:
     from store_fixtures import subprocess_env
 
-    with registry.init(project="proj", job_type="train") as run:
-        for n in range(1 + ROUNDS * MOVERS):
-            art = registry.Artifact("model", type="model")
-            with art.new_file("weights.bin", mode="wb") as f:
-                f.write(f"weights {n}".encode())
-            run.log_artifact(art, aliases=["best"] if n == 0 else None)
+    log_versions_for_alias_movers(1 + ROUNDS * MOVERS)
     api = registry.Api(store_url)
     assert api.artifact("proj/model:best").version == "v0"
 

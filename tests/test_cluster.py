@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 from cluster import SeaweedCluster
-from helpers import print_past_capture
+from helpers import assert_dense_race, log_versions_for_alias_movers, print_past_capture
 from store_fixtures import subprocess_env
 from test_races import WORKER as RACE_WORKER
 
@@ -199,29 +199,13 @@ def test_racing_writers_on_two_gateways_get_dense_distinct_versions(healthy: Sea
     procs = [spawn([RACE_WORKER, "data", str(i), str(calls)], worker_env(healthy, i % 2, store_url, tmp_path / f"cache-{i}"))
              for i in range(writers)]
     results = results_of(procs, timeout=240)
-    api = registry.Api(store_url)
-    versions = api.artifact_versions("race/data")
-    total = writers * calls
-    assert [int(a.version[1:]) for a in versions] == list(range(total))
-    by_number = {a.version: a for a in versions}
-    reported = [r for writer in results for r in writer]
-    assert len({r["version"] for r in reported}) == total  # nobody was told a number twice
-    for r in reported:
-        assert r["created"] and by_number[r["version"]].commit_id == r["commit_id"]
-    assert api.artifact("race/data:latest").version == f"v{total - 1}"
-    for art in (versions[0], versions[total // 2], versions[-1]):
-        art.verify(art.download(tmp_path / "dl" / art.version))
+    assert_dense_race(store_url, results, writers, calls, tmp_path / "dl")
 
 
 def test_alias_movers_on_two_gateways_have_one_winner_per_round(healthy: SeaweedCluster, store_url: str, tmp_path: Path) -> None:
     """tests/test_alias_race.py's eight movers (2 rounds, then a stale round), four per gateway."""
     movers, rounds = 8, 2
-    with registry.init(project="proj", job_type="train") as run:
-        for n in range(1 + rounds * movers):
-            art = registry.Artifact("model", type="model")
-            with art.new_file("weights.bin", mode="wb") as f:
-                f.write(f"weights {n}".encode())
-            run.log_artifact(art, aliases=["best"] if n == 0 else None)
+    log_versions_for_alias_movers(1 + rounds * movers)
     api = registry.Api(store_url)
     procs = [spawn([ALIAS_MOVER, "mover", str(i), str(rounds)], worker_env(healthy, i % 2, store_url, tmp_path / f"cache-{i}"), stdin=True)
              for i in range(movers)]

@@ -1,0 +1,33 @@
+"""This machine's state database (``state.sqlite`` in the cache directory), shared by the hash
+database and the cache index: one SQLite connection per thread, in WAL mode.
+
+A database that cannot be opened gives None: the callers then only lose what it would have
+saved them (re-hashing, re-fetching), never correctness.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+
+class StateDb:
+    def __init__(self, path: Path, schema: tuple[str, ...]) -> None:
+        self.path = Path(path)
+        self.schema = schema
+        self._local = threading.local()
+
+    def connection(self) -> sqlite3.Connection | None:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")  # a lost row only costs re-hashing or re-fetching
+                for statement in self.schema:
+                    db.execute(statement)
+            except sqlite3.Error:
+                return None
+            self._local.db = db
+        return db
