@@ -1,6 +1,8 @@
 """Small builders shared by the tests."""
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 import registry
@@ -49,3 +51,19 @@ def log_versions_for_alias_movers(count: int) -> None:
             with art.new_file("weights.bin", mode="wb") as f:
                 f.write(f"weights {n}".encode())
             run.log_artifact(art, aliases=["best"] if n == 0 else None)
+
+
+def close_and_reap(procs) -> None:
+    """Close each worker's stdin (its signal to stop), wait for it, and require a clean exit."""
+    for p in procs:
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    for p in procs:
+        assert p.returncode == 0, p.stderr.read()[-3000:]

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import log_versions_for_alias_movers
+from helpers import close_and_reap, log_versions_for_alias_movers
 
 import registry
 
@@ -99,18 +99,7 @@ def test_eight_movers_one_winner_per_round(store_url: str, tmp_path: Path, capsy
         assert all(r["error"].startswith("ConflictError") for r in stale), stale
         assert int(api.artifact("proj/model:best").version[1:]) == final  # nobody moved it
     finally:
-        for p in procs:
-            try:
-                p.stdin.close()
-            except OSError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    for p in procs:
-        assert p.returncode == 0, p.stderr.read()[-3000:]
+        close_and_reap(procs)
     with capsys.disabled():
         label = "seaweed" if store_url.startswith("s3://") else "local"
         print(f"\n[test_alias_race] {label}: {MOVERS} movers x {ROUNDS} rounds (read, winners, final): {rounds}; then a stale round, all refused")

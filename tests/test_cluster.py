@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 from cluster import SeaweedCluster
-from helpers import assert_dense_race, log_versions_for_alias_movers, print_past_capture
+from helpers import assert_dense_race, close_and_reap, log_versions_for_alias_movers, print_past_capture
 from store_fixtures import subprocess_env
 from test_races import WORKER as RACE_WORKER
 
@@ -232,15 +232,7 @@ def test_alias_movers_on_two_gateways_have_one_winner_per_round(healthy: Seaweed
         assert not any(r["won"] for r in stale) and all(r["error"].startswith("ConflictError") for r in stale), stale
         assert api.artifact("proj/model:best").version == f"v{winners[0]['target']}"  # nobody moved it
     finally:
-        for p in procs:
-            p.stdin.close()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    for p in procs:
-        assert p.returncode == 0, p.stderr.read()[-3000:]
+        close_and_reap(procs)
 
 
 # -- 3. a node lost ----------------------------------------------------------------------------
