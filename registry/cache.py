@@ -82,7 +82,10 @@ class Cache:
         fetched = not self.is_valid(path, size) and self._obtain(sha256, path, size, what, copy_to, progress)
         if not fetched:
             if copy_to is not None:
-                copy_file(path, copy_to)
+                try:
+                    copy_file(path, copy_to)
+                except FileNotFoundError:  # evicted by another process since it was checked
+                    return self.ensure(sha256, size, what, copy_to, progress)
             if progress:
                 progress(size if size is not None else os.path.getsize(path))
         return path
