@@ -125,10 +125,7 @@ def _gather(cache: Cache, hashes: HashState, todo: list[Target], cached: dict[st
     unique = list({e.sha256: e for e, _ in todo}.values())
     sources = {e.sha256: _Source(path) for e in unique if (path := cached[e.sha256]) is not None}
     report.cached_bytes = sum(e.size for e in unique if e.sha256 in sources)
-    destinations = {str(dest.absolute()) for _, dest in todo}
-    known = hashes.known_copies(e.sha256 for e in unique if e.sha256 not in sources)
-    # a file about to be replaced is no source
-    local = {sha: path for sha, path in known.items() if str(path) not in destinations}
+    local = _local_copies(hashes, [e.sha256 for e in unique if e.sha256 not in sources], todo)
     sources.update((sha, _Source(path, verify=True)) for sha, path in local.items())
     report.local_bytes = sum(e.size for e in unique if e.sha256 in local)
     if progress:
@@ -143,6 +140,15 @@ def _gather(cache: Cache, hashes: HashState, todo: list[Target], cached: dict[st
     else:
         report.fetched_files, report.fetched_bytes = len(missing), sum(e.size for e in missing)
     return sources
+
+
+def _local_copies(hashes: HashState, shas: list[str], todo: list[Target]) -> dict[str, Path]:
+    """Files on this machine known to hold these blobs, except those this download replaces."""
+    if not shas:  # everything is in the cache: no look-up (a repeat pull pays nothing here)
+        return {}
+    known = hashes.known_copies(shas)
+    destinations = {str(dest.absolute()) for _, dest in todo}
+    return {sha: path for sha, path in known.items() if str(path) not in destinations}
 
 
 def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: list[FileEntry], root: Path,
