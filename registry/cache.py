@@ -54,7 +54,7 @@ class Cache:
         st = _stat(path)
         return st is not None and as_recorded(st, size, self.index.recorded([str(path)]).get(str(path)))
 
-    def valid_entries(self, sizes: dict[str, int]) -> dict[str, Path | None]:
+    def valid_entries(self, sizes: dict[str, int | None]) -> dict[str, Path | None]:
         """``sha256 -> entry path`` of each blob whose entry passes ``is_valid`` (else None), in one query."""
         paths = {sha: self.entry_path(sha) for sha in sizes}
         recorded = self.index.recorded([str(p) for p in paths.values()])

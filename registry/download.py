@@ -99,7 +99,7 @@ def materialize(
 
 def _recoverable(cache: Cache, shas: set[str]) -> set[str]:
     """Which of these blobs this machine or the store can give back (a file holding them may be replaced)."""
-    in_cache = {sha for sha in shas if cache.is_valid(cache.entry_path(sha), None)}
+    in_cache = {sha for sha, path in cache.valid_entries(dict.fromkeys(shas)).items() if path is not None}
     return in_cache | (shas - in_cache - cache.blobs.missing(shas - in_cache))
 
 

@@ -84,9 +84,8 @@ class Run:
     def _create_record(self) -> None:
         """The first write claims the id (write-if-absent): two runs started in the same second
         with the same random part (one in 16 million) never share a record; the second picks again."""
-        self._record.config = dict(self.config)
         while True:
-            body = self._record.to_bytes()
+            body = self._record_bytes()
             try:
                 self.store.backend.write_if_absent(keys.run(self.project, self.id), body)
                 return
@@ -96,11 +95,15 @@ class Run:
                 self.id = keys.new_run_id()
                 self._record.id = self.id
 
-    def _write_record(self) -> None:
+    def _record_bytes(self) -> bytes:
+        """The run record as the run's state is now."""
         self._record.config = dict(self.config)
         self._record.summary = dict(self.summary)
         self._record.history_chunks = self._history_seq
-        self.store.backend.write(keys.run(self.project, self.id), self._record.to_bytes())
+        return self._record.to_bytes()
+
+    def _write_record(self) -> None:
+        self.store.backend.write(keys.run(self.project, self.id), self._record_bytes())
 
     # -- artifacts -------------------------------------------------------------------------
     def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None, progress=None) -> Artifact:

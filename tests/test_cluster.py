@@ -30,6 +30,7 @@ from store_fixtures import subprocess_env
 from test_races import WORKER as RACE_WORKER
 
 import registry
+from registry.hashing import sha256_file
 
 pytestmark = pytest.mark.cluster
 
@@ -106,14 +107,6 @@ def results_of(procs: list[subprocess.Popen[str]], timeout: float = 120) -> list
     return results
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def random_files(root: Path, count: int, size: int) -> dict[str, str]:
     """``count`` files of random bytes under ``root``; returns path -> sha256."""
     root.mkdir(parents=True)
@@ -127,7 +120,7 @@ def random_files(root: Path, count: int, size: int) -> dict[str, str]:
 
 def placed_hashes(root: Path) -> dict[str, str]:
     """sha256 of every file a download placed (temp files excluded)."""
-    return {p.relative_to(root).as_posix(): sha256_of(p) for p in root.rglob("*") if p.is_file() and not p.name.endswith(".part")}
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in root.rglob("*") if p.is_file() and not p.name.endswith(".part")}
 
 
 # -- 1. the store's own promise: one winner per conditional write, whichever gateway ----------
@@ -393,7 +386,7 @@ def test_volume_server_killed_and_restarted_under_writers(
     for art in versions:
         root = Path(art.download(tmp_path / "dl" / art.version))
         art.verify(root)
-        assert sha256_of(root / "payload.bin") == art.get_entry("payload.bin").digest
+        assert sha256_file(root / "payload.bin") == art.get_entry("payload.bin").digest
     print_past_capture(request, f"[test_cluster] volume server 1 SIGKILLed at {at_kill} versions, restarted 2 s later at {at_restart} "
                                 f"(up at {up}): {len(versions)} versions by {writers} writers on 2 gateways, all verified")
 
