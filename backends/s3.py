@@ -1,4 +1,5 @@
-"""A store in an S3 bucket (AWS S3, MinIO, SeaweedFS, R2...) through botocore.
+"""A store in an S3 bucket (AWS S3, MinIO, SeaweedFS, R2...) through botocore: the engine for
+``REGISTRY_S3_ENGINE=botocore`` and for in-process moto (the default is ``s3_obstore``).
 
 Endpoint and credentials come only from botocore's own chain (the one boto3 uses: ``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, profiles...). Retries are botocore's; multipart is s3transfer's, imported
@@ -17,7 +18,6 @@ import builtins
 import hashlib
 import logging
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,12 +26,20 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from .base import Backend, ObjectInfo
-from .errors import ConditionalWritesUnsupported, ContentMismatch, PreconditionFailed, StorageUnavailable
-from .s3_client import MAX_ATTEMPTS, filter_library_loggers, make_client
+from .errors import ContentMismatch, PreconditionFailed, StorageUnavailable
+from .s3_client import filter_library_loggers, make_client
+from .s3_common import (
+    ANNOUNCE_FROM_ATTEMPT,
+    MAX_ATTEMPTS,
+    denied,
+    no_bucket,
+    no_credentials,
+    prove_conditional_writes,
+    unreachable,
+    waiting_message,
+)
 from .s3_streams import HashedInOrder, ProgressSubscriber, SentBytes, changed_message
 
-ANNOUNCE_FROM_ATTEMPT = 2
-"""Retries are silent until this many attempts failed (the first backoff is at most a second)."""
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 SINGLE_REQUEST_MAX = 64 * 1024 * 1024
 """Up to this size a blob moves in one streamed PUT/GET: no multipart set-up, no part checksums."""
@@ -87,8 +95,7 @@ class S3Backend(Backend):
         long_wait = ANNOUNCE_FROM_ATTEMPT <= attempts < MAX_ATTEMPTS
         if long_wait and not context.get("registry_announced"):
             context["registry_announced"] = True
-            _log.warning("registry: waiting for the S3 server at %s (%s); retrying, up to %d attempts",
-                         self.endpoint, reason, MAX_ATTEMPTS)
+            _log.warning(waiting_message(self.endpoint, reason))
         return None
 
     @contextmanager
@@ -111,30 +118,20 @@ class S3Backend(Backend):
         """Turn a botocore error into a builtin or backend error with a one-line message."""
         where = f"{self.url} at {self.endpoint}"
         if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
-            return StorageUnavailable(
-                f"no S3 credentials for {where}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
-            )
+            return no_credentials(where)
         if isinstance(error, ClientError):
             code = _code(error)
             if code == "NoSuchBucket":
-                return StorageUnavailable(
-                    f"bucket {self.bucket!r} does not exist at {self.endpoint}: "
-                    "create it, or check REGISTRY_URL / AWS_ENDPOINT_URL"
-                )
+                return no_bucket(self.bucket, self.endpoint)
             if code in _MISSING:
                 return FileNotFoundError(f"{key} not found in {self.url}")
             if code in _LOST_RACE:
                 return PreconditionFailed(f"{key} changed since it was read")
             if code in _DENIED:
-                return StorageUnavailable(
-                    f"access to {where} was refused ({code}): check the credentials and their permissions"
-                )
+                return denied(where, code)
             return StorageUnavailable(f"S3 request for {key} in {where} failed ({code})")
         if isinstance(error, EndpointUnreachable) and not self.answered:
-            return StorageUnavailable(
-                f"nothing answers at {self.endpoint} ({type(error).__name__}) for {self.url}: "
-                "start the S3 server, or check AWS_ENDPOINT_URL and the network"
-            )
+            return unreachable(self.endpoint, self.url, type(error).__name__)
         return StorageUnavailable(
             f"cannot reach {where} ({type(error).__name__}): check AWS_ENDPOINT_URL and the network"
         )
@@ -319,52 +316,9 @@ class S3Backend(Backend):
     # -- capability probe ------------------------------------------------------------------
     def check_ready(self) -> None:
         """Prove that this bucket enforces conditional writes before trusting it with versions."""
-        if self._ready:
-            return
-        key = f"_probe/{uuid.uuid4().hex}"
-        try:
-            try:
-                token = self.write_if_absent(key, b"1")
-            except FileExistsError:  # the key is ours alone: a retry after a lost response
-                data, token = self.read_with_token(key)
-                if data != b"1":
-                    raise
-            try:
-                self.write_if_absent(key, b"2")
-            except FileExistsError:
-                pass
-            else:
-                raise ConditionalWritesUnsupported(_unsupported(self.endpoint, "If-None-Match"))
-            try:
-                self.write_if_match(key, b"3", '"0123456789abcdef0123456789abcdef"')
-            except PreconditionFailed:
-                pass
-            else:
-                raise ConditionalWritesUnsupported(_unsupported(self.endpoint, "If-Match"))
-            try:
-                self.write_if_match(key, b"4", token)
-            except PreconditionFailed:  # a retry after a lost response, or a server that mis-handles If-Match
-                if self.read(key) != b"4":
-                    raise ConditionalWritesUnsupported(_unsupported(self.endpoint, "If-Match")) from None
-            try:  # alias removal deletes only what it read
-                self.delete_if_match(key, '"0123456789abcdef0123456789abcdef"')
-            except PreconditionFailed:
-                pass
-            else:
-                raise ConditionalWritesUnsupported(_unsupported(self.endpoint, "If-Match on DELETE"))
-        finally:
-            try:
-                self.delete(key)
-            except StorageUnavailable:
-                pass
-        self._ready = True
-
-
-def _unsupported(endpoint: str, header: str) -> str:
-    return (
-        f"the S3 server at {endpoint} ignores {header} conditional writes, so concurrent writers could "
-        "overwrite each other: upgrade it (MinIO >= RELEASE.2025-09-06, SeaweedFS >= 4.18, AWS S3, R2)"
-    )
+        if not self._ready:
+            prove_conditional_writes(self)
+            self._ready = True
 
 
 def _sha256(data: bytes) -> str:

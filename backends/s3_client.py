@@ -14,10 +14,9 @@ from urllib.parse import urlparse
 import botocore.session
 from botocore.config import Config
 
+from .s3_common import CONNECT_TIMEOUT, MAX_ATTEMPTS
+
 MAX_POOL_CONNECTIONS = 64
-MAX_ATTEMPTS = 8
-CONNECT_TIMEOUT = 1.5
-"""Seconds to open a connection: an endpoint that answers at all does so in far less."""
 
 
 def client_config(path_style: bool) -> Config:

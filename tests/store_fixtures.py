@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import registry
+from http_proxy import RecordingProxy
 
 BACKENDS = ["local", "moto", "seaweed"]
 SEAWEED_BUCKET = "registry-tests"
@@ -24,6 +25,7 @@ def isolated_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.delenv("REGISTRY_PROJECT", raising=False)
     monkeypatch.delenv("REGISTRY_CACHE_MAX", raising=False)
     monkeypatch.delenv("REGISTRY_LINK_MODE", raising=False)
+    monkeypatch.delenv("REGISTRY_S3_ENGINE", raising=False)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -55,6 +57,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 
         for key, value in FAKE_CREDENTIALS.items():
             monkeypatch.setenv(key, value)
+        monkeypatch.setenv("REGISTRY_S3_ENGINE", "botocore")  # in-process moto intercepts botocore only
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
         with mock_aws():
             import boto3
@@ -70,7 +73,31 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
         monkeypatch.setenv(key, value)
     url = f"s3://{bucket}/{_unique()}"
     monkeypatch.setenv("REGISTRY_URL", url)
+    if kind == "seaweed-proxied":  # every request seen (and faults injectable) by a proxy
+        with RecordingProxy(seaweed.endpoint_url) as proxy:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+            yield url
+        return
     yield url
+
+
+def proxy_of(store_url: str) -> RecordingProxy:
+    """The recording proxy in front of a ``seaweed-proxied`` store (the endpoint points at it)."""
+    return RecordingProxy.live[os.environ["AWS_ENDPOINT_URL"]]
+
+
+def record_requests(store, method: str = "GET") -> list[str]:
+    """The keys of every ``method`` request the store sends from now on (a live list): through
+    botocore's event hooks on moto, through the recording proxy on ``seaweed-proxied``."""
+    seen: list[str] = []
+    client = getattr(store.backend, "client", None)
+    if client is not None:
+        operation = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject"}[method]
+        client.meta.events.register(f"provide-client-params.s3.{operation}", lambda params, **kw: seen.append(params["Key"]))
+        return seen
+    bucket = store.backend.bucket
+    proxy_of(store.url).listeners.append(lambda r: seen.append(r.key(bucket)) if r.method == method else None)
+    return seen
 
 
 @pytest.fixture
@@ -85,3 +112,39 @@ def subprocess_env(store_url: str, cache_dir: Path) -> dict[str, str]:
     env["REGISTRY_CACHE_DIR"] = str(cache_dir)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent.parent), env.get("PYTHONPATH", "")])
     return env
+
+
+def operation_name(request) -> str:
+    """The S3 operation a request seen by the proxy is (the names botocore gives them)."""
+    query = request.query
+    if request.method == "PUT":
+        return "UploadPart" if "partNumber" in query else "PutObject"
+    if request.method == "POST":
+        if query.startswith("delete"):
+            return "DeleteObjects"
+        return "CreateMultipartUpload" if query.startswith("uploads") else "CompleteMultipartUpload"
+    if request.method == "GET":
+        return "ListObjectsV2" if "list-type" in query else "GetObject"
+    return {"HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(request.method, request.method)
+
+
+def record_operations(store) -> list[str]:
+    """The S3 operations the store sends from now on (a live list), on either engine."""
+    seen: list[str] = []
+    client = getattr(store.backend, "client", None)
+    if client is not None:
+        client.meta.events.register("before-call.s3", lambda model, **kw: seen.append(model.name))
+    else:
+        proxy_of(store.url).listeners.append(lambda r: seen.append(operation_name(r)))
+    return seen
+
+
+def small_parts(monkeypatch: pytest.MonkeyPatch, part: int) -> None:
+    """Make blobs larger than ``part`` move in parts of ``part`` bytes, on either S3 engine."""
+    import backends.s3 as s3
+    import backends.s3_obstore as s3_obstore
+
+    for name in ("SINGLE_REQUEST_MAX", "MULTIPART_THRESHOLD", "MULTIPART_CHUNKSIZE"):
+        monkeypatch.setattr(s3, name, part)
+    for name in ("SINGLE_REQUEST_MAX", "PART_SIZE"):
+        monkeypatch.setattr(s3_obstore, name, part)

@@ -13,20 +13,14 @@ from backends import open_backend
 from helpers import log_files
 from registry import keys
 from registry.store import open_store
-from store_fixtures import subprocess_env
+from store_fixtures import record_operations, record_requests, small_parts, subprocess_env
 
-S3_BACKENDS = ["moto", "seaweed"]
+S3_BACKENDS = ["moto", "seaweed-proxied"]
 
 
 def count_gets(store) -> list[str]:
-    """Record the keys of every GetObject the store's S3 client sends."""
-    seen: list[str] = []
-
-    def hook(params, **kwargs) -> None:
-        seen.append(params["Key"])
-
-    store.backend._inner.client.meta.events.register("provide-client-params.s3.GetObject", hook)
-    return seen
+    """Record the keys of every GET the store sends."""
+    return record_requests(store, "GET")
 
 
 @pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
@@ -251,16 +245,11 @@ def test_many_blobs_are_checked_by_listing_prefixes(store_url: str) -> None:
 def test_large_blobs_move_in_parts_and_are_verified_as_they_stream(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import backends.s3 as s3
-
     part = 5 * 1024 * 1024  # S3's smallest part
-    monkeypatch.setattr(s3, "SINGLE_REQUEST_MAX", part)
-    monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", part)
-    monkeypatch.setattr(s3, "MULTIPART_CHUNKSIZE", part)
+    small_parts(monkeypatch, part)
     big = os.urandom(2 * part + 12345)
     store = open_store(store_url)
-    calls: list[str] = []
-    store.backend._inner.client.meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
+    calls = record_operations(store)
     art = log_files("model", {"weights.bin": big, "config.json": b"{}"})
     assert calls.count("UploadPart") == 3 and calls.count("CompleteMultipartUpload") == 1
 
@@ -336,12 +325,8 @@ def test_hash_follows_parts_written_out_of_order(tmp_path: Path) -> None:
 @pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
 def test_progress_counts_bytes_while_a_large_blob_moves(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bar must move during a big transfer, not jump at the end: byte counts arrive in pieces."""
-    import backends.s3 as s3
-
     part = 5 * 1024 * 1024
-    monkeypatch.setattr(s3, "SINGLE_REQUEST_MAX", part)
-    monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", part)
-    monkeypatch.setattr(s3, "MULTIPART_CHUNKSIZE", part)
+    small_parts(monkeypatch, part)
     files = {"weights.bin": os.urandom(3 * part), "small.txt": b"tiny"}
     source = tmp_path / "src"
     source.mkdir()

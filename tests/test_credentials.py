@@ -89,16 +89,23 @@ def failing_operations(url: str, tmp_path: Path) -> list[str]:
     return messages
 
 
-def test_refused_credentials_are_not_in_errors_or_registry_logs(seaweed_with_fake_keys: str, tmp_path: Path, everything_logged) -> None:
+@pytest.mark.parametrize("engine", ["obstore", "botocore"])
+def test_refused_credentials_are_not_in_errors_or_registry_logs(
+    seaweed_with_fake_keys: str, tmp_path: Path, everything_logged, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRY_S3_ENGINE", engine)
     messages = failing_operations(seaweed_with_fake_keys, tmp_path)
     assert any("refused" in m or "InvalidAccessKeyId" in m for m in messages), messages
     assert [m for m in messages if leaks(m)] == []
     assert record_leaks(everything_logged.records, third_party=False) == []
 
 
-def test_refused_credentials_are_not_in_any_log_line_even_botocore_debug(seaweed_with_fake_keys: str, tmp_path: Path, everything_logged) -> None:
+def test_refused_credentials_are_not_in_any_log_line_even_botocore_debug(
+    seaweed_with_fake_keys: str, tmp_path: Path, everything_logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """botocore at DEBUG logs each request with its headers (Authorization names the key id,
     X-Amz-Security-Token is the token): a user turning on DEBUG must not get them in the logs."""
+    monkeypatch.setenv("REGISTRY_S3_ENGINE", "botocore")
     failing_operations(seaweed_with_fake_keys, tmp_path)
     assert any(r.name.startswith("botocore") for r in everything_logged.records)  # DEBUG really was on
     found = record_leaks(everything_logged.records, third_party=True)

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
+import boto3
 import pytest
 
 import registry
@@ -34,6 +35,7 @@ from registry.gc import collect_garbage
 from registry.settings import Settings
 from registry.store import Store, open_store
 from registry.versions import version_numbers
+from store_fixtures import proxy_of, small_parts
 
 PART = 5 * 1024 * 1024  # S3's smallest part
 SIZES = {"single": 3 * 1024 * 1024 + 17, "parts": 2 * PART + 12345}  # both span several local copy chunks
@@ -56,17 +58,15 @@ def nothing_in_flight(store_url: str) -> bool:
 def in_parts(monkeypatch: pytest.MonkeyPatch, size_kind: str) -> None:
     """Make S3 uploads of the "parts" size go through s3transfer's multipart upload."""
     if size_kind == "parts":
-        import backends.s3 as s3
-
-        for name in ("SINGLE_REQUEST_MAX", "MULTIPART_THRESHOLD", "MULTIPART_CHUNKSIZE"):
-            monkeypatch.setattr(s3, name, PART)
+        small_parts(monkeypatch, PART)
 
 
 def no_multipart_left(store_url: str) -> bool:
     if not store_url.startswith("s3://"):
         return True
     backend = open_store(store_url).backend
-    listed = backend.client.list_multipart_uploads(Bucket=backend.bucket, Prefix=backend.prefix)
+    client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    listed = client.list_multipart_uploads(Bucket=backend.bucket, Prefix=backend.prefix)
     return listed.get("Uploads", []) == []
 
 
@@ -151,6 +151,7 @@ def rewritten_once_reading_starts(monkeypatch: pytest.MonkeyPatch, target: Path)
     half of the file is rewritten in place, as if a program were still writing it."""
     import backends.local
     import backends.s3
+    import backends.s3_obstore
 
     real_open, rewrites = builtins.open, []
 
@@ -180,7 +181,7 @@ def rewritten_once_reading_starts(monkeypatch: pytest.MonkeyPatch, target: Path)
         file = real_open(path, mode, *args, **kwargs)
         return Rewritten(file) if "r" in mode and Path(path) == target else file
 
-    for module in (backends.local, backends.s3):
+    for module in (backends.local, backends.s3, backends.s3_obstore):
         monkeypatch.setattr(module, "open", fake_open, raising=False)
     yield rewrites
 
@@ -419,7 +420,20 @@ def test_removing_an_alias_removed_meanwhile_succeeds(store_url: str, api: regis
         api.artifact("proj/model:best")
 
 
-@pytest.mark.parametrize("store_url", ["moto", "seaweed"], indirect=True)
+@pytest.mark.parametrize("store_url", ["seaweed-proxied"], indirect=True)
+def test_lost_response_to_a_conditional_alias_removal_through_obstore(store_url: str, api: registry.Api) -> None:
+    """The same, on the default engine: the proxy forwards the DELETE, then drops the answer."""
+    log_files("model", {"w": b"1"}, aliases=["best"])
+    api.store.check_writable()
+    proxy = proxy_of(store_url)
+    proxy.rule = lambda r: "lost" if r.method == "DELETE" and r.path.endswith("/aliases/best.json") and not proxy.faults else None
+    api.remove_alias("proj/model", "best")
+    assert proxy.faults == ["lost"]
+    with pytest.raises(registry.NotFoundError):
+        api.artifact("proj/model:best")
+
+
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
 def test_lost_response_to_a_conditional_alias_removal(store_url: str, api: registry.Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """The delete lands, its answer is lost, botocore's retry is refused (the object is gone):
     the remover must be told it succeeded, not that someone moved the alias."""

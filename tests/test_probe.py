@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 
 import registry
-from backends import ConditionalWritesUnsupported
+from backends import ConditionalWritesUnsupported, open_backend
 from backends.s3 import S3Backend
 from helpers import log_files
+from store_fixtures import proxy_of
 
 
 def _strip_conditional_headers(request, **kwargs) -> None:
@@ -22,6 +23,17 @@ def test_probe_refuses_a_server_ignoring_conditional_headers(store_url: str) -> 
     backend.client.meta.events.register("before-sign.s3.PutObject", _strip_conditional_headers)
     with pytest.raises(ConditionalWritesUnsupported, match="ignores If-None-Match"):
         backend.check_ready()
+    assert list(backend.list("_probe/")) == []  # nothing left behind
+
+
+@pytest.mark.parametrize("store_url", ["seaweed-proxied"], indirect=True)
+def test_probe_refuses_a_server_ignoring_conditional_headers_through_obstore(store_url: str) -> None:
+    proxy = proxy_of(store_url)
+    proxy.rule = lambda request: "ignore-conditions"
+    backend = open_backend(store_url)
+    with pytest.raises(ConditionalWritesUnsupported, match="ignores If-None-Match"):
+        backend.check_ready()
+    assert "ignored-412" in proxy.faults
     assert list(backend.list("_probe/")) == []  # nothing left behind
 
 

@@ -1,0 +1,385 @@
+"""A store in an S3 bucket through obstore (Rust's ``object_store``): the default S3 engine.
+
+Why: botocore spends ~2 ms of Python per request and ~0.27 s importing and building a client;
+obstore signs and sends in Rust with the GIL released, so 16 threads keep the server busy for
+a quarter of the client CPU, and a CLI call starts in a fraction of the time (measured in
+``benchmarks/transfer.py``; see the closing note of issue 15).
+
+Endpoint and credentials follow boto3's conventions: ``AWS_ENDPOINT_URL_S3`` /
+``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``,
+``AWS_REGION`` / ``AWS_DEFAULT_REGION``. Without keys in the environment, botocore's own chain
+(profiles, SSO, instance and container roles) supplies them, imported only then.
+
+Retries are ours, not obstore's, so that they behave as the botocore engine's do: an endpoint
+that has never answered is not retried (a refused connection fails at once, with what to
+check); once it has answered, 5xx, 429 and dropped connections are retried with jittered
+backoff, and a wait that outlasts the first retry is announced on the ``registry`` logger.
+Each attempt is a whole request whose body is in memory (small objects) or one part of a
+large object, so a retry never feeds a hash twice.
+"""
+from __future__ import annotations
+
+import builtins
+import hashlib
+import http.client
+import logging
+import os
+import random
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlparse
+
+import obstore
+from obstore import exceptions as ox
+from obstore.store import S3Store
+
+from .base import Backend, ObjectInfo
+
+if TYPE_CHECKING:
+    from obstore.store import RetryConfig, S3Config
+from .errors import ContentMismatch, PreconditionFailed, StorageUnavailable
+from .s3_common import (
+    ANNOUNCE_FROM_ATTEMPT,
+    CONNECT_TIMEOUT,
+    MAX_ATTEMPTS,
+    denied,
+    no_bucket,
+    no_credentials,
+    prove_conditional_writes,
+    unreachable,
+    waiting_message,
+)
+from .s3_streams import HashedInOrder, changed_message
+
+SINGLE_REQUEST_MAX = 8 * 1024 * 1024
+"""Up to this size a blob moves in one request, its body held in memory (so a retry is exact)."""
+PART_SIZE = 8 * 1024 * 1024
+"""Larger blobs move as parts of this size: ranged GETs, multipart uploads."""
+PARTS_IN_FLIGHT = 8
+"""Parts of one large blob in flight at once (memory: this many parts per blob)."""
+MAX_BACKOFF = 8.0
+_log = logging.getLogger("registry")
+_STATUS = re.compile(r"status code: (\d{3})")
+_CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
+T = TypeVar("T")
+
+
+def _status(error: Exception) -> int | None:
+    found = _STATUS.search(str(error))
+    return int(found.group(1)) if found else None
+
+
+def _code(error: Exception) -> str:
+    found = _CODE.search(str(error))
+    return found.group(1) if found else str(_status(error) or type(error).__name__)
+
+
+class _Answered(Exception):
+    """A failure the server answered with, not to be retried (already translated)."""
+
+
+class ObstoreS3Backend(Backend):
+    """Objects under ``s3://bucket/prefix``, moved by obstore."""
+
+    def __init__(
+        self, bucket: str, prefix: str = "", store: S3Store | None = None, endpoint: str = ""
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        if store is None:
+            store, endpoint = make_store(bucket, self.prefix, NO_RETRIES)
+        self.store, self.endpoint = store, endpoint
+        self.parts_store = make_store(bucket, self.prefix, PART_RETRIES)[0] if endpoint else store
+        """For multipart uploads: obstore retries each failed part itself (ours would resend them all)."""
+        self.answered = False
+        """Whether the endpoint has answered any request yet: until then, failures are not retried."""
+        self._ready = False
+        self._announced = threading.local()
+
+    # -- requests, retries and errors --------------------------------------------------------
+    def _request(self, key: str, send: Callable[[], T]) -> T:
+        """One request, retried as the module docstring says; errors become builtin or backend ones."""
+        self._announced.done = False
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                result = send()
+            except (FileNotFoundError, ox.BaseError) as e:  # obstore's "not found" is the builtin
+                status = _status(e)
+                connection_failed = isinstance(e, ox.GenericError) and status is None
+                if not connection_failed:
+                    self.answered = True
+                server_busy = status is not None and (status >= 500 or status == 429)
+                retryable = server_busy or (connection_failed and self.answered)
+                if not retryable or attempt == MAX_ATTEMPTS:
+                    raise self._translate(e, key) from None
+                self._wait(attempt, f"HTTP {status}" if status else "connection failed")
+                continue
+            self.answered = True
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, attempt: int, reason: str) -> None:
+        if attempt >= ANNOUNCE_FROM_ATTEMPT and not getattr(self._announced, "done", False):
+            self._announced.done = True
+            _log.warning(waiting_message(self.endpoint, reason))
+        time.sleep(random.uniform(0, min(MAX_BACKOFF, 0.25 * 2**attempt)))
+
+    def _translate(self, error: Exception, key: str) -> Exception:
+        where = f"{self.url} at {self.endpoint}"
+        code = _code(error)
+        if code == "NoSuchBucket":
+            return no_bucket(self.bucket, self.endpoint)
+        if isinstance(error, FileNotFoundError):
+            return FileNotFoundError(f"{key} not found in {self.url}")
+        if isinstance(error, ox.AlreadyExistsError):
+            return FileExistsError(f"{key} already exists in {self.url}")
+        if isinstance(error, ox.PreconditionError):
+            return PreconditionFailed(f"{key} changed since it was read")
+        if isinstance(error, ox.PermissionDeniedError | ox.UnauthenticatedError):
+            return denied(where, code)
+        status = _status(error)
+        if status is None and not self.answered:
+            return unreachable(self.endpoint, self.url, "connection refused or unresolvable")
+        if status is None:
+            return StorageUnavailable(
+                f"cannot reach {where} (connection failed): check AWS_ENDPOINT_URL and the network"
+            )
+        return StorageUnavailable(f"S3 request for {key} in {where} failed ({code})")
+
+    # -- reads -----------------------------------------------------------------------------
+    def read(self, key: str) -> bytes:
+        return self.read_with_token(key)[0]
+
+    def read_with_token(self, key: str) -> tuple[bytes, str]:
+        def send() -> tuple[bytes, str]:
+            result = obstore.get(self.store, key)
+            return bytes(result.bytes()), str(result.meta["e_tag"])
+
+        return self._request(key, send)
+
+    def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
+        """Small objects in one GET; large ones as ranged GETs in parallel, hashed in order."""
+        if size is None or size <= SINGLE_REQUEST_MAX:
+            data = self._request(key, lambda: obstore.get(self.store, key).bytes())
+            with open(path, "wb", buffering=0) as out:
+                view = memoryview(data)
+                while view:
+                    view = view[out.write(view) :]
+            if hasher is not None:
+                hasher.update(memoryview(data))
+            return hasher is not None
+        with open(path, "wb+") as out:
+            followed = HashedInOrder(out.fileno(), hasher)
+            try:
+                self._parts_into(key, size, followed)
+            finally:
+                followed.finish()
+        return hasher is not None
+
+    def _parts_into(self, key: str, size: int, sink: HashedInOrder) -> None:
+        def part(start: int) -> None:
+            end = min(size, start + PART_SIZE)
+            data = self._request(key, lambda: obstore.get_range(self.store, key, start=start, end=end))
+            if len(data) != end - start:
+                raise StorageUnavailable(f"{key} in {self.url} ended early: it is shorter than {size} bytes")
+            sink.write_at(start, memoryview(data))
+
+        starts = range(0, size, PART_SIZE)
+        with ThreadPoolExecutor(max_workers=min(PARTS_IN_FLIGHT, len(starts))) as pool:
+            list(pool.map(part, starts))
+
+    def stat(self, key: str) -> ObjectInfo:
+        return _info(self._request(key, lambda: obstore.head(self.store, key)), key)
+
+    def list(self, prefix: str, offset: str | None = None) -> Iterator[ObjectInfo]:
+        """Keys under ``prefix`` (a "directory": every caller's prefix ends with ``/``), after
+        ``offset`` if given. A page that fails is asked for again from the last key seen."""
+        after = offset
+        stream: Iterator[Any] | None = None
+
+        def next_page() -> Any:
+            nonlocal stream
+            if stream is None:
+                stream = iter(obstore.list(self.store, prefix or None, offset=after, chunk_size=1000))
+            try:
+                return next(stream, None)
+            except BaseException:
+                stream = None
+                raise
+
+        while (batch := self._request(prefix, next_page)) is not None:
+            for meta in batch:
+                after = meta["path"]
+                yield _info(meta)
+
+    def list_children(self, prefix: str, start_after: str | None = None) -> builtins.list[str]:
+        if start_after is not None:  # the few names after a recent one: their objects, listed from there
+            rests = (info.key[len(prefix) :] for info in self.list(prefix, offset=prefix + start_after))
+            return sorted({rest.split("/", 1)[0] for rest in rests if "/" in rest} - {start_after})
+        listing = self._request(prefix, lambda: obstore.list_with_delimiter(self.store, prefix or None))
+        return sorted(p[len(prefix) :].rstrip("/") for p in listing["common_prefixes"])
+
+    # -- writes ----------------------------------------------------------------------------
+    def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
+        self._request(key, lambda: obstore.put(self.store, key, data, use_multipart=False))
+
+    def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:
+        """What is sent is hashed as it is read and must match ``sha256``: a file that changed
+        after it was hashed is refused, and nothing appears under ``key`` (a multipart upload
+        whose body refuses is aborted before it completes)."""
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size <= SINGLE_REQUEST_MAX:
+                data = _read_exactly(file, size)
+                if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+                    raise ContentMismatch(changed_message(path, sha256))
+                self._request(key, lambda: obstore.put(self.store, key, data, use_multipart=False))
+                if progress:
+                    progress(size)
+                return
+            store = self.parts_store if self.answered else self.store
+            self._request(key, lambda: obstore.put(
+                store, key, _hashed_parts(file, size, sha256, path, progress),
+                use_multipart=True, chunk_size=PART_SIZE, max_concurrency=PARTS_IN_FLIGHT,
+            ))
+
+    def write_if_absent(self, key: str, data: bytes) -> str:
+        result = self._request(key, lambda: obstore.put(self.store, key, data, mode="create"))
+        return str(result["e_tag"])
+
+    def write_if_match(self, key: str, data: bytes, token: str) -> str:
+        try:
+            result = self._request(key, lambda: obstore.put(self.store, key, data, mode={"e_tag": token}))
+        except FileNotFoundError:
+            raise PreconditionFailed(f"{key} was deleted since it was read") from None
+        return str(result["e_tag"])
+
+    def delete(self, key: str) -> None:
+        self._request(key, lambda: obstore.delete(self.store, key))
+
+    def delete_if_match(self, key: str, token: str) -> None:
+        """obstore has no conditional DELETE: a presigned DELETE carrying ``If-Match``."""
+
+        def send() -> None:
+            url = obstore.sign(self.store, "DELETE", key, timedelta(minutes=5))
+            request = urllib.request.Request(url, method="DELETE", headers={"If-Match": token})
+            try:
+                with urllib.request.urlopen(request, timeout=60):
+                    pass
+            except urllib.error.HTTPError as e:  # the URL (signed) is never shown
+                body = e.read(2000).decode("utf-8", "replace")
+                if e.code == 412:
+                    raise ox.PreconditionError("status code: 412") from None
+                if e.code == 404:
+                    raise FileNotFoundError(key) from None
+                raise ox.GenericError(f"status code: {e.code} {body}") from None
+            except (OSError, http.client.HTTPException):  # refused, reset, or the answer lost
+                raise ox.GenericError("error sending request") from None
+
+        try:
+            self._request(key, send)
+        except FileNotFoundError:
+            raise PreconditionFailed(f"{key} was deleted since it was read") from None
+
+    def check_ready(self) -> None:
+        """Prove that this bucket enforces conditional writes before trusting it with versions."""
+        if not self._ready:
+            prove_conditional_writes(self)
+            self._ready = True
+
+
+def _info(meta: Any, key: str | None = None) -> ObjectInfo:
+    modified = meta["last_modified"].timestamp()
+    return ObjectInfo(key or str(meta["path"]), int(meta["size"]), str(meta["e_tag"]), modified)
+
+
+def _read_exactly(file, size: int) -> bytes:
+    data = file.read(size)
+    return data + bytes(size - len(data))  # a file that shrank sends zeros, which the hash refuses
+
+
+def _hashed_parts(file, size: int, sha256: str | None, path: Path, progress) -> Iterator[bytes]:
+    """The first ``size`` bytes of ``file`` in parts, hashed in order; the last part refuses a mismatch."""
+    hasher = hashlib.sha256()
+    file.seek(0)
+    sent = 0
+    while sent < size:
+        part = _read_exactly(file, min(PART_SIZE, size - sent))
+        hasher.update(part)
+        sent += len(part)
+        if sent == size and sha256 and hasher.hexdigest() != sha256:
+            raise ContentMismatch(changed_message(path, sha256))
+        if progress:
+            progress(len(part))
+        yield part
+
+
+NO_RETRIES: RetryConfig = {"max_retries": 0, "retry_timeout": timedelta(seconds=0)}
+PART_RETRIES: RetryConfig = {
+    "max_retries": MAX_ATTEMPTS - 1,
+    "retry_timeout": timedelta(minutes=3),
+    "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=MAX_BACKOFF)},
+}
+
+
+def make_store(bucket: str, prefix: str, retries: RetryConfig) -> tuple[S3Store, str]:
+    """An obstore S3 store from the environment (boto3's variable names), and its endpoint."""
+    env = os.environ
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+    provider = None
+    if not (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")):
+        provider, found_endpoint, found_region = _botocore_chain()
+        endpoint, region = endpoint or found_endpoint, region or found_region
+    region = region or "us-east-1"
+    if not endpoint:
+        endpoint = f"https://s3.{region}.amazonaws.com"
+    host = urlparse(endpoint).hostname or ""
+    config: S3Config = {
+        "endpoint": endpoint,
+        "region": region,
+        "virtual_hosted_style_request": host.endswith("amazonaws.com"),
+    }
+    store = S3Store(
+        bucket,
+        prefix=prefix.rstrip("/") or None,
+        config=config,
+        client_options={
+            "allow_http": endpoint.startswith("http://"),
+            "connect_timeout": timedelta(seconds=CONNECT_TIMEOUT),
+            "read_timeout": timedelta(seconds=60),
+            "timeout": timedelta(hours=24),  # a whole request: bodies are bounded by the read timeout
+        },
+        retry_config=retries,
+        credential_provider=provider,
+    )
+    return store, endpoint
+
+
+def _botocore_chain():
+    """Credentials (and a profile's endpoint and region) from botocore's chain, imported only now."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise no_credentials("s3 (no AWS_ACCESS_KEY_ID in the environment, no profile)")
+    endpoint = session.get_config_variable("endpoint_url") or ""
+    region = session.get_config_variable("region") or ""
+
+    def provide() -> dict[str, Any]:
+        frozen = credentials.get_frozen_credentials()
+        expiry = getattr(credentials, "_expiry_time", None)  # refreshable chains expire; static ones never
+        return {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key,
+                "token": frozen.token, "expires_at": expiry}
+
+    return provide, endpoint, region
