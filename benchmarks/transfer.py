@@ -64,32 +64,23 @@ from servers import SeaweedServer
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 TIME_BIN = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None  # GNU time, for peak RSS
-OPS = ["cold upload", "unchanged re-log", "1% changed", "cold download", "repeat download"]
+OPS = ["cold upload", "unchanged re-log", "1% changed", "cold download", "repeat download", "repeat (hardlink)"]
 
-# Targets from issue 4 (same machine, same SeaweedFS, wall time with start-up, medians of 3).
-DVC = {
-    "W1": [6.5, 1.5, 1.8, 4.6, 2.4],
-    "W2": [11.0, 1.1, 1.3, 3.7, 1.2],
-    "W3": [12.2, 1.1, 13.0, 5.4, 1.0],
-}
-BOTO3_ISSUE = {"W1": (3.2, 3.1), "W2": (6.1, 2.1), "W3": (5.6, 2.0)}  # (upload, download)
-DVC_W3_RSS_MB = 1.2 * 1024
 RSS_TARGET_MB = 300
 LINK_MODE_B: str | None = None
+FLOOR = {"repeat download": "cp -r", "repeat (hardlink)": "cp -al"}
+"""The plain copy each repeat download is measured against (copy mode vs cp -r, hardlink vs cp -al)."""
 
 
-def issue_targets(wl: str) -> dict[str, dict[str, float]]:
-    """Per operation: DVC, best of DVC/boto3 (the minimum) and the aim (0.8x, or 0.5 s)."""
-    up, down = BOTO3_ISSUE[wl]
-    boto = [up, up, up, down, down]  # plain boto3 re-uploads / re-downloads everything
-    out = {}
-    for i, op in enumerate(OPS):
-        best = min(DVC[wl][i], boto[i])
-        aim = 0.8 * best
-        if wl in ("W1", "W2") and op in ("unchanged re-log", "repeat download"):
-            aim = min(aim, 0.5)
-        out[op] = {"dvc": DVC[wl][i], "boto3_issue": boto[i], "best": best, "aim": aim}
-    return out
+def target_for(op: str, boto: float | None, floor: float | None) -> tuple[str, float | None]:
+    """Issue 15's target for ``op`` in seconds, as a formula and its value in this run."""
+    if op in ("cold upload", "cold download"):
+        return "0.7 x boto3", 0.7 * boto if boto else None
+    if op == "repeat download":
+        return "1.5 x cp -r + 0.3", 1.5 * floor + 0.3 if floor is not None else None
+    if op == "repeat (hardlink)":
+        return "2 x cp -al + 0.3", 2 * floor + 0.3 if floor is not None else None
+    return "-", None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,6 +109,19 @@ else:
         client.meta.events.register("before-call.s3", _count)
         return client
     setattr(_s3, _maker, _make_counted)
+    try:  # the obstore engine: count its calls (a multipart upload counts once, as "MultipartUpload")
+        import obstore as _ob
+        def _counted(fn, label):
+            def call(*a, **k):
+                _calls.append("MultipartUpload" if label == "PutObject" and k.get("use_multipart") else label)
+                return fn(*a, **k)
+            return call
+        for _fn, _label in (("get", "GetObject"), ("get_range", "GetObject(range)"), ("head", "HeadObject"),
+                            ("put", "PutObject"), ("delete", "DeleteObject"), ("list", "ListObjectsV2"),
+                            ("list_with_delimiter", "ListObjectsV2")):
+            setattr(_ob, _fn, _counted(getattr(_ob, _fn), _label))
+    except ImportError:
+        pass
     import importlib
     import registry, registry.hashing as _h
     _sha_file = _h.sha256_file
@@ -385,8 +389,9 @@ def run_repeat(wl: Workload, rep: int, base: Path, runner: Runner, args) -> dict
         return lambda: runner.python(REG_LOG, src, name, env=envs(who)[0], label=f"{wl.name}-r{rep}-{who}-{label}",
                                      src=registries[who], profile=True)
 
-    def reg_download(who: str, dest: Path, label: str):
-        return lambda: runner.python(REG_DOWNLOAD, name, dest, env=envs(who)[1], label=f"{wl.name}-r{rep}-{who}-{label}",
+    def reg_download(who: str, dest: Path, label: str, link_mode: str | None = None):
+        env = envs(who)[1] | ({"REGISTRY_LINK_MODE": link_mode} if link_mode else {})
+        return lambda: runner.python(REG_DOWNLOAD, name, dest, env=env, label=f"{wl.name}-r{rep}-{who}-{label}",
                                      src=registries[who], profile=True)
 
     def boto_up(label: str):
@@ -406,14 +411,16 @@ def run_repeat(wl: Workload, rep: int, base: Path, runner: Runner, args) -> dict
 
     step("cold download", {**{who: reg_download(who, dest(who, 1), "cold download") for who in registries},
                            "boto3": boto_down(dest("boto3", 1), "cold download")})
-    step("repeat download", {**{who: reg_download(who, dest(who, 2), "repeat download") for who in registries},
+    step("repeat download", {**{who: reg_download(who, dest(who, 2), "repeat download", "copy") for who in registries},
                              "boto3": boto_down(dest("boto3", 2), "repeat download")})
-    floor = runner.run(["cp", "-al", str(dest("registry", 1)), str(work / "cpal")], label="cp -al")
-    out["repeat download"]["cp -al"] = floor
-    print(f"    {wl.name} r{rep} {'repeat download':17s} {'cp -al':10s} {floor.wall:7.2f} s  cpu {floor.cpu:6.2f} s {floor.rss_mb:6.0f} MB", flush=True)
+    step("repeat (hardlink)", {who: reg_download(who, dest(who, 3), "repeat hardlink", "hardlink") for who in registries})
+    for op, floor_cmd in (("repeat download", ["cp", "-r"]), ("repeat (hardlink)", ["cp", "-al"])):
+        floor = runner.run([*floor_cmd, str(dest("registry", 1)), str(work / floor_cmd[1])], label=" ".join(floor_cmd))
+        out[op][" ".join(floor_cmd)] = floor
+        print(f"    {wl.name} r{rep} {op:17s} {' '.join(floor_cmd):10s} {floor.wall:7.2f} s  cpu {floor.cpu:6.2f} s", flush=True)
 
     for who in [*registries, "boto3"]:
-        for n in (1, 2) if who != "boto3" else (1,):
+        for n in (1, 2, 3) if who != "boto3" else (1,):
             if not same_tree(src, dest(who, n), full=args.verify):
                 raise RuntimeError(f"{dest(who, n)} does not hold the same files as {src}")
     shutil.rmtree(work, ignore_errors=True)
@@ -432,27 +439,21 @@ def fmt(x: float | None, nd: int = 2) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
 
 
-def verdict_for(seconds: float | None, boto: float | None, t: dict[str, float], scale: float) -> str:
-    if scale != 1.0 or seconds is None:
-        return "(scaled run: targets n/a)"
-    verdict = "ok (<= aim)" if seconds <= t["aim"] else ("min met (> aim)" if seconds <= t["best"] else "SLOWER than best")
-    if boto is not None and seconds > boto and "SLOWER" not in verdict:
-        verdict += ", > boto3 now"
-    return verdict
+def requests_of(results: list[Result]) -> str:
+    """The S3 calls of the median-time sample, e.g. ``GetObject:2001 HeadObject:1``."""
+    if not results:
+        return ""
+    ordered = sorted(results, key=lambda r: r.wall)
+    counts = ordered[len(ordered) // 2].stats.get("requests") or {}
+    return " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
 
 
 def report(collected: dict[str, dict[str, dict[str, list[Result]]]], wls: dict[str, Workload], scale: float) -> tuple[str, dict]:
-    has_b = any("registry B" in cell for ops in collected.values() for cell in ops.values())
-    b_label = f"REGISTRY_LINK_MODE={LINK_MODE_B}" if LINK_MODE_B else "--registry-src-b"
-    header = (f"{'workload':8s} {'operation':17s} {'registry s':>10s} {'boto3 s':>8s} {'ratio':>6s} {'reg RSS MB':>10s} "
-              f"{'boto RSS MB':>11s} {'reg CPU s':>9s} {'boto CPU s':>10s} {'cp -al s':>8s} | {'DVC s':>6s} {'best s':>6s} {'aim s':>6s}  verdict")
-    header_b = (f"{'workload':8s} {'operation':17s} {'registry s':>10s} {'B s':>8s} {'B/A':>6s} {'B/boto3':>7s} "
-                f"{'reg CPU s':>9s} {'B CPU s':>8s} {'B RSS MB':>8s} | {'aim s':>6s}  verdict B")
+    header = (f"{'workload':8s} {'operation':17s} {'registry s':>10s} {'boto3 s':>8s} {'ratio':>6s} {'floor s':>8s} "
+              f"{'target':>18s} {'= s':>6s} {'verdict':>7s} {'reg CPU':>7s} {'boto CPU':>8s} {'reg RSS':>7s}  requests (registry)")
     lines = [header, "-" * len(header)]
-    lines_b = [header_b, "-" * len(header_b)]
     summary: dict = {}
     for wl_name, ops in collected.items():
-        targets = issue_targets(wl_name)
         summary[wl_name] = {}
         for op in OPS:
             cell = ops[op]
@@ -461,47 +462,40 @@ def report(collected: dict[str, dict[str, dict[str, list[Result]]]], wls: dict[s
             def get(who: str, attr: str, m: dict = m) -> float | None:
                 return m.get(who, {}).get(attr)
 
-            reg, boto, floor = get("registry", "wall"), get("boto3", "wall"), get("cp -al", "wall")
-            t = targets[op]
-            verdict = verdict_for(reg, boto, t, scale)
+            reg, boto = get("registry", "wall"), get("boto3", "wall")
+            floor = get(FLOOR[op], "wall") if op in FLOOR else None
+            formula, target = target_for(op, boto, floor)
+            verdict = "-" if target is None or reg is None else ("ok" if reg <= target else "MISSED")
             ratio = reg / boto if reg and boto else None
             lines.append(
-                f"{wl_name:8s} {op:17s} {fmt(reg):>10s} {fmt(boto):>8s} {fmt(ratio):>6s} {fmt(get('registry', 'rss_mb'), 0):>10s} "
-                f"{fmt(get('boto3', 'rss_mb'), 0):>11s} {fmt(get('registry', 'cpu')):>9s} {fmt(get('boto3', 'cpu')):>10s} {fmt(floor):>8s} | "
-                f"{t['dvc']:6.1f} {t['best']:6.1f} {t['aim']:6.2f}  {verdict}"
+                f"{wl_name:8s} {op:17s} {fmt(reg):>10s} {fmt(boto):>8s} {fmt(ratio):>6s} {fmt(floor):>8s} "
+                f"{formula:>18s} {fmt(target):>6s} {verdict:>7s} {fmt(get('registry', 'cpu')):>7s} "
+                f"{fmt(get('boto3', 'cpu')):>8s} {fmt(get('registry', 'rss_mb'), 0):>7s}  {requests_of(cell.get('registry', []))}"
             )
             summary[wl_name][op] = {
-                "registry_s": reg, "boto3_s": boto, "ratio": ratio, "registry_rss_mb": get("registry", "rss_mb"),
-                "boto3_rss_mb": get("boto3", "rss_mb"), "registry_cpu_s": get("registry", "cpu"), "boto3_cpu_s": get("boto3", "cpu"),
-                "cp_al_s": floor, **{f"target_{k}": v for k, v in t.items()}, "verdict": verdict,
+                "registry_s": reg, "boto3_s": boto, "ratio": ratio, "floor_s": floor, "target": formula,
+                "target_s": target, "verdict": verdict, "registry_cpu_s": get("registry", "cpu"),
+                "boto3_cpu_s": get("boto3", "cpu"), "registry_rss_mb": get("registry", "rss_mb"),
                 "samples": {who: [r.__dict__ for r in rs] for who, rs in cell.items()},
             }
-            if has_b:
+            if "registry B" in cell:
                 b = get("registry B", "wall")
-                summary[wl_name][op].update({"registry_b_s": b, "registry_b_cpu_s": get("registry B", "cpu"),
-                                             "registry_b_rss_mb": get("registry B", "rss_mb"),
-                                             "verdict_b": verdict_for(b, boto, t, scale)})
-                lines_b.append(
-                    f"{wl_name:8s} {op:17s} {fmt(reg):>10s} {fmt(b):>8s} {fmt(b / reg if b and reg else None):>6s} "
-                    f"{fmt(b / boto if b and boto else None):>7s} {fmt(get('registry', 'cpu')):>9s} {fmt(get('registry B', 'cpu')):>8s} "
-                    f"{fmt(get('registry B', 'rss_mb'), 0):>8s} | {t['aim']:6.2f}  {verdict_for(b, boto, t, scale)}"
-                )
+                summary[wl_name][op].update({"registry_b_s": b, "registry_b_cpu_s": get("registry B", "cpu")})
+                lines.append(f"{'':8s} {'  B':17s} {fmt(b):>10s} {'':8s} {fmt(b / boto if b and boto else None):>6s} "
+                             f"{'B/A ' + fmt(b / reg if b and reg else None):>36s} {fmt(get('registry B', 'cpu')):>14s}"
+                             f"  {requests_of(cell.get('registry B', []))}")
         lines.append("")
-        lines_b.append("")
-    if "W3" in collected and scale == 1.0:
-        for who in ("registry", "registry B"):
-            rss = [r.rss_mb for op in OPS for r in collected["W3"][op].get(who, [])]
-            if rss:
-                lines.append(f"W3 {who} peak RSS (max over all operations): {max(rss):.0f} MB; target < {RSS_TARGET_MB} MB "
-                             f"({'ok' if max(rss) < RSS_TARGET_MB else 'MISSED'}); DVC {DVC_W3_RSS_MB:.0f} MB")
-    lines.append("Notes: wall time of a fresh subprocess each (start-up included), medians. boto3 re-log / 1% rows re-upload")
-    lines.append("everything (plain boto3 has no change detection); its repeat download downloads again (no cache).")
-    lines.append("W3 '1% changed' rewrites the one file: a full re-upload for registry as for the baseline.")
-    lines.append("Targets (issue 4): DVC 3.67; best = min(DVC, plain boto3 from the issue); aim = 0.8 x best, and < 0.5 s")
-    lines.append("for unchanged re-log and repeat download of W1/W2; peak RSS < 300 MB on W3. cp -al = floor for repeat download.")
-    lines.append("CPU s = user+system seconds of the subprocess (the S3 server's CPU is not included).")
-    if has_b:
-        lines += ["", f"A/B: 'registry' = default settings, 'B' = {b_label}, run interleaved against the same server:"] + lines_b
+    if "W3" in collected:
+        rss = [r.rss_mb for op in OPS for r in collected["W3"][op].get("registry", [])]
+        if rss:
+            lines.append(f"W3 registry peak RSS (max over all operations): {max(rss):.0f} MB; target < {RSS_TARGET_MB} MB "
+                         f"({'ok' if max(rss) < RSS_TARGET_MB else 'MISSED'})")
+    lines.append("Wall time of a fresh subprocess each (start-up included), medians; CPU = user+system s of the subprocess.")
+    lines.append("boto3 (16 threads) re-uploads everything on re-log / 1% rows and downloads again on repeat rows.")
+    lines.append("Targets (issue 15): cold upload/download <= 0.7 x boto3; repeat download into a new directory")
+    lines.append("<= 1.5 x cp -r + 0.3 s (REGISTRY_LINK_MODE=copy) and <= 2 x cp -al + 0.3 s (hardlink); peak RSS < 300 MB on W3.")
+    if scale != 1.0:
+        lines.append(f"(scaled run, --scale {scale}: the targets are meant for --scale 1)")
     return "\n".join(lines), summary
 
 
