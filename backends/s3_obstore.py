@@ -30,8 +30,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -57,14 +58,16 @@ from .s3_common import (
     unreachable,
     waiting_message,
 )
-from .s3_streams import HashedInOrder, changed_message
+from .s3_streams import ByteBudget, changed_message
 
-SINGLE_REQUEST_MAX = 8 * 1024 * 1024
+SINGLE_REQUEST_MAX = 16 * 1024 * 1024
 """Up to this size a blob moves in one request, its body held in memory (so a retry is exact)."""
 PART_SIZE = 8 * 1024 * 1024
 """Larger blobs move as parts of this size: ranged GETs, multipart uploads."""
 PARTS_IN_FLIGHT = 8
 """Parts of one large blob in flight at once (memory: this many parts per blob)."""
+MEMORY_BUDGET = 128 * 1024 * 1024
+"""Bytes all transfers of one store may hold in memory at once (request bodies, fetched parts)."""
 MAX_BACKOFF = 8.0
 _log = logging.getLogger("registry")
 _STATUS = re.compile(r"status code: (\d{3})")
@@ -100,6 +103,7 @@ class ObstoreS3Backend(Backend):
         self.store, self.endpoint = store, endpoint
         self.parts_store = make_store(bucket, self.prefix, PART_RETRIES)[0] if endpoint else store
         """For multipart uploads: obstore retries each failed part itself (ours would resend them all)."""
+        self.budget = ByteBudget(MEMORY_BUDGET)
         self.answered = False
         """Whether the endpoint has answered any request yet: until then, failures are not retried."""
         self._ready = False
@@ -167,35 +171,55 @@ class ObstoreS3Backend(Backend):
         return self._request(key, send)
 
     def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
-        """Small objects in one GET; large ones as ranged GETs in parallel, hashed in order."""
-        if size is None or size <= SINGLE_REQUEST_MAX:
-            data = self._request(key, lambda: obstore.get(self.store, key).bytes())
-            with open(path, "wb", buffering=0) as out:
-                view = memoryview(data)
-                while view:
-                    view = view[out.write(view) :]
-            if hasher is not None:
-                hasher.update(memoryview(data))
-            return hasher is not None
-        with open(path, "wb+") as out:
-            followed = HashedInOrder(out.fileno(), hasher)
-            try:
-                self._parts_into(key, size, followed)
-            finally:
-                followed.finish()
+        """Small objects in one GET; large ones as ranged GETs in parallel, written and hashed
+        in order as they arrive: every byte is written once and never read back."""
+        with open(path, "wb", buffering=0) as out:
+            if size is None or size <= SINGLE_REQUEST_MAX:
+                with self.budget.holding(size or 0):
+                    data = self._request(key, lambda: obstore.get(self.store, key).bytes())
+                    _write_all(out, data, hasher)
+            else:
+                for data in self._parts_in_order(key, size):
+                    _write_all(out, data, hasher)
         return hasher is not None
 
-    def _parts_into(self, key: str, size: int, sink: HashedInOrder) -> None:
-        def part(start: int) -> None:
+    def _parts_in_order(self, key: str, size: int) -> Iterator[Any]:
+        """The object's ranged parts, ``PARTS_IN_FLIGHT`` fetched at once, yielded in order.
+
+        Each part holds its bytes in the budget from before it is asked for until it is
+        consumed. A reader that cannot get budget consumes its oldest part first; only one
+        holding nothing waits, so readers never wait on each other in a circle."""
+        pending: deque[Future] = deque()
+
+        def fetch(start: int) -> Any:
             end = min(size, start + PART_SIZE)
             data = self._request(key, lambda: obstore.get_range(self.store, key, start=start, end=end))
             if len(data) != end - start:
                 raise StorageUnavailable(f"{key} in {self.url} ended early: it is shorter than {size} bytes")
-            sink.write_at(start, memoryview(data))
+            return data
 
-        starts = range(0, size, PART_SIZE)
-        with ThreadPoolExecutor(max_workers=min(PARTS_IN_FLIGHT, len(starts))) as pool:
-            list(pool.map(part, starts))
+        def oldest() -> Any:
+            try:
+                return pending.popleft().result()
+            finally:
+                self.budget.release(PART_SIZE)
+
+        pool = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT)
+        try:
+            for start in range(0, size, PART_SIZE):
+                while pending and (len(pending) >= PARTS_IN_FLIGHT or not self.budget.try_acquire(PART_SIZE)):
+                    yield oldest()
+                if not pending:
+                    self.budget.acquire(PART_SIZE)
+                pending.append(pool.submit(fetch, start))
+            while pending:
+                yield oldest()
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True)
+            for _ in pending:
+                self.budget.release(PART_SIZE)
 
     def stat(self, key: str) -> ObjectInfo:
         return _info(self._request(key, lambda: obstore.head(self.store, key)), key)
@@ -239,18 +263,20 @@ class ObstoreS3Backend(Backend):
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
             if size <= SINGLE_REQUEST_MAX:
-                data = _read_exactly(file, size)
-                if sha256 and hashlib.sha256(data).hexdigest() != sha256:
-                    raise ContentMismatch(changed_message(path, sha256))
-                self._request(key, lambda: obstore.put(self.store, key, data, use_multipart=False))
+                with self.budget.holding(size):
+                    data = _read_exactly(file, size)
+                    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+                        raise ContentMismatch(changed_message(path, sha256))
+                    self._request(key, lambda: obstore.put(self.store, key, data, use_multipart=False))
                 if progress:
                     progress(size)
                 return
             store = self.parts_store if self.answered else self.store
-            self._request(key, lambda: obstore.put(
-                store, key, _hashed_parts(file, size, sha256, path, progress),
-                use_multipart=True, chunk_size=PART_SIZE, max_concurrency=PARTS_IN_FLIGHT,
-            ))
+            with self.budget.holding(PART_SIZE * (PARTS_IN_FLIGHT + 1)):  # its parts, and one being read
+                self._request(key, lambda: obstore.put(
+                    store, key, _hashed_parts(file, size, sha256, path, progress),
+                    use_multipart=True, chunk_size=PART_SIZE, max_concurrency=PARTS_IN_FLIGHT,
+                ))
 
     def write_if_absent(self, key: str, data: bytes) -> str:
         result = self._request(key, lambda: obstore.put(self.store, key, data, mode="create"))
@@ -295,6 +321,14 @@ class ObstoreS3Backend(Backend):
         if not self._ready:
             prove_conditional_writes(self)
             self._ready = True
+
+
+def _write_all(out, data, hasher) -> None:
+    view = memoryview(data)
+    if hasher is not None:
+        hasher.update(view)
+    while view:
+        view = view[out.write(view) :]
 
 
 def _info(meta: Any, key: str | None = None) -> ObjectInfo:

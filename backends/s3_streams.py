@@ -6,6 +6,8 @@ import hashlib
 import io
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .errors import ContentMismatch
 
@@ -184,3 +186,42 @@ class HashedInOrder:
         self._thread.join()
         if self._failure is not None:
             raise self._failure
+
+
+class ByteBudget:
+    """How many bytes transfers may hold in memory at once: each takes its share before it
+    reads or fetches, and gives it back when the bytes are gone. A share larger than the whole
+    budget is cut to it (such a transfer then runs alone)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = threading.Condition()
+
+    def _share(self, amount: int) -> int:
+        return min(amount, self.limit)
+
+    def try_acquire(self, amount: int) -> bool:
+        with self._changed:
+            if self.used + self._share(amount) > self.limit:
+                return False
+            self.used += self._share(amount)
+            return True
+
+    def acquire(self, amount: int) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self.used + self._share(amount) <= self.limit)
+            self.used += self._share(amount)
+
+    def release(self, amount: int) -> None:
+        with self._changed:
+            self.used -= self._share(amount)
+            self._changed.notify_all()
+
+    @contextmanager
+    def holding(self, amount: int) -> Iterator[None]:
+        self.acquire(amount)
+        try:
+            yield
+        finally:
+            self.release(amount)
