@@ -29,7 +29,7 @@ def canonical_json(value: Any) -> bytes:
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
     schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
 
     @field_validator("schema_version")
@@ -63,7 +63,7 @@ def parse(model: type[Model], data: bytes, key: str) -> Model:
 class ArtifactRef(BaseModel):
     """A pointer from a run to one artifact version."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     project: str
     name: str
     version: int
@@ -76,7 +76,7 @@ class ArtifactRef(BaseModel):
 
 
 class RunRef(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     project: str
     id: str
 
@@ -149,7 +149,7 @@ class GcLock(Record):
 
 
 class FileEntry(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     path: str
     sha256: str
     size: int = Field(ge=0)
@@ -204,7 +204,7 @@ class HistoryImage(BaseModel):
 class RunRecord(Record):
     """``projects/<p>/runs/<id>/run.json``: written only by the run itself."""
 
-    model_config = ConfigDict(extra="ignore", frozen=False)
+    model_config = ConfigDict(extra="ignore", frozen=False, defer_build=True)
     project: str
     id: str
     name: str
