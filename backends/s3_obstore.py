@@ -69,6 +69,12 @@ PARTS_IN_FLIGHT = 8
 MEMORY_BUDGET = 128 * 1024 * 1024
 """Bytes all transfers of one store may hold in memory at once (request bodies, fetched parts)."""
 MAX_BACKOFF = 8.0
+FIRST_BACKOFF = 0.05
+"""Seconds: the ceiling of the random wait before retry n is ``FIRST_BACKOFF * 2**n`` (up to MAX_BACKOFF)."""
+RETRY_QUOTA, RETRY_COST, RETRY_COST_CONNECTION = 500, 5, 10
+"""As botocore's standard mode: retries spend from a quota that successes refill, so when a
+server goes away for good, hundreds of transfers give up together instead of each waiting
+out its own eight attempts."""
 _log = logging.getLogger("registry")
 _STATUS = re.compile(r"status code: (\d{3})")
 _CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
@@ -104,6 +110,7 @@ class ObstoreS3Backend(Backend):
         self.parts_store = make_store(bucket, self.prefix, PART_RETRIES)[0] if endpoint else store
         """For multipart uploads: obstore retries each failed part itself (ours would resend them all)."""
         self.budget = ByteBudget(MEMORY_BUDGET)
+        self.quota = RetryQuota(RETRY_QUOTA)
         self.answered = False
         """Whether the endpoint has answered any request yet: until then, failures are not retried."""
         self._ready = False
@@ -113,6 +120,7 @@ class ObstoreS3Backend(Backend):
     def _request(self, key: str, send: Callable[[], T]) -> T:
         """One request, retried as the module docstring says; errors become builtin or backend ones."""
         self._announced.done = False
+        cost = RETRY_COST
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 result = send()
@@ -123,11 +131,13 @@ class ObstoreS3Backend(Backend):
                     self.answered = True
                 server_busy = status is not None and (status >= 500 or status == 429)
                 retryable = server_busy or (connection_failed and self.answered)
-                if not retryable or attempt == MAX_ATTEMPTS:
+                cost = RETRY_COST_CONNECTION if connection_failed else RETRY_COST
+                if not retryable or attempt == MAX_ATTEMPTS or not self.quota.spend(cost):
                     raise self._translate(e, key) from None
                 self._wait(attempt, f"HTTP {status}" if status else "connection failed")
                 continue
             self.answered = True
+            self.quota.refund(1 if attempt == 1 else cost)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -135,7 +145,7 @@ class ObstoreS3Backend(Backend):
         if attempt >= ANNOUNCE_FROM_ATTEMPT and not getattr(self._announced, "done", False):
             self._announced.done = True
             _log.warning(waiting_message(self.endpoint, reason))
-        time.sleep(random.uniform(0, min(MAX_BACKOFF, 0.25 * 2**attempt)))
+        time.sleep(random.uniform(0, min(MAX_BACKOFF, FIRST_BACKOFF * 2**attempt)))
 
     def _translate(self, error: Exception, key: str) -> Exception:
         where = f"{self.url} at {self.endpoint}"
@@ -148,9 +158,9 @@ class ObstoreS3Backend(Backend):
             return FileExistsError(f"{key} already exists in {self.url}")
         if isinstance(error, ox.PreconditionError):
             return PreconditionFailed(f"{key} changed since it was read")
-        if isinstance(error, ox.PermissionDeniedError | ox.UnauthenticatedError):
-            return denied(where, code)
         status = _status(error)
+        if isinstance(error, ox.PermissionDeniedError | ox.UnauthenticatedError) or status in (401, 403):
+            return denied(where, code)
         if status is None and not self.answered:
             return unreachable(self.endpoint, self.url, "connection refused or unresolvable")
         if status is None:
@@ -334,6 +344,25 @@ class ObstoreS3Backend(Backend):
         if not self._ready:
             prove_conditional_writes(self)
             self._ready = True
+
+
+class RetryQuota:
+    """Tokens that retries spend and successes give back (thread-safe)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = self.left = capacity
+        self._lock = threading.Lock()
+
+    def spend(self, cost: int) -> bool:
+        with self._lock:
+            if self.left < cost:
+                return False
+            self.left -= cost
+            return True
+
+    def refund(self, amount: int) -> None:
+        with self._lock:
+            self.left = min(self.capacity, self.left + amount)
 
 
 def _write_all(out, data, hasher) -> None:

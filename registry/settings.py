@@ -7,6 +7,7 @@
 ``REGISTRY_CACHE_MAX``        cache size limit, e.g. ``20GB`` (unset: no limit)
 ``REGISTRY_LINK_MODE``        how cached files reach a download root: auto|reflink|hardlink|copy
 ``REGISTRY_WORKERS``          parallel transfers (default 16)
+``REGISTRY_S3_ENGINE``        obstore (default) or botocore: read by ``backends.open_backend``
 ============================  ==========================================================
 S3 endpoint and credentials are boto3's own (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``...).
 """

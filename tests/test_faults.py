@@ -77,6 +77,13 @@ REAL_DELAY_AMOUNT = _real_delay_amount()
 
 
 @pytest.fixture(autouse=True)
+def botocore_engine(isolated_machine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These faults are injected through botocore's hooks: the botocore engine, on SeaweedFS too
+    (tests/test_faults_obstore.py covers the default engine through a proxy)."""
+    monkeypatch.setenv("REGISTRY_S3_ENGINE", "botocore")
+
+
+@pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep botocore's retries (count and conditions) but not its seconds of backoff."""
     import botocore.retries.standard as standard

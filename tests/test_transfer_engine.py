@@ -44,3 +44,12 @@ def test_a_share_larger_than_the_budget_runs_alone() -> None:
     with budget.holding(10_000):  # cut to the whole budget
         assert budget.used == 100 and not budget.try_acquire(1)
     assert budget.used == 0
+
+
+def test_retries_spend_a_quota_that_successes_refill() -> None:
+    """When a server is gone for good, many transfers give up together (test_cluster kills a
+    gateway mid-push and sees the pusher stop within seconds)."""
+    quota = s3_obstore.RetryQuota(12)
+    assert quota.spend(10) and not quota.spend(5)
+    quota.refund(100)
+    assert quota.left == 12
