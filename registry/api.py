@@ -56,8 +56,9 @@ class ArtifactCollection:
 class Api:
     """Read-only and management calls on one store (``url`` or ``REGISTRY_URL`` or the local default)."""
 
-    def __init__(self, url: str | None = None, *, store: Store | None = None, mode: str | None = None) -> None:
-        """``mode="offline"`` (or ``REGISTRY_MODE=offline``): read what this machine has seen, send nothing."""
+    def __init__(self, url: str | None = None, *, store: Store | None = None,
+                 mode: str | None = None) -> None:
+        """``mode="offline"`` (or ``REGISTRY_MODE=offline``): read what this machine saw, send nothing."""
         self.store = store or open_store(url, mode)
         self.default_project = self.store.settings.project
 

@@ -22,7 +22,7 @@ from backends.local import LocalBackend
 from . import keys
 from .errors import IntegrityError, InvalidNameError
 from .hashing import sha256_file
-from .mirror import CopyReport, Selection, copy, select
+from .mirror import CopyReport, copy, select
 from .names import validate_path
 from .records import Record, now, parse
 from .settings import Settings
@@ -60,7 +60,8 @@ def export_bundle(source: Store, out: Path, *, projects: list[str], addresses: l
     with tempfile.TemporaryDirectory(prefix="registry-export-") as temp:
         staging = _local_store(Path(temp) / "store", source.settings)
         report = copy(source, staging, selection)
-        manifest = BundleManifest(source=source.url, addresses=[*projects, *addresses], created_at=now().isoformat())
+        manifest = BundleManifest(source=source.url, addresses=[*projects, *addresses],
+                                  created_at=now().isoformat())
         _pack(Path(temp) / "store", manifest, Path(out))
     return ExportReport(path=str(out), copy=report)
 
@@ -103,7 +104,7 @@ def _pack(root: Path, manifest: BundleManifest, out: Path) -> None:
 def _unpack(bundle: Path, root: Path) -> None:
     """Extract only regular files at safe paths under the store prefixes; refuse anything else."""
     try:
-        tar = tarfile.open(bundle, "r:*")
+        tar = tarfile.open(bundle, "r:*")  # noqa: SIM115 - opened here to turn its error into ours
     except (tarfile.TarError, OSError) as e:
         raise InvalidNameError(f"{bundle} is not a registry bundle (a tar file): {e}") from None
     with tar:
@@ -130,7 +131,9 @@ def _unpack(bundle: Path, root: Path) -> None:
 def _checked_name(member: tarfile.TarInfo, bundle: Path) -> str:
     name = member.name
     if not member.isreg():
-        raise InvalidNameError(f"{bundle} holds {name!r}, which is not a regular file (a link or device): refusing it")
+        raise InvalidNameError(
+            f"{bundle} holds {name!r}, which is not a regular file (a link or device): refusing it"
+        )
     try:
         validate_path(name)  # no absolute paths, no '..', no backslashes or control characters
     except InvalidNameError:

@@ -64,7 +64,9 @@ def select(source: Store, projects: list[str], addresses: list[str], default_pro
         validate_name(project, "project")
         names = source.backend.list_children(keys.artifacts_prefix(project))
         if not names and not source.backend.list_children(keys.runs_prefix(project)):
-            raise NotFoundError(f"project {project!r} does not exist in {source.url}: list projects with `registry ls`")
+            raise NotFoundError(
+                f"project {project!r} does not exist in {source.url}: list projects with `registry ls`"
+            )
         selection.artifacts.update({(project, name): None for name in names})
         selection.run_projects.append(project)
     todo = [(r.project, r.name, r.version)
@@ -80,7 +82,8 @@ def select(source: Store, projects: list[str], addresses: list[str], default_pro
     return selection
 
 
-def _upstream(source: Store, project: str, name: str, number: int, selection: Selection) -> list[tuple[str, str, int]]:
+def _upstream(source: Store, project: str, name: str, number: int,
+              selection: Selection) -> list[tuple[str, str, int]]:
     """The versions the run that logged ``project/name:v<number>`` used (and note that run)."""
     creator = read_version(source.backend, project, name, number).created_by
     if creator is None or (creator.project, creator.id) in selection.runs:
@@ -129,7 +132,8 @@ def _plan(source: Store, dest: Store, key: ArtifactKey, upto: int | None, report
             raise DivergedError(
                 f"{dest.url} has {project}/{name}:v{number} with digest {theirs.digest[:12]}..., "
                 f"but {source.url} has {ours.digest[:12]}... under that number: the histories diverged; "
-                "nothing was copied (copy into another prefix or bucket, or remove the destination's artifact)"
+                "nothing was copied (copy into another prefix or bucket, "
+                "or remove the destination's artifact)"
             )
     todo = [n for n in wanted if n not in there]
     report.present += len(wanted) - len(todo)

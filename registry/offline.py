@@ -191,7 +191,7 @@ class OfflineBackend(Backend):
 
     def delete_if_match(self, key: str, token: str) -> None:
         if token.startswith(SEEN_TOKEN):
-            raise PreconditionFailed(f"{key} is only known from what this machine saw: it cannot be removed offline")
+            raise PreconditionFailed(f"{key} is only known from what this machine saw: not removable offline")
         self.outbox.delete_if_match(key, token)
 
     def check_ready(self) -> None:

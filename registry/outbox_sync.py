@@ -27,7 +27,16 @@ from .blobs import BlobStore
 from .errors import ConflictError, IntegrityError
 from .offline import outbox_dir, seen_dir, synced_dir
 from .protection import Protection
-from .records import AliasBase, AliasRecord, ArtifactRef, FileList, RunRecord, SyncProgress, VersionRecord, parse
+from .records import (
+    AliasBase,
+    AliasRecord,
+    ArtifactRef,
+    FileList,
+    RunRecord,
+    SyncProgress,
+    VersionRecord,
+    parse,
+)
 from .run_transfer import transfer_run
 from .seen import remember_record
 from .store import Store, open_store
@@ -133,7 +142,8 @@ class OutboxSync:
         return read_version(self.store.backend, offline.project, offline.name, progress.version)
 
     def _commit(self, offline: VersionRecord) -> tuple[VersionRecord, bool]:
-        files = parse(FileList, self.outbox_blobs.read(offline.digest, "file list"), keys.blob(offline.digest))
+        body = self.outbox_blobs.read(offline.digest, "file list")
+        files = parse(FileList, body, keys.blob(offline.digest))
         with Protection(self.store.blobs) as guard:
             self.report.sent.add(send_blobs(self.outbox_blobs, guard, {f.sha256 for f in files.files}))
             self.report.sent.add(send_blobs(self.outbox_blobs, guard, {offline.digest}))
@@ -147,7 +157,8 @@ class OutboxSync:
             guard.settle()
         self.crash("sync-after-version")
         progress = SyncProgress(version=real.version, commit_id=real.commit_id)
-        self.outbox.write(keys.sync_published(offline.project, offline.name, offline.version), progress.to_bytes())
+        key = keys.sync_published(offline.project, offline.name, offline.version)
+        self.outbox.write(key, progress.to_bytes())
         return real, created
 
     # -- lineage and aliases ---------------------------------------------------------------
@@ -179,7 +190,8 @@ class OutboxSync:
         for info in self.outbox.list(keys.projects_prefix()):
             match = _ALIAS.fullmatch(info.key)
             if match and match.group(3) != "latest":  # latest moved with each commit
-                found.append((match.group(1), match.group(2), parse(AliasRecord, self.outbox.read(info.key), info.key)))
+                alias = parse(AliasRecord, self.outbox.read(info.key), info.key)
+                found.append((match.group(1), match.group(2), alias))
         return found
 
     def _move_aliases(self) -> None:

@@ -28,7 +28,8 @@ def remember(store: Store, address: Address, record: VersionRecord) -> None:
         return
     try:
         seen = LocalBackend(seen_dir(store.settings))
-        aliases = [] if address.digest or is_version_alias(address.alias or "latest") else [address.alias or "latest"]
+        alias = address.alias or "latest"
+        aliases = [] if address.digest or is_version_alias(alias) else [alias]
         remember_record(seen, record, aliases)
         read_file_list(store, record)  # into the download cache (no request when it is there already)
     except (OSError, LookupError) as e:

@@ -29,8 +29,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only the essential result; no notes or progress bars.")
 @click.option("--offline", is_flag=True,
-              help="Send nothing over the network: log to the local outbox (publish it with `registry sync`), "
-                   "read what this machine has seen (same as REGISTRY_MODE=offline).")
+              help="Send nothing over the network: log to the local outbox (publish it with "
+                   "`registry sync`), read what this machine has seen (same as REGISTRY_MODE=offline).")
 @click.option("--debug", is_flag=True, help="Show the traceback when a command fails.")
 @click.version_option(version=__version__, prog_name="registry", message="%(prog)s %(version)s")
 @click.pass_context

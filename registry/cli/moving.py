@@ -97,7 +97,8 @@ def copy_cmd(state: State, src_url: str, dst_url: str, addresses: tuple[str, ...
 
 @click.command("export")
 @click.argument("addresses", nargs=-1, metavar="[ADDRESS...]")
-@click.option("--project", "projects", multiple=True, metavar="P", help="Export the whole project P; repeatable.")
+@click.option("--project", "projects", multiple=True, metavar="P",
+              help="Export the whole project P; repeatable.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The bundle to write (a tar file).")
 @json_option
