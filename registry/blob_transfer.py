@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import keys
 from .blobs import BlobStore
+from .errors import IntegrityError
 from .protection import Protection
 
 BATCH = 256
@@ -44,7 +45,13 @@ def send_blobs(source: BlobStore, guard: Protection, shas: Iterable[str]) -> Sen
         batch = missing[start:start + BATCH]
         with tempfile.TemporaryDirectory(prefix="registry-send-") as temp:
             sources = _local_sources(source, batch, Path(temp))
-            uploaded = guard.upload_missing(dict(sources))
+            try:
+                uploaded = guard.upload_missing(dict(sources))
+            except IntegrityError:  # a local source's bytes did not match the sha256 they are filed under
+                raise IntegrityError(
+                    f"a blob of {source.backend.url} does not match its sha256: the source copy is corrupt "
+                    "(`registry verify` finds it); nothing that references it was written"
+                ) from None
             sent.blobs += len(uploaded)
             sent.bytes += sum(os.path.getsize(sources[sha]) for sha in uploaded)
     return sent
