@@ -55,7 +55,7 @@ def _sync_text(state: State, report) -> None:
                    f"outbox moved to {report.archived_to}")
 
 
-@click.command("copy")
+@click.command("copy", short_help="Mirror projects or artifacts from one store to another.")
 @click.argument("src_url", metavar="SRC_URL")
 @click.argument("dst_url", metavar="DST_URL")
 @click.argument("addresses", nargs=-1, metavar="[ADDRESS...]")
@@ -95,7 +95,7 @@ def copy_cmd(state: State, src_url: str, dst_url: str, addresses: tuple[str, ...
                f"{report.sent.present} already there")
 
 
-@click.command("export")
+@click.command("export", short_help="Write versions, their files, lineage and runs to one tar.")
 @click.argument("addresses", nargs=-1, metavar="[ADDRESS...]")
 @click.option("--project", "projects", multiple=True, metavar="P",
               help="Export the whole project P; repeatable.")
@@ -117,7 +117,7 @@ def export_cmd(state: State, addresses: tuple[str, ...], projects: tuple[str, ..
               f"{format_size(output.stat().st_size)})")
 
 
-@click.command("import")
+@click.command("import", short_help="Verify a bundle from `registry export` and commit it.")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
 @pass_state
