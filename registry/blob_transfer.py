@@ -2,7 +2,7 @@
 
 A blob on a local disk (an outbox, a local store) is uploaded from where it lies, and the
 upload checks the bytes sent against the sha256; a remote blob is fetched (and verified) into
-a temporary file first, a batch at a time, so the disk never holds more than one batch.
+a temporary file first, one per worker, then uploaded and deleted.
 """
 from __future__ import annotations
 
@@ -17,9 +17,6 @@ from . import keys
 from .blobs import BlobStore
 from .errors import IntegrityError
 from .protection import Protection
-
-BATCH = 256
-"""Remote blobs fetched to temporary files before each round of uploads."""
 
 
 @dataclass
@@ -36,39 +33,40 @@ class Sent:
 
 
 def send_blobs(source: BlobStore, guard: Protection, shas: Iterable[str]) -> Sent:
-    """Upload to ``guard.blobs`` those of ``shas`` it lacks, read (verified) from ``source``."""
+    """Upload to ``guard.blobs`` those of ``shas`` it lacks, read (verified) from ``source``.
+
+    Each worker takes one blob from download to upload, so reading and writing overlap and the
+    disk holds at most one temporary file per worker.
+    """
     wanted = set(shas)
-    guard.cover(wanted)
+    guard.cover(wanted)  # named in the marker before we look at what exists
     missing = sorted(guard.blobs.missing(wanted))
-    sent = Sent(present=len(wanted) - len(missing))
-    for start in range(0, len(missing), BATCH):
-        batch = missing[start:start + BATCH]
-        with tempfile.TemporaryDirectory(prefix="registry-send-") as temp:
-            sources = _local_sources(source, batch, Path(temp))
-            try:
-                uploaded = guard.upload_missing(dict(sources))
-            except IntegrityError:  # a local source's bytes did not match the sha256 they are filed under
-                raise IntegrityError(
-                    f"a blob of {source.backend.url} does not match its sha256: the source copy is corrupt "
-                    "(`registry verify` finds it); nothing that references it was written"
-                ) from None
-            sent.blobs += len(uploaded)
-            sent.bytes += sum(os.path.getsize(sources[sha]) for sha in uploaded)
+    sent = Sent(blobs=len(missing), present=len(wanted) - len(missing))
+    if missing:
+        with tempfile.TemporaryDirectory(prefix="registry-send-") as temp, \
+                ThreadPoolExecutor(max_workers=min(source.workers, len(missing))) as pool:
+            sent.bytes = sum(pool.map(lambda sha: _send_one(source, guard.blobs, sha, Path(temp)), missing))
     return sent
 
 
-def _local_sources(source: BlobStore, shas: list[str], temp: Path) -> dict[str, Path]:
-    """``sha -> a local file holding it``: the blob itself on a local store, else a verified download."""
-
-    def one(sha: str) -> tuple[str, Path]:
-        path = source.backend.local_path(keys.blob(sha))
-        if path is not None and path.is_file():
-            return sha, path  # the upload checks these bytes against ``sha``
-        dest = temp / sha
-        source.fetch(sha, dest, what=f"blob {sha[:12]}")
-        return sha, dest
-
-    if not shas:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(source.workers, len(shas))) as pool:
-        return dict(pool.map(one, shas))
+def _send_one(source: BlobStore, dest: BlobStore, sha: str, temp: Path) -> int:
+    """Copy one blob; a local source file is uploaded in place (the upload checks its bytes), a
+    remote one is downloaded (and verified) to a temporary file first."""
+    path = source.backend.local_path(keys.blob(sha))
+    fetched = path is None or not path.is_file()
+    if fetched:
+        path = temp / sha
+        source.fetch(sha, path, what=f"blob {sha[:12]}")
+    assert path is not None
+    try:
+        size = os.path.getsize(path)
+        dest.upload({sha: path})
+    except IntegrityError:  # a local source's bytes did not match the sha256 they are filed under
+        raise IntegrityError(
+            f"blob {keys.blob(sha)} of {source.backend.url} does not match its sha256: the source copy is "
+            "corrupt (`registry verify` finds it); nothing that references it was written"
+        ) from None
+    finally:
+        if fetched:
+            path.unlink(missing_ok=True)
+    return size
