@@ -10,14 +10,15 @@ from click.testing import CliRunner
 
 import registry
 from registry.cli import cli
+from registry.endpoints import open_side
 from registry.mirror import DivergedError
 from servers import pick_ports
 from store_builders import log_pipeline, log_raw
 
 
-def records(url: str) -> dict[str, bytes]:
+def records(url: str | registry.Api) -> dict[str, bytes]:
     """Every record of a store byte for byte (alias records hold their own times: compared by target)."""
-    backend = registry.Api(url).store.backend
+    backend = (url if isinstance(url, registry.Api) else registry.Api(url)).store.backend
     found = {}
     for info in backend.list("projects/"):
         if "/aliases/" not in info.key:
@@ -136,3 +137,29 @@ def test_copying_one_artifact_brings_its_lineage(tmp_path: Path, monkeypatch: py
     assert train.record.job_type == "train" and train.used_artifacts()[0].qualified_name == "proj/raw:v0"
     assert [r.record.job_type for r in api.runs("proj")] == ["train", "load-data"]
     assert api.artifact("proj/raw:latest").version == "v0"
+
+
+def test_each_side_can_use_its_own_credentials_profile(two_buckets: tuple[str, str], seaweed, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket_a, bucket_b = two_buckets
+    monkeypatch.setenv("REGISTRY_URL", bucket_a)
+    log_pipeline()
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(f"[lab]\naws_access_key_id = {seaweed.access_key}\n"
+                           f"aws_secret_access_key = {seaweed.secret_key}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "not-a-key")  # the default chain is wrong for both sides
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+
+    refused = CliRunner().invoke(cli, ["copy", bucket_a, bucket_b, "--project", "proj"])
+    assert refused.exit_code == 5, refused.output
+    copied = CliRunner().invoke(cli, ["copy", bucket_a, bucket_b, "--project", "proj",
+                                      "--src-profile", "lab", "--dst-profile", "lab"])
+    assert copied.exit_code == 0, copied.output
+    unknown = CliRunner().invoke(cli, ["copy", bucket_a, bucket_b, "--project", "proj", "--src-profile", "nope"])
+    assert unknown.exit_code == 5 and "nope" in unknown.output
+
+    source, dest = (registry.Api(store=open_side(url, profile="lab")) for url in (bucket_a, bucket_b))
+    assert records(dest) == records(source)
+    assert dest.aliases("proj/model") == source.aliases("proj/model")

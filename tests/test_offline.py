@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import registry
+from registry.cli import cli
 from helpers import log_files
 from servers import pick_ports
 from store_fixtures import subprocess_env
@@ -125,11 +127,13 @@ def test_alias_moved_meanwhile_is_reported_not_forced(store_url: str, tmp_path: 
     monkeypatch.setenv("REGISTRY_CACHE_DIR", str(tmp_path / "colleague"))
     log_files("data", {"payload.txt": b"colleague"}, aliases=["best"])  # v1, best -> v1
 
-    report = sync_as(machine, monkeypatch)
+    monkeypatch.setenv("REGISTRY_CACHE_DIR", str(machine / "cache"))
+    synced = CliRunner().invoke(cli, ["sync"])
 
     api = registry.Api(store_url)
-    assert report.versions[0]["published"] == "proj/data:v2"
-    assert len(report.conflicts) == 1 and "proj/data:best" in report.conflicts[0]
+    assert synced.exit_code == 3  # a conflict: reported, everything else published
+    assert "published proj/data:v1 as proj/data:v2" in synced.output
+    assert "1 conflict(s): alias proj/data:best points to v1 in the store" in synced.output
     assert api.artifact("proj/data:best").version == "v1"  # the colleague's move stands
     assert api.artifact("proj/data:latest").version == "v2"
 
@@ -186,3 +190,20 @@ def test_sync_killed_at_any_point_then_rerun_publishes_exactly_once(store_url: s
     assert sorted(r.record.id for r in runs) == sorted(e["run"] for e in logged)
     assert sorted(a.version for r in runs for a in r.logged_artifacts()) == ["v0", "v1"]
     assert sync_as(machine, monkeypatch).versions == []
+
+
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)
+def test_the_command_line_logs_offline_and_syncs(store_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.txt").write_text("offline")
+    pushed = CliRunner().invoke(cli, ["--offline", "push", str(folder), "proj/data", "--type", "dataset", "--alias", "best"])
+    assert pushed.exit_code == 0, pushed.output
+    assert not Path(store_url).exists()  # the store was not touched
+    listed = CliRunner().invoke(cli, ["--offline", "--json", "ls", "proj/data"])
+    assert json.loads(listed.output)[0]["aliases"] == ["latest", "best"]
+    assert "would publish proj/data:v0" in CliRunner().invoke(cli, ["sync", "--dry-run"]).output
+    synced = CliRunner().invoke(cli, ["sync"])
+    assert synced.exit_code == 0 and "published proj/data:v0 as proj/data:v0" in synced.output
+    assert registry.Api(store_url).artifact("proj/data:best").version == "v0"
+    assert "nothing to sync" in CliRunner().invoke(cli, ["sync"]).output
