@@ -10,7 +10,7 @@ last, so a killed copy run again simply continues). A destination whose history 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import keys
@@ -26,6 +26,11 @@ from .store import Store
 from .versions import advance_latest, aliases_of, read_version, resolve, set_alias, version_numbers
 
 ArtifactKey = tuple[str, str]
+CrashPoint = Callable[[str], None]
+
+
+def _no_crash(point: str) -> None:
+    pass
 
 
 class DivergedError(ConflictError):
@@ -96,8 +101,12 @@ def _upstream(source: Store, project: str, name: str, number: int,
     return [(ref.project, ref.name, ref.version) for ref in run.inputs]
 
 
-def copy(source: Store, dest: Store, selection: Selection, *, dry_run: bool = False) -> CopyReport:
+def copy(source: Store, dest: Store, selection: Selection, *, dry_run: bool = False,
+         crash: CrashPoint = _no_crash) -> CopyReport:
     """Copy ``selection`` from ``source`` into ``dest``; ``DivergedError`` before any write if unsafe.
+
+    ``crash`` is called at named points (``copy-after-blobs``, ``copy-after-version``,
+    ``copy-before-runs``): the crash tests stop a copy there.
 
     >>> copy(open_store("s3://lab/ml"), open_store("/mnt/disk/ml"),                 # doctest: +SKIP
     ...      select(open_store("s3://lab/ml"), ["mnist-pipeline"], [], "uncategorized"))
@@ -108,9 +117,10 @@ def copy(source: Store, dest: Store, selection: Selection, *, dry_run: bool = Fa
         return report
     dest.check_writable()
     for (project, name), numbers in plans.items():
-        _copy_versions(source, dest, project, name, numbers, report)
+        _copy_versions(source, dest, project, name, numbers, report, crash)
         _copy_used_by(source, dest, project, name, selection.artifacts[(project, name)])
         _copy_aliases(source, dest, project, name, selection.artifacts[(project, name)], report)
+    crash("copy-before-runs")
     for project, run_id in _runs(source, selection):
         _copy_run(source, dest, project, run_id, selection, report)
     return report
@@ -143,15 +153,17 @@ def _plan(source: Store, dest: Store, key: ArtifactKey, upto: int | None, report
 
 
 def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers: list[int],
-                   report: CopyReport) -> None:
+                   report: CopyReport, crash: CrashPoint) -> None:
     for number in numbers:  # in order: the destination's numbers stay dense whenever a copy stops
         record = read_version(source.backend, project, name, number)
         files = read_file_list(source, record)
         with Protection(dest.blobs) as guard:
             report.sent.add(send_blobs(source.blobs, guard, {f.sha256 for f in files.files}))
             report.sent.add(send_blobs(source.blobs, guard, {record.digest}))
+            crash("copy-after-blobs")
             _write_version(source, dest, record)
             guard.settle()
+        crash("copy-after-version")
         report.copied.append(f"{project}/{name}:v{number}")
 
 
@@ -230,7 +242,8 @@ def _copy_run(source: Store, dest: Store, project: str, run_id: str, selection: 
 def copy_store(source_url: str, dest_url: str, *, projects: Sequence[str] = (), addresses: Sequence[str] = (),
                default_project: str = "uncategorized", dry_run: bool = False,
                source_endpoint: str | None = None, source_profile: str | None = None,
-               dest_endpoint: str | None = None, dest_profile: str | None = None) -> CopyReport:
+               dest_endpoint: str | None = None, dest_profile: str | None = None,
+               crash: CrashPoint = _no_crash) -> CopyReport:
     """Mirror whole ``projects`` and/or single artifacts (``addresses``, each up to the version it
     names) from one store to another; each side may have its own S3 endpoint and profile.
 
@@ -242,4 +255,4 @@ def copy_store(source_url: str, dest_url: str, *, projects: Sequence[str] = (), 
     dest = open_side(dest_url, dest_endpoint, dest_profile)
     with source.explain_missing():
         selection = select(source, list(projects), list(addresses), default_project)
-    return copy(source, dest, selection, dry_run=dry_run)
+    return copy(source, dest, selection, dry_run=dry_run, crash=crash)

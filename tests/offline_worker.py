@@ -4,6 +4,7 @@ Usage: python offline_worker.py COMMAND [ARGS]
   pipeline          offline: train on raw:best, log model:best (history image, saved file), evaluate it
   log NAME COUNT TAG  offline: COUNT runs, each logging a new version of NAME (contents from TAG)
   sync [PAUSE_AT]   online: registry.sync(); with PAUSE_AT, print "PAUSED <point>" there and wait to be killed
+  copy SRC DST PROJECT PAUSE_AT   registry.copy_store(), pausing likewise
 
 Offline commands refuse every network connection (any attempt exits with code 99), so a test
 passes only if offline mode sends nothing. Each command prints one JSON line.
@@ -92,13 +93,17 @@ def log(name: str, count: int, tag: str) -> dict:
     return {"logged": logged}
 
 
-def sync(pause_at: str | None) -> dict:
+def pause_at(wanted: str | None):
     def crash(point: str) -> None:
-        if point == pause_at:
+        if point == wanted:
             print(f"PAUSED {point}", flush=True)
             time.sleep(3600)
 
-    report = registry.sync(crash=crash)
+    return crash
+
+
+def sync(point: str | None) -> dict:
+    report = registry.sync(crash=pause_at(point))
     return {"versions": report.versions, "conflicts": report.conflicts, "runs": report.runs}
 
 
@@ -106,6 +111,9 @@ def main() -> None:
     command, args = sys.argv[1], sys.argv[2:]
     if command == "sync":
         result = sync(args[0] if args else None)
+    elif command == "copy":
+        report = registry.copy_store(args[0], args[1], projects=[args[2]], crash=pause_at(args[3]))
+        result = {"copied": report.copied}
     else:
         refuse_network()
         result = pipeline() if command == "pipeline" else log(args[0], int(args[1]), args[2])

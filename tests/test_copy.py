@@ -2,6 +2,10 @@
 diverged history."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from registry.endpoints import open_side
 from registry.mirror import DivergedError
 from servers import pick_ports
 from store_builders import log_pipeline, log_raw
+from store_fixtures import subprocess_env
 
 
 def records(url: str | registry.Api) -> dict[str, bytes]:
@@ -163,3 +168,36 @@ def test_each_side_can_use_its_own_credentials_profile(two_buckets: tuple[str, s
     source, dest = (registry.Api(store=open_side(url, profile="lab")) for url in (bucket_a, bucket_b))
     assert records(dest) == records(source)
     assert dest.aliases("proj/model") == source.aliases("proj/model")
+
+
+COPY_POINTS = ["copy-after-blobs", "copy-after-version", "copy-before-runs"]
+
+
+@pytest.mark.parametrize("kind", ["local", "seaweed"])
+@pytest.mark.parametrize("point", COPY_POINTS)
+def test_a_copy_killed_at_any_point_then_rerun_ends_mirrored(kind: str, point: str, tmp_path: Path,
+                                                             request: pytest.FixtureRequest,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    if kind == "local":
+        src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    else:
+        src, dst = request.getfixturevalue("two_buckets")
+    monkeypatch.setenv("REGISTRY_URL", src)
+    log_pipeline()
+    log_raw("proj", "second")
+    worker = str(Path(__file__).parent / "offline_worker.py")
+    proc = subprocess.Popen([sys.executable, worker, "copy", src, dst, "proj", point],
+                            env=subprocess_env(src, tmp_path / "copier-cache"), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"PAUSED {point}"), proc.stderr.read()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+
+    registry.copy_store(src, dst, projects=["proj"])
+
+    assert_mirrored(src, dst)
+    assert registry.Api(dst).version_numbers("proj/raw") == [0, 1]
