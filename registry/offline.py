@@ -150,8 +150,8 @@ class OfflineBackend(Backend):
         alias = parse(AliasRecord, data, key)
         _, project, _, name, _, _ = key.split("/", 5)
         logger.warning(
-            "registry is offline: %s/%s:%s -> v%d is what this machine last saw (%s); "
-            "the store may have moved it since", project, name, alias.alias, alias.version,
+            "registry is offline: %s/%s:%s -> v%d is what this machine last saw (pointing there since %s); "
+            "the store may have moved it", project, name, alias.alias, alias.version,
             alias.updated_at.strftime("%Y-%m-%d %H:%M UTC"),
         )
 

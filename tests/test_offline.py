@@ -207,3 +207,9 @@ def test_the_command_line_logs_offline_and_syncs(store_url: str, tmp_path: Path)
     assert synced.exit_code == 0 and "published proj/data:v0 as proj/data:v0" in synced.output
     assert registry.Api(store_url).artifact("proj/data:best").version == "v0"
     assert "nothing to sync" in CliRunner().invoke(cli, ["sync"]).output
+
+
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)
+def test_gc_refuses_to_run_on_the_outbox(store_url: str) -> None:
+    result = CliRunner().invoke(cli, ["--offline", "gc"])
+    assert result.exit_code == 5 and "not offline" in result.output
