@@ -13,6 +13,7 @@ import logging
 from backends.local import LocalBackend
 
 from . import keys
+from .errors import IntegrityError
 from .filelists import read_file_list
 from .names import Address, is_version_alias
 from .offline import seen_dir
@@ -32,7 +33,7 @@ def remember(store: Store, address: Address, record: VersionRecord) -> None:
         aliases = [] if address.digest or is_version_alias(alias) else [alias]
         remember_record(seen, record, aliases)
         read_file_list(store, record)  # into the download cache (no request when it is there already)
-    except (OSError, LookupError) as e:
+    except (OSError, LookupError, IntegrityError) as e:  # the caller's own reads report real problems
         logger.info("registry: could not remember %s for offline use: %s", address, e)
 
 
