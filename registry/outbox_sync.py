@@ -40,7 +40,7 @@ from .records import (
 from .run_transfer import transfer_run
 from .seen import remember_record
 from .store import Store, open_store
-from .versions import commit_version, read_alias, read_version, set_alias, version_numbers
+from .versions import advance_latest, commit_version, read_alias, read_version, set_alias, version_numbers
 
 CrashPoint = Callable[[str], None]
 _USED_BY = re.compile(r"projects/([^/]+)/artifacts/([^/]+)/used-by/v(\d+)/([^/]+\.json)")
@@ -154,6 +154,8 @@ class OutboxSync:
                 result = commit_version(self.store.backend, offline, [], crash=self.crash,
                                         commit_id=offline.commit_id)
                 real, created = result.record, result.created
+            else:  # committed by a sync that died before it moved ``latest``, perhaps
+                advance_latest(self.store.backend, real)
             guard.settle()
         self.crash("sync-after-version")
         progress = SyncProgress(version=real.version, commit_id=real.commit_id)

@@ -94,10 +94,16 @@ def log(name: str, count: int, tag: str) -> dict:
 
 
 def pause_at(wanted: str | None):
+    """Pause at ``point`` (its first time) or ``point@N`` (its N-th time)."""
+    label, _, nth = (wanted or "").partition("@")
+    seen = {"count": 0}
+
     def crash(point: str) -> None:
-        if point == wanted:
-            print(f"PAUSED {point}", flush=True)
-            time.sleep(3600)
+        if point == label:
+            seen["count"] += 1
+            if seen["count"] == int(nth or 1):
+                print(f"PAUSED {wanted}", flush=True)
+                time.sleep(3600)
 
     return crash
 

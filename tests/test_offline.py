@@ -159,8 +159,8 @@ def test_two_outboxes_synced_at_once_stay_consistent(store_url: str, tmp_path: P
     assert api.artifact("proj/data:best").commit_id in {entries[-1]["commit_id"] for entries in logged.values()}
 
 
-SYNC_POINTS = ["sync-after-blobs", "after-version", "before-alias", "sync-after-version", "sync-before-runs",
-               "sync-before-archive"]
+SYNC_POINTS = ["sync-after-blobs", "after-version", "after-version@2", "before-alias", "sync-after-version",
+               "sync-before-runs", "sync-before-archive"]
 
 
 @pytest.mark.parametrize("store_url", REAL_BACKENDS, indirect=True)
@@ -186,6 +186,7 @@ def test_sync_killed_at_any_point_then_rerun_publishes_exactly_once(store_url: s
     versions = api.artifact_versions("proj/data")
     assert [a.commit_id for a in versions] == [e["commit_id"] for e in logged]  # one copy each, in order
     assert api.artifact("proj/data:best").version == "v1"
+    assert api.artifact("proj/data:latest").version == "v1"
     runs = api.runs("proj")
     assert sorted(r.record.id for r in runs) == sorted(e["run"] for e in logged)
     assert sorted(a.version for r in runs for a in r.logged_artifacts()) == ["v0", "v1"]
