@@ -136,6 +136,10 @@ A **run** object:
 | `lineage` | `{"root": "<node id>", "nodes": [{"id", "kind": "artifact"\\|"run", "type", "label", "ref", "layer"}], "edges": [{"source", "target", "relation": "produces"\\|"consumes"}]}` (same as `--format json`) |
 | `diff OLD NEW` | `{"old", "new", "same_contents", "identical", "files": {"added": [{"path", "size", "sha256"}], "removed": [same], "changed": [{"path", "old_size", "new_size", "old_sha256", "new_sha256"}], "renamed": [{"old_path", "new_path", "size", "sha256"}], "unchanged": int}, "metadata": {"added": {key: value}, "removed": {key: value}, "changed": {key: {"old", "new"}}}, "type": null\\|{"old", "new"}, "description": same, "size": same}`; nested metadata keys are dotted paths (`opts.seed`) |
 | `verify` | `{"address", "where": "<dir>"\\|"cache", "ok": true, "files"}` (a mismatch is an error, exit 4) |
+| `sync` | `{"url", "outbox", "dry_run", "versions": [{"outbox": "p/n:vK", "published": "p/n:vN"\\|null, "created": bool\\|null}], "aliases": ["p/n:alias -> vN"], "runs": ["p/run-id"], "conflicts": [messages], "sent": {"blobs", "bytes", "present"}, "archived_to": path\\|null}`: `published` is `null` in a dry run; `created` is `false` when the store's latest already held those contents; any conflict also exits 3 |
+| `copy` | `{"source", "destination", "dry_run", "copied": ["p/n:vN"], "present": int, "aliases": ["p/n:alias -> vN"], "runs": ["p/run-id"], "sent": {"blobs", "bytes", "present"}}`: `present` counts versions the destination already held, `sent.present` blobs it already held |
+| `export` | `{"path", "copy": <copy's object, into the bundle>}` |
+| `import` | `<copy's object>` |
 | `cache info` | `{"directory", "entries", "size", "max_size": int\\|null, "store_is_cache": bool}` |
 | `cache clean` | `{"freed_files", "freed_bytes", "max_size", "store_is_cache"}` |
 | `gc` | `{"dry_run", "deleted": [blob keys], "deleted_count", "freed_bytes", "kept_young", "kept_in_flight", "referenced"}` |

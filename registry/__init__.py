@@ -13,6 +13,7 @@ from typing import Any
 from . import active
 from .api import Api, ApiRun
 from .artifact import Artifact, ArtifactFile
+from .bundle import export_bundle, import_bundle
 from .errors import (
     ConflictError,
     IntegrityError,
@@ -22,6 +23,8 @@ from .errors import (
     StorageError,
 )
 from .media import Image
+from .mirror import copy_store
+from .outbox_sync import sync
 from .run_config import Config, Summary
 from .runs import Run, finish, init, log, save
 
@@ -50,10 +53,14 @@ __all__ = [
     "StorageError",
     "Summary",
     "config",
+    "copy_store",
+    "export_bundle",
     "finish",
+    "import_bundle",
     "init",
     "log",
     "run",
     "save",
     "summary",
+    "sync",
 ]

@@ -20,6 +20,7 @@ from .lineage_trace import trace
 from .names import parse_address, validate_alias, validate_name
 from .records import ArtifactRef, FileEntry, RunRecord, VersionRecord
 from .run_records import find_run, read_run, read_runs, run_ids, users_of
+from .seen import remember
 from .store import Store, open_store
 from .versions import (
     aliases_of,
@@ -55,8 +56,10 @@ class ArtifactCollection:
 class Api:
     """Read-only and management calls on one store (``url`` or ``REGISTRY_URL`` or the local default)."""
 
-    def __init__(self, url: str | None = None, *, store: Store | None = None) -> None:
-        self.store = store or open_store(url)
+    def __init__(self, url: str | None = None, *, store: Store | None = None,
+                 mode: str | None = None) -> None:
+        """``mode="offline"`` (or ``REGISTRY_MODE=offline``): read what this machine saw, send nothing."""
+        self.store = store or open_store(url, mode)
         self.default_project = self.store.settings.project
 
     @property
@@ -69,8 +72,10 @@ class Api:
     # -- artifacts -------------------------------------------------------------------------
     def artifact(self, address: str, type: str | None = None) -> Artifact:
         """The version an address names: ``[project/]name[:alias|:vN|@sha256:<digest>]``."""
+        parsed = parse_address(address, self._project())
         with self.store.explain_missing():
-            record = resolve(self.store.backend, parse_address(address, self._project()))
+            record = resolve(self.store.backend, parsed)
+        remember(self.store, parsed, record)
         if type is not None and record.type != type:
             raise NotFoundError(
                 f"{record.project}/{record.name}:v{record.version} has type {record.type!r}, not {type!r}"

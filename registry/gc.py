@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import keys
-from .errors import NotFoundError
+from .errors import NotFoundError, StorageError
 from .filelists import read_file_list
 from .protection import collecting, live_markers
 from .records import RunRecord, parse
@@ -82,6 +82,9 @@ def collect_garbage(
     store: Store, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
 ) -> GcReport:
     """Delete unreferenced blobs older than ``grace_seconds``; returns what was (or would be) freed."""
+    if store.offline:  # the outbox's blobs are what sync will publish: never garbage
+        raise StorageError("gc works on the store itself, not offline: run it without --offline "
+                           "or REGISTRY_MODE=offline")
     report = GcReport(dry_run=dry_run)
     with collecting(store.backend, dry_run=dry_run):
         started = time.time()

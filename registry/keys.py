@@ -108,3 +108,12 @@ def gc_lock_prefix() -> str:
 
 def gc_lock(gc_id: str) -> str:
     return f"gc/{gc_id}.json"
+
+
+# -- an offline outbox's own keys (registry/offline.py, registry/outbox_sync.py) -------------------
+def sync_alias_base(alias_key: str) -> str:
+    return f"sync/alias-bases/{alias_key}"
+
+
+def sync_published(project: str, name: str, number: int) -> str:
+    return f"sync/published/{version(project, name, number)}"

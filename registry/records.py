@@ -224,3 +224,17 @@ class RunRecord(Record):
     outputs: list[ArtifactRef] = Field(default_factory=list)
     files: list[FileEntry] = Field(default_factory=list)
     history_chunks: int = 0
+
+
+class AliasBase(Record):
+    """Outbox ``sync/alias-bases/<alias key>``: where an alias pointed (None: nowhere) before it
+    first moved offline; ``sync`` moves the real alias only if it still points there."""
+
+    version: int | None = None
+
+
+class SyncProgress(Record):
+    """Outbox ``sync/published/<version key>``: the real version an outbox version became."""
+
+    version: int = Field(ge=0)
+    commit_id: str

@@ -29,6 +29,7 @@ from .protection import Protection
 from .publish import draft_record, publish
 from .records import FileEntry, RunRecord, RunRef, UsedByEntry, VersionRecord, now
 from .run_config import Config, Summary
+from .seen import remember
 from .store import Store, open_store
 from .versions import BaseMovedError, CommitResult, aliases_of, latest_number, read_version, resolve
 
@@ -155,7 +156,10 @@ class Run:
             artifact.record  # noqa: B018 - raises unless it is logged
         else:
             address = parse_address(artifact_or_address, self.project)
-            artifact = Artifact.from_record(self.store, resolve(self.store.backend, address))
+            with self.store.explain_missing():
+                record = resolve(self.store.backend, address)
+            remember(self.store, address, record)
+            artifact = Artifact.from_record(self.store, record)
         if type is not None and artifact.type != type:
             raise InvalidNameError(f"{artifact.qualified_name} has type {artifact.type!r}, not {type!r}")
         record = artifact.record
@@ -285,15 +289,18 @@ def _deactivate(run: Run) -> None:
 
 def init(project: str | None = None, job_type: str | None = None, config: dict | None = None,
          name: str | None = None, tags: list[str] | None = None, notes: str | None = None,
-         url: str | None = None, **ignored: Any) -> Run:
+         url: str | None = None, mode: str | None = None, **ignored: Any) -> Run:
     """Start a run (and make it ``registry.run``); use it as a context manager.
+
+    ``mode="offline"`` (W&B's name; or ``REGISTRY_MODE=offline``) logs to a local outbox that
+    ``registry sync`` publishes later, and resolves inputs from what this machine has seen.
 
     >>> with registry.init(project="demo", job_type="load-data") as run:   # doctest: +SKIP
     ...     run.log_artifact(artifact)
     """
     if active.run is not None:
         active.run.finish()
-    store = open_store(url)
+    store = open_store(url, mode)
     run = Run(store, project if project is not None else store.settings.project, job_type, config, name, tags,
               notes)
     active.run, active.config, active.summary = run, run.config, run.summary

@@ -8,6 +8,7 @@
 ``REGISTRY_LINK_MODE``        how cached files reach a download root: auto|reflink|hardlink|copy
 ``REGISTRY_WORKERS``          parallel transfers (default 16)
 ``REGISTRY_S3_ENGINE``        obstore (default) or botocore: read by ``backends.open_backend``
+``REGISTRY_MODE``             ``online`` (default) or ``offline``: log to a local outbox, read what was seen
 ============================  ==========================================================
 S3 endpoint and credentials are boto3's own (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``...).
 """
@@ -28,6 +29,8 @@ DISTRIBUTION = "ml-artifact-registry"
 DEFAULT_PROJECT = "uncategorized"
 LinkMode = Literal["auto", "reflink", "hardlink", "copy"]
 _LINK_MODES: tuple[LinkMode, ...] = ("auto", "reflink", "hardlink", "copy")
+Mode = Literal["online", "offline"]
+_MODES: tuple[Mode, ...] = ("online", "offline")
 _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3,
           "T": 1000**4, "TB": 1000**4, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
 
@@ -62,10 +65,14 @@ class Settings(BaseModel):
     cache_max: int | None
     link_mode: LinkMode
     workers: int
+    mode: Mode = "online"
 
     @classmethod
-    def from_env(cls, url: str | None = None) -> Settings:
+    def from_env(cls, url: str | None = None, mode: str | None = None) -> Settings:
         env = os.environ
+        mode = mode or env.get("REGISTRY_MODE") or "online"
+        if mode not in _MODES:
+            raise InvalidNameError(f"mode {mode!r} (REGISTRY_MODE) is not one of online, offline")
         link_mode = env.get("REGISTRY_LINK_MODE", "auto")
         if link_mode not in _LINK_MODES:
             raise InvalidNameError(
@@ -78,6 +85,7 @@ class Settings(BaseModel):
             cache_max=parse_size(env["REGISTRY_CACHE_MAX"]) if env.get("REGISTRY_CACHE_MAX") else None,
             link_mode=link_mode,
             workers=int(env.get("REGISTRY_WORKERS") or 16),
+            mode=mode,
         )
 
 

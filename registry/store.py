@@ -13,6 +13,7 @@ from .blobs import BlobStore
 from .cache import Cache, open_cache
 from .errors import NotFoundError, StorageError
 from .hashing import HashState
+from .offline import open_offline_backend
 from .settings import Settings
 
 
@@ -52,7 +53,7 @@ class Store:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         self.settings = settings
         try:
-            raw = backend or open_backend(settings.url)
+            raw = backend or _open_backend(settings)
         except ValueError as e:
             raise StorageError(str(e)) from None
         self.backend: Backend = GuardedBackend(raw)  # type: ignore[assignment]
@@ -74,9 +75,19 @@ class Store:
         """Within this block, "not found" becomes "no store here" when the store itself is missing."""
         try:
             yield
-        except NotFoundError:
+        except NotFoundError as e:
             self.require_present()
+            if self.offline:
+                raise NotFoundError(
+                    f"{e} (registry is offline: only what this machine saw online or logged offline "
+                    "can be found; go online, or `registry sync` first)"
+                ) from None
             raise
+
+    @property
+    def offline(self) -> bool:
+        """Whether this store is the offline outbox (see ``registry.offline``)."""
+        return self.settings.mode == "offline"
 
     def check_writable(self) -> None:
         """Run the backend's capability probe once, before the first write that relies on it."""
@@ -85,14 +96,21 @@ class Store:
             self._checked = True
 
 
+def _open_backend(settings: Settings) -> Backend:
+    if settings.mode == "offline":
+        return open_offline_backend(settings)
+    return open_backend(settings.url)
+
+
 @functools.lru_cache(maxsize=8)
 def _open(settings_json: str) -> Store:
     return Store(Settings.model_validate_json(settings_json))
 
 
-def open_store(url: str | None = None) -> Store:
-    """The store for ``url`` (default: ``REGISTRY_URL`` or the embedded local store), reused per process."""
-    return _open(Settings.from_env(url).model_dump_json())
+def open_store(url: str | None = None, mode: str | None = None) -> Store:
+    """The store for ``url`` (default: ``REGISTRY_URL`` or the embedded local store), reused per process;
+    ``mode="offline"`` (or ``REGISTRY_MODE=offline``) gives the offline outbox instead."""
+    return _open(Settings.from_env(url, mode).model_dump_json())
 
 
 def local_hash_state() -> HashState:

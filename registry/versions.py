@@ -164,6 +164,7 @@ def commit_version(
     aliases: list[str],
     crash: Callable[[str], None] = lambda label: None,
     after: int | None = -1,
+    commit_id: str | None = None,
 ) -> CommitResult:
     """Create the next version for ``draft`` (whose number is ignored), then move its aliases.
 
@@ -172,6 +173,8 @@ def commit_version(
     With ``after`` (a version number, or None for "no version yet") the new version must come
     right after it: a draft built on that version (incremental) would otherwise drop what a
     concurrent writer committed meanwhile, so ``BaseMovedError`` says to build it again.
+    ``commit_id`` (default: a new random one) lets a writer that publishes a version it already
+    named elsewhere (``registry sync``) find its record again after a crash.
     """
     project, name = draft.project, draft.name
     for alias in aliases:
@@ -184,7 +187,7 @@ def commit_version(
         if current.digest == draft.digest and not _exists(backend, project, name, latest + 1):
             return _finish(backend, current, aliases, created=False, crash=crash)
     number = 0 if latest is None else latest + 1
-    commit_id = uuid.uuid4().hex
+    commit_id = commit_id or uuid.uuid4().hex
     while True:
         record = draft.model_copy(update={"version": number, "commit_id": commit_id, "created_at": now()})
         _index_digest(backend, project, name, draft.digest, number)

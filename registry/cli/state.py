@@ -33,15 +33,21 @@ class State:
     json: bool = False
     quiet: bool = False
     debug: bool = False
+    offline: bool = False
     _api: Api | None = field(default=None, repr=False)
 
     @property
     def api(self) -> Api:
         if self._api is None:
-            self._api = Api(self.url)
+            self._api = Api(self.url, mode=self.mode)
             if self.project:
                 self._api.default_project = validate_name(self.project, "project")
         return self._api
+
+    @property
+    def mode(self) -> str | None:
+        """``offline`` with ``--offline``; otherwise REGISTRY_MODE decides."""
+        return "offline" if self.offline else None
 
     @property
     def default_project(self) -> str:

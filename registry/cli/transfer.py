@@ -108,7 +108,8 @@ def push_cmd(state: State, path: Path, address: str, type_: str, aliases: tuple[
         artifact.add_file(path)
     config = {"source": str(path.resolve()), "aliases": wanted}
     with (state.progress(artifact.size, target.collection) as advance,
-          init(project=target.project, job_type="push", url=state.url, config=config) as run):
+          init(project=target.project, job_type="push", url=state.url, mode=state.mode,
+               config=config) as run):
         logged = run.log_artifact(artifact, aliases=wanted, progress=advance)
     if state.json:
         state.emit_json(push_json(logged, run.path))
