@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .api_run import ApiRun
+from .artifact_state import VersionState
 from .download import DownloadReport, materialize
 from .download_root import safe_destination
 from .draft import ArtifactDraft, SymlinkPolicy
@@ -50,7 +51,7 @@ class ArtifactFile:
         return f"ArtifactFile({self.path!r}, size={self.size})"
 
 
-class Artifact:
+class Artifact(VersionState):
     """A versioned set of files with a type, description and metadata.
 
     >>> art = Artifact("mnist-raw", type="dataset", metadata={"sizes": [50000, 10000]})
@@ -64,11 +65,11 @@ class Artifact:
         what it ``remove``s; nothing of the latest version is downloaded or uploaded again."""
         self.name = validate_name(name, "artifact name")
         self.type = validate_name(type, "artifact type")
-        self.description = description
-        self.metadata: dict[str, Any] = to_jsonable(dict(metadata or {}), "metadata")
-        self._draft: ArtifactDraft | None = ArtifactDraft(incremental=incremental)
         self._store: Store | None = None
         self._record: VersionRecord | None = None
+        self._description = description
+        self._metadata: dict[str, Any] = to_jsonable(dict(metadata or {}), "metadata")
+        self._draft: ArtifactDraft | None = ArtifactDraft(incremental=incremental)
         self._files: FileList | None = None
         self._aliases: list[str] | None = None
         self.created: bool | None = None
@@ -93,8 +94,9 @@ class Artifact:
             self._draft.close()
         self._draft = None
         self._store, self._record, self._aliases, self.created = store, record, aliases, created
-        self.metadata = dict(record.metadata)
-        self.description = record.description
+        self.reset_state(record)
+        if self._wanted_ttl is not False:  # a TTL set on the draft is the version's from the start
+            self.save()
 
     # -- building --------------------------------------------------------------------------
     @property
@@ -174,9 +176,19 @@ class Artifact:
     def aliases(self) -> list[str]:
         """Read on first use, so resolving and downloading never pay for listing aliases."""
         store, record = self._logged()
+        if self._wanted_aliases is not None:  # set, not saved yet
+            return list(self._wanted_aliases)
         if self._aliases is None:
             self._aliases = aliases_of(store.backend, record.project, record.name).get(record.version, [])
         return list(self._aliases)
+
+    @aliases.setter
+    def aliases(self, aliases: list[str]) -> None:
+        """W&B's way to add and remove aliases: assign, then ``save()``."""
+        self.set_aliases(aliases)
+
+    def reset_aliases(self) -> None:
+        self._aliases = None
 
     @property
     def size(self) -> int:

@@ -17,18 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from . import active, keys
+from .alias_moves import audit_moves
 from .artifact import Artifact
 from .draft import ArtifactDraft
 from .errors import ConflictError, InvalidNameError, RegistryError
 from .filelists import read_file_list
 from .hashing import sha256_bytes
 from .jsonable import to_jsonable
+from .links import refuse_logging_into_registry
 from .media import Image
 from .names import parse_address, validate_name, validate_path
 from .protection import Protection
 from .publish import draft_record, publish
 from .records import FileEntry, RunRecord, RunRef, UsedByEntry, VersionRecord, now
 from .run_config import Config, Summary
+from .run_models import ModelCalls
 from .store import Store, open_store
 from .versions import BaseMovedError, CommitResult, aliases_of, latest_number, read_version, resolve
 
@@ -46,7 +49,7 @@ _NOUNS = [
 ]
 
 
-class Run:
+class Run(ModelCalls):
     """A run in a project; use as a context manager, or call ``finish()``."""
 
     def __init__(self, store: Store, project: str, job_type: str | None, config: dict | None,
@@ -109,6 +112,7 @@ class Run:
     def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None, progress=None) -> Artifact:
         """Log a new version of ``artifact`` (or return the latest when contents are identical)."""
         files = artifact.draft  # raises if it is already logged: a version never changes
+        refuse_logging_into_registry(self.project)
         metadata = to_jsonable(artifact.metadata, "metadata")
         draft = draft_record(self.project, artifact.name, artifact.type, artifact.description, metadata,
                              self.ref)
@@ -120,6 +124,7 @@ class Run:
         record = result.record
         version_aliases = aliases_of(self.store.backend, record.project, record.name).get(record.version, [])
         artifact.attach(self.store, record, version_aliases, created=result.created)
+        audit_moves(self.store, record, result.moved)
         if result.created:
             self._record.outputs.append(record.ref())
             self._write_record()
