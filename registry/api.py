@@ -115,6 +115,7 @@ class Api:
             if shown in gone:
                 shown = max(set(range(top + 1)) - gone)
             latest = self._bind(read_version(self.store.backend, project, name, shown), aliases)
+            latest.tags  # noqa: B018 - edits and tags read here, in parallel
             return ArtifactCollection(project, name, latest.type, top + 1 - len(gone), latest, aliases)
 
         with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
@@ -143,7 +144,9 @@ class Api:
             records = list(pool.map(
                 lambda n: read_version(self.store.backend, address.project, address.name, n), numbers
             ))
-        return [self._bind(r, aliases) for r in records]
+            versions = [self._bind(r, aliases) for r in records]
+            list(pool.map(lambda v: v.tags, versions))  # edits and tags, read in parallel, not one by one
+        return versions
 
     def set_alias(self, address: str, alias: str, expected_version: int | None = None) -> bool:
         """Point ``alias`` at the version ``address`` names (e.g. promote to ``best``); the move

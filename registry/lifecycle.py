@@ -153,7 +153,8 @@ def _audit_deletion(store: Store, deletion: Deletion, reason: DeleteReason) -> N
 # -- tags, TTL, description and metadata ---------------------------------------------------------
 def read_annotations(backend: Backend, record: VersionRecord) -> Annotations:
     """The version's mutable state; its record's description and metadata until first edited."""
-    found = read_doc(backend, keys.version_annotations(record.project, record.name, record.version), Annotations)
+    key = keys.version_annotations(record.project, record.name, record.version)
+    found = read_doc(backend, key, Annotations)
     return found[0] if found is not None else _as_logged(record)
 
 
