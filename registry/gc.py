@@ -48,7 +48,8 @@ def referenced_blobs(store: Store, tombstone_grace: float = 0.0,
     started = time.time()
     for project in backend.list_children(keys.projects_prefix()):
         for name in backend.list_children(keys.artifacts_prefix(project)):
-            gone = deleted_numbers(backend, project, name, older_than=tombstone_grace, now_ts=started)
+            older_than = tombstone_grace if tombstone_grace > 0 else None  # 0: all, whatever the clocks
+            gone = deleted_numbers(backend, project, name, older_than=older_than, now_ts=started)
             if tombstone_grace <= 0:
                 gone |= {n for p, a, n in retiring if (p, a) == (project, name)}
             for number in version_numbers(backend, project, name):
