@@ -31,7 +31,7 @@ from .versions import (
 )
 
 TAG = re.compile(r"[-\w]+( +[-\w]+)*")
-"""W&B's tag syntax: words of letters, digits, ``_`` and ``-``, separated by single spaces."""
+"""W&B's tag syntax: words of letters, digits, ``_`` and ``-``, separated by spaces."""
 _VERSION_FILE = re.compile(r"v(\d+)\.json")
 DeleteReason = Literal["delete", "unlink", "retention", "ttl"]
 
@@ -46,7 +46,7 @@ def validate_tags(tags: Iterable[str] | str) -> list[str]:
     for tag in listed:
         if not isinstance(tag, str) or not TAG.fullmatch(tag) or len(tag) > 128:
             raise InvalidNameError(
-                f"invalid tag {tag!r}: use letters, digits, '-' and '_', words separated by single spaces"
+                f"invalid tag {tag!r}: use letters, digits, '-' and '_', words separated by spaces"
             )
     return list(dict.fromkeys(listed))
 

@@ -38,7 +38,7 @@ def delete_cmd(state: State, address: str, delete_aliases: bool) -> None:
 def tag_cmd(state: State, address: str, tags: tuple[str, ...], removed: tuple[str, ...]) -> None:
     """Add TAGs to the version ADDRESS names (and remove --rm ones); prints its tags.
 
-    Tags are words of letters, digits, '-' and '_' separated by single spaces (W&B's syntax).
+    Tags are words of letters, digits, '-' and '_' separated by spaces (W&B's syntax).
     """
     art = state.api.artifact(address)
     if tags or removed:
