@@ -72,6 +72,7 @@ class Artifact(VersionState):
         self._draft: ArtifactDraft | None = ArtifactDraft(incremental=incremental)
         self._files: FileList | None = None
         self._aliases: list[str] | None = None
+        self._aliases_seen: tuple[str, ...] = ()
         self.created: bool | None = None
         """After logging: False when the contents equalled the latest version (no new version)."""
 
@@ -93,7 +94,9 @@ class Artifact(VersionState):
         if self._draft is not None:
             self._draft.close()
         self._draft = None
-        self._store, self._record, self._aliases, self.created = store, record, aliases, created
+        self._store, self._record, self.created = store, record, created
+        self._aliases = list(aliases) if aliases is not None else None
+        self._aliases_seen = tuple(self._aliases or ())
         self.reset_state(record)
         if self._wanted_ttl is not False:  # a TTL set on the draft is the version's from the start
             self.save()
@@ -174,21 +177,31 @@ class Artifact(VersionState):
 
     @property
     def aliases(self) -> list[str]:
-        """Read on first use, so resolving and downloading never pay for listing aliases."""
+        """Read on first use, so resolving and downloading never pay for listing aliases. As in
+        W&B, the list may be changed (``artifact.aliases.append("prod")``) or replaced, and
+        ``save()`` applies what changed since it was read."""
         store, record = self._logged()
-        if self._wanted_aliases is not None:  # set, not saved yet
-            return list(self._wanted_aliases)
         if self._aliases is None:
-            self._aliases = aliases_of(store.backend, record.project, record.name).get(record.version, [])
-        return list(self._aliases)
+            found = aliases_of(store.backend, record.project, record.name).get(record.version, [])
+            self._aliases = list(found)
+            self._aliases_seen = tuple(self._aliases)
+        return self._aliases
 
     @aliases.setter
     def aliases(self, aliases: list[str]) -> None:
-        """W&B's way to add and remove aliases: assign, then ``save()``."""
-        self.set_aliases(aliases)
+        self.aliases  # noqa: B018 - read first: save() applies the difference from what was read
+        self._aliases = list(aliases)
+
+    def alias_changes(self) -> tuple[list[str], list[str]]:
+        """(added, removed) user aliases since they were read; ``latest`` is the registry's."""
+        wanted = [a for a in dict.fromkeys(self._aliases or ()) if a != "latest"]
+        seen = [a for a in self._aliases_seen if a != "latest"]
+        if self._aliases is None:
+            return [], []
+        return [a for a in wanted if a not in seen], [a for a in seen if a not in wanted]
 
     def reset_aliases(self) -> None:
-        self._aliases = None
+        self._aliases, self._aliases_seen = None, ()
 
     @property
     def size(self) -> int:

@@ -38,7 +38,6 @@ class VersionState:
     _annotations: Annotations | None = None
     _wanted_tags: list[str] | None = None
     _wanted_ttl: timedelta | bool | None = False  # False: not set by the user
-    _wanted_aliases: list[str] | None = None
 
     def _logged(self) -> tuple[Store, VersionRecord]:
         raise NotImplementedError
@@ -51,7 +50,7 @@ class VersionState:
         """Forget what was read or wanted (a new handle, or one that just became ``record``'s)."""
         if record is not None:
             self._description, self._metadata = record.description, dict(record.metadata)
-        self._annotations, self._wanted_tags, self._wanted_aliases = None, None, None
+        self._annotations, self._wanted_tags = None, None
 
     def _state(self) -> Annotations | None:
         """The version's annotations, read once; None for a draft."""
@@ -113,10 +112,6 @@ class VersionState:
             raise InvalidNameError(f"invalid ttl {ttl!r}: give a positive datetime.timedelta, or None")
         self._wanted_ttl = ttl
 
-    def set_aliases(self, aliases: Iterable[str]) -> None:
-        """The user aliases this version should have after ``save()`` (W&B's ``aliases`` setter)."""
-        self._wanted_aliases = [a for a in dict.fromkeys(aliases) if a != "latest"]
-
     def save(self, project: str | None = None, settings: object = None) -> None:
         """Store what changed: description, metadata, tags, TTL, aliases (each change in the audit
         log). A new artifact is logged by the active run, as in W&B."""
@@ -137,20 +132,19 @@ class VersionState:
         self._state()
         self._annotations = update_annotations(store, record, **changes)
         self._wanted_tags, self._wanted_ttl = None, False
-        if self._wanted_aliases is not None:
-            self._save_aliases(store, record, self._wanted_aliases)
-            self._wanted_aliases = None
-
-    def _save_aliases(self, store: Store, record: VersionRecord, wanted: list[str]) -> None:
-        current = [a for a in aliases_of(store.backend, record.project, record.name).get(record.version, [])
-                   if a != "latest"]
-        for alias in wanted:
-            if alias not in current:
-                set_alias(store, record, alias)
-        for alias in current:
-            if alias not in wanted:
+        added, removed = self.alias_changes()
+        for alias in added:
+            set_alias(store, record, alias)
+        for alias in removed:
+            found = aliases_of(store.backend, record.project, record.name).get(record.version, [])
+            if alias in found:  # moved elsewhere since it was read: that move stands
                 remove(store, record.project, record.name, alias)
-        self.reset_aliases()
+        if added or removed:
+            self.reset_aliases()
+
+    def alias_changes(self) -> tuple[list[str], list[str]]:
+        """Overridden by ``Artifact``: the user aliases added and removed since they were read."""
+        return [], []
 
     def reset_aliases(self) -> None:
         """Overridden by ``Artifact``: forget the aliases it read."""

@@ -182,3 +182,24 @@ def test_gc_applies_retention_and_its_dry_run_lists_what_the_real_run_deletes(st
     assert real["retention"]["deleted"] == dry["retention"]["deleted"]
     assert sorted(real["deleted"]) == sorted(dry["deleted"])
     assert registry.Api(store_url).version_numbers("proj/data") == [2]
+
+
+def test_aliases_changed_on_the_artifact_are_saved_as_a_difference(store_url: str) -> None:
+    log_files("data", {"a": b"0"}, aliases=["best"])
+    log_files("data", {"a": b"1"})
+    api = registry.Api(store_url)
+    v0 = api.artifact("proj/data:v0")
+    v0.aliases.append("golden")  # W&B's way: change the list, then save
+    v0.save()
+    assert registry.Api(store_url).artifact("proj/data:v0").aliases == ["best", "golden"]
+    stale = api.artifact("proj/data:v0")
+    stale.aliases  # noqa: B018 - read: [best, golden]
+    api.set_alias("proj/data:v1", "best")  # someone moves best meanwhile
+    stale.aliases = ["golden"]  # this handle drops best, which is no longer here
+    stale.tags = ["t"]
+    stale.save()
+    assert registry.Api(store_url).artifact("proj/data:best").version == "v1"  # the other move stands
+    untouched = api.artifact("proj/data:v1")
+    untouched.description = "x"
+    untouched.save()  # aliases read by nobody: none moved
+    assert registry.Api(store_url).aliases("proj/data") == {0: ["golden"], 1: ["latest", "best"]}
