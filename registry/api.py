@@ -160,6 +160,21 @@ class Api:
         # the conditional delete must be enforced: alias_moves runs the probe first
         alias_moves.remove(self.store, address.project, address.name, alias)
 
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        """Whether ``name`` resolves to a version (of ``type``, if given)."""
+        try:
+            self.artifact(name, type)
+        except NotFoundError:
+            return False
+        return True
+
+    def artifact_collection_exists(self, name: str, type: str) -> bool:
+        """Whether ``[project/]name`` has versions left, of ``type``."""
+        try:
+            return bool(self.artifact_collection(type, name).versions())
+        except NotFoundError:
+            return False
+
     # -- collections, tags and the audit log -------------------------------------------------
     def artifact_collection(self, type_name: str, name: str) -> Collection:
         """W&B's handle on ``[project/]name`` -- e.g. ``registry/mnist`` -- with its aliases, tags,

@@ -114,13 +114,16 @@ class VersionState:
 
     def save(self, project: str | None = None, settings: object = None) -> None:
         """Store what changed: description, metadata, tags, TTL, aliases (each change in the audit
-        log). A new artifact is logged by the active run, as in W&B."""
+        log). A new artifact is logged by the active run, or else by a run of job type ``auto``
+        in ``project`` (default: REGISTRY_PROJECT), as in W&B."""
         if self._record is None:
-            if active.run is None:
-                raise RegistryError(
-                    "artifact.save() of a new artifact needs a run: call registry.init() first"
-                )
-            active.run.log_artifact(self)  # type: ignore[arg-type]  # self is an Artifact
+            if active.run is not None:
+                active.run.log_artifact(self)  # type: ignore[arg-type]  # self is an Artifact
+                return
+            if active.start_auto_run is None:
+                raise RegistryError("artifact.save() of a new artifact needs a run: call registry.init()")
+            with active.start_auto_run(project) as run:
+                run.log_artifact(self)  # type: ignore[arg-type]
             return
         store, record = self._logged()
         changes: dict[str, Any] = {"description": self._description, "metadata": self._metadata}

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from . import audit_log, keys
-from .errors import NotFoundError
-from .lifecycle import deleted_numbers, validate_tags
+from .errors import ConflictError, NotFoundError
+from .lifecycle import delete_version, deleted_numbers, live_links, validate_tags
 from .mutable import read_doc, update_doc
 from .names import REGISTRY_PROJECT
 from .records import CollectionInfo, VersionRecord, now
@@ -117,6 +117,22 @@ class ArtifactCollection:
             audit_log.record(self.store, [(self.project, self.name)], "collection.tags.set", subject,
                              before=", ".join(old.tags) or None, after=", ".join(after.tags) or None)
         self._info = after
+
+    def delete(self) -> None:
+        """Delete every version (a collection of links: unlink each), with their aliases.
+
+        Refused, before anything is deleted, while the registry links one of its versions.
+        """
+        versions = [v.record for v in self.versions()]
+        linked = [r for r in versions if r.source is None and live_links(self.store.backend, r)]
+        if linked:
+            raise ConflictError(
+                f"{self.project}/{self.name}:v{linked[0].version} is linked into the registry: "
+                "unlink that first"
+            )
+        for record in reversed(versions):
+            delete_version(self.store, record, delete_aliases=True,
+                           reason="unlink" if record.source is not None else "delete")
 
     def __repr__(self) -> str:
         return f"<ArtifactCollection {self.project}/{self.name} ({self.type})>"

@@ -305,6 +305,13 @@ def init(project: str | None = None, job_type: str | None = None, config: dict |
     return run
 
 
+def _auto_run(project: str | None) -> Run:
+    return init(project=project, job_type="auto")
+
+
+active.start_auto_run = _auto_run
+
+
 def _active() -> Run:
     if active.run is None:
         raise RegistryError("no active run: call registry.init() first")

@@ -167,3 +167,23 @@ def test_unlink_removes_the_link_and_its_aliases_and_keeps_the_source(store_url:
         source.unlink()
     relinked = source.link("registry/mnist")
     assert relinked.version == "v1"  # a new link, never the deleted number again
+
+
+def test_exists_checks_collection_delete_and_save_outside_a_run(store_url: str) -> None:
+    model = log_files("convnet", {"w": b"w"}, project="team-a", type="model")
+    api = registry.Api(store_url)
+    assert api.artifact_exists("team-a/convnet:v0") and not api.artifact_exists("team-a/convnet:v9")
+    assert not api.artifact_exists("team-a/convnet:v0", type="dataset")
+    model.link("registry/mnist", aliases=["production"])
+    assert api.artifact_collection_exists("registry/mnist", "model")
+    with pytest.raises(registry.ConflictError, match="linked into the registry"):
+        api.artifact_collection("model", "team-a/convnet").delete()
+    api.artifact_collection("model", "registry/mnist").delete()  # unlinks every link
+    assert not api.artifact_collection_exists("registry/mnist", "model")
+    assert api.artifact_exists("team-a/convnet:v0")
+    draft = registry.Artifact("notes", type="dataset")
+    with draft.new_file("n.txt") as f:
+        f.write("hi")
+    draft.save(project="team-b")  # no run: W&B logs it through a run of job type "auto"
+    assert draft.qualified_name == "team-b/notes:v0"
+    assert draft.logged_by().job_type == "auto"
