@@ -47,9 +47,14 @@ def caller_identity(store_url: str) -> str | None:
 
         config = Config(connect_timeout=STS_TIMEOUT_SECONDS, read_timeout=STS_TIMEOUT_SECONDS,
                         retries={"max_attempts": 1, "mode": "standard"})
-        answer = boto3.client("sts", config=config).get_caller_identity()
+        session = boto3.Session()
+        answer = session.client("sts", config=config).get_caller_identity()
+        credentials = session.get_credentials()
+        key_id = credentials.access_key if credentials is not None else None
     except Exception as e:  # best effort by design: the audit entry names host and user anyway
         logger.debug("registry: no caller identity from STS (%s)", type(e).__name__)
         return None
     arn = answer.get("Arn")
-    return arn if isinstance(arn, str) else None
+    if not isinstance(arn, str) or (key_id and key_id in arn):  # a server echoing the key: never stored
+        return None
+    return arn

@@ -154,3 +154,18 @@ def test_history_in_the_cli_and_the_ui(store_url: str) -> None:
     page = create_app(store_url).test_client().get("/projects/registry/artifacts/mnist/v0?tab=history")
     assert page.status_code == 200
     assert b"alias.set" in page.data and b"proj/convnet:v0 \xe2\x86\x92 registry/mnist:v0" in page.data
+
+
+def test_an_identity_that_echoes_the_access_key_is_never_stored(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    class EchoingSts:
+        def get_caller_identity(self) -> dict:
+            return {"Arn": "arn:echo:::user/AKIAEXAMPLEKEY"}
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setattr(boto3.Session, "client", lambda self, *a, **k: EchoingSts())
+    identity.caller_identity.cache_clear()
+    assert identity.caller_identity("s3://bucket") is None
+    identity.caller_identity.cache_clear()
