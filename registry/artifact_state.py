@@ -10,7 +10,7 @@ downloading never pay for it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import active
@@ -21,7 +21,7 @@ from .jsonable import to_jsonable
 from .lifecycle import delete_version, live_links, read_annotations, update_annotations, validate_tags
 from .links import link_version, parse_link_target, unlink_version
 from .records import Annotations, VersionRecord
-from .versions import aliases_of, read_version
+from .versions import aliases_of, is_deleted, read_version
 
 if TYPE_CHECKING:
     from .artifact import Artifact
@@ -178,6 +178,22 @@ class VersionState:
     def _open(self, record: VersionRecord) -> Artifact:
         store, _ = self._logged()
         return type(self).from_record(store, record)  # type: ignore[attr-defined]
+
+    @property
+    def state(self) -> str:
+        """W&B's ``PENDING`` (a draft), ``COMMITTED`` or ``DELETED``."""
+        if self._record is None or self._store is None:
+            return "PENDING"
+        record = self._record
+        return "DELETED" if is_deleted(self._store.backend, record.project, record.name, record.version) \
+            else "COMMITTED"
+
+    @property
+    def updated_at(self) -> datetime:
+        """When the version or its tags, TTL, description or metadata last changed."""
+        state = self._state()
+        created = self._logged()[1].created_at
+        return max(created, state.updated_at) if state is not None else created
 
     # -- what a link is -----------------------------------------------------------------------------
     @property

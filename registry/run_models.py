@@ -16,6 +16,24 @@ if TYPE_CHECKING:
     from .store import Store
 
 
+def default_name(run_id: str, path: str | os.PathLike) -> str:
+    """W&B's name for an artifact logged from a path: ``run-<run id>-<basename>``."""
+    return f"run-{run_id}-{Path(path).name}"
+
+
+def artifact_from_path(path: str | os.PathLike, name: str, type: str | None) -> Artifact:
+    """A draft holding a file (under its name) or a directory's files."""
+    source = Path(path)
+    if not source.exists():
+        raise InvalidNameError(f"cannot log {source}: no such file or directory")
+    artifact = Artifact(name, type=type or "unspecified")
+    if source.is_dir():
+        artifact.add_dir(source)
+    else:
+        artifact.add_file(source)
+    return artifact
+
+
 class ModelCalls:
     """Mixed into ``Run``; relies on its ``store``, ``project``, ``id``, ``ref``, ``log_artifact``
     and ``use_artifact``."""
@@ -28,7 +46,9 @@ class ModelCalls:
     def ref(self) -> RunRef:
         raise NotImplementedError
 
-    def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None, progress=None) -> Artifact:
+    def log_artifact(self, artifact_or_path: Artifact | str | os.PathLike, name: str | None = None,
+                     type: str | None = None, aliases: list[str] | None = None, tags: list[str] | None = None,
+                     progress=None) -> Artifact:
         raise NotImplementedError
 
     def use_artifact(self, artifact_or_address: Artifact | str, type: str | None = None) -> Artifact:
@@ -54,14 +74,7 @@ class ModelCalls:
 
         W&B returns None; the logged version is returned here.
         """
-        source = Path(path)
-        if not source.exists():
-            raise InvalidNameError(f"cannot log model {source}: no such file or directory")
-        model = Artifact(name or f"run-{self.id}-{source.name}", type="model")
-        if source.is_dir():
-            model.add_dir(source)
-        else:
-            model.add_file(source)
+        model = artifact_from_path(path, name or default_name(self.id, path), "model")
         return self.log_artifact(model, aliases=aliases)
 
     def use_model(self, name: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import random
 import socket
@@ -31,7 +32,7 @@ from .protection import Protection
 from .publish import draft_record, publish
 from .records import FileEntry, RunRecord, RunRef, UsedByEntry, VersionRecord, now
 from .run_config import Config, Summary
-from .run_models import ModelCalls
+from .run_models import ModelCalls, artifact_from_path, default_name
 from .store import Store, open_store
 from .versions import BaseMovedError, CommitResult, aliases_of, latest_number, read_version, resolve
 
@@ -109,8 +110,17 @@ class Run(ModelCalls):
         self.store.backend.write(keys.run(self.project, self.id), self._record_bytes())
 
     # -- artifacts -------------------------------------------------------------------------
-    def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None, progress=None) -> Artifact:
-        """Log a new version of ``artifact`` (or return the latest when contents are identical)."""
+    def log_artifact(self, artifact_or_path: Artifact | str | os.PathLike, name: str | None = None,
+                     type: str | None = None, aliases: list[str] | None = None, tags: list[str] | None = None,
+                     progress=None) -> Artifact:
+        """Log a new version of ``artifact`` (or return the latest when contents are identical).
+
+        As in W&B, a file or directory path is logged as an artifact named ``name`` (default
+        ``run-<run id>-<basename>``) of ``type`` (default ``unspecified``), and ``tags`` are set
+        on the version.
+        """
+        artifact = artifact_or_path if isinstance(artifact_or_path, Artifact) else \
+            artifact_from_path(artifact_or_path, name or default_name(self.id, artifact_or_path), type)
         files = artifact.draft  # raises if it is already logged: a version never changes
         refuse_logging_into_registry(self.project)
         metadata = to_jsonable(artifact.metadata, "metadata")
@@ -125,6 +135,9 @@ class Run(ModelCalls):
         version_aliases = aliases_of(self.store.backend, record.project, record.name).get(record.version, [])
         artifact.attach(self.store, record, version_aliases, created=result.created)
         audit_moves(self.store, record, result.moved)
+        if tags:
+            artifact.tags = tags
+            artifact.save()
         if result.created:
             self._record.outputs.append(record.ref())
             self._write_record()

@@ -203,3 +203,17 @@ def test_aliases_changed_on_the_artifact_are_saved_as_a_difference(store_url: st
     untouched.description = "x"
     untouched.save()  # aliases read by nobody: none moved
     assert registry.Api(store_url).aliases("proj/data") == {0: ["golden"], 1: ["latest", "best"]}
+
+
+def test_log_artifact_takes_wandb_arguments_path_name_type_and_tags(store_url: str, tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.csv").write_text("1,2")
+    with registry.init(project="proj", job_type="build") as run:
+        logged = run.log_artifact(tmp_path / "d", name="table", type="dataset", tags=["raw data"])
+        default = run.log_artifact(tmp_path / "d" / "x.csv")
+        assert default.name == f"run-{run.id}-x.csv" and default.type == "unspecified"
+    again = registry.Api(store_url).artifact("proj/table:v0")
+    assert (again.tags, again.state, logged.state) == (["raw data"], "COMMITTED", "COMMITTED")
+    assert registry.Artifact("draft", type="dataset").state == "PENDING"
+    again.delete()
+    assert again.state == "DELETED"
