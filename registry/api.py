@@ -122,12 +122,16 @@ class Api:
             found = list(pool.map(collection, self.artifact_names(project)))
         return [c for c in found if c is not None and (type is None or c.type == type)]
 
-    def artifact_versions(self, collection: str, *, limit: int | None = None) -> list[Artifact]:
-        """All versions of ``project/name`` (or the ``limit`` newest), oldest first.
+    def artifact_versions(self, collection: str, name: str | None = None, per_page: int = 50, *,
+                          limit: int | None = None) -> list[Artifact]:
+        """All versions of ``project/name`` (or the ``limit`` newest), oldest first; deleted ones
+        are left out. W&B's form, ``artifact_versions(type_name, name)``, works too.
 
         With a limit, only those records are read, and nothing is listed: version numbers are
         dense, so the newest are the ``limit`` numbers up to ``latest`` (and any just above it).
         """
+        if name is not None:  # W&B: (type_name, name); the type is checked below
+            return self.artifact_collection(collection, name).versions()
         address = parse_address(collection, self._project(), default_alias=None)
         if limit is None:
             numbers = live_version_numbers(self.store.backend, address.project, address.name)

@@ -187,3 +187,13 @@ def test_exists_checks_collection_delete_and_save_outside_a_run(store_url: str) 
     draft.save(project="team-b")  # no run: W&B logs it through a run of job type "auto"
     assert draft.qualified_name == "team-b/notes:v0"
     assert draft.logged_by().job_type == "auto"
+
+
+def test_artifact_versions_takes_wandbs_type_and_name_form(store_url: str) -> None:
+    log_files("convnet", {"w": b"0"}, project="team-a", type="model")
+    log_files("convnet", {"w": b"1"}, project="team-a", type="model")
+    api = registry.Api(store_url)
+    assert [v.version for v in api.artifact_versions("model", "team-a/convnet")] == ["v0", "v1"]
+    assert [v.version for v in api.artifact_versions("team-a/convnet")] == ["v0", "v1"]
+    with pytest.raises(registry.NotFoundError, match="not 'dataset'"):
+        api.artifact_versions("dataset", "team-a/convnet")
