@@ -208,9 +208,10 @@ class Api:
                 found.append(self._bind(read_version(self.store.backend, project, name, number)))
         return found
 
-    def audit_trail(self, address: str) -> list[AuditEntry]:
+    def audit_trail(self, address: str, limit: int | None = None) -> list[AuditEntry]:
         """The audit log of an artifact or registry collection, oldest first: every alias move,
-        link, unlink, delete, retention action and edit, with who, when and from -> to.
+        link, unlink, delete, retention action and edit, with who, when and from -> to (only the
+        ``limit`` newest, if given: the rest are listed, not read).
 
         >>> Api().audit_trail("registry/mnist")[-1].action   # doctest: +SKIP
         'alias.set'
@@ -219,7 +220,7 @@ class Api:
         with self.store.explain_missing():
             if not version_numbers(self.store.backend, target.project, target.name):
                 raise missing_artifact(self.store.backend, target.project, target.name)
-        return read_log(self.store.backend, target.project, target.name)
+        return read_log(self.store.backend, target.project, target.name, limit, self.store.settings.workers)
 
     # -- runs ------------------------------------------------------------------------------
     def _run_handle(self, record: RunRecord) -> ApiRun:

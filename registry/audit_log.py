@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from backends import Backend
@@ -61,12 +62,12 @@ def record(store: Store, logs: Iterable[tuple[str, str]], action: str, subject: 
     return entry
 
 
-def read_log(backend: Backend, project: str, name: str) -> list[AuditEntry]:
-    """The log of ``project/name``, oldest first (one listing, then one read per entry)."""
-    entries = []
-    for info in backend.list(keys.audit_prefix(project, name)):
-        try:
-            entries.append(parse(AuditEntry, backend.read(info.key), info.key))
-        except FileNotFoundError:
-            continue
+def read_log(backend: Backend, project: str, name: str, limit: int | None = None,
+             workers: int = 16) -> list[AuditEntry]:
+    """The log of ``project/name`` (its ``limit`` newest entries), oldest first: one listing --
+    keys sort by time -- then the entries wanted, read in parallel."""
+    listed = [info.key for info in backend.list(keys.audit_prefix(project, name))]
+    wanted = listed[-limit:] if limit else listed
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        entries = list(pool.map(lambda key: parse(AuditEntry, backend.read(key), key), wanted))
     return sorted(entries, key=lambda e: e.at)

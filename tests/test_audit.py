@@ -147,6 +147,8 @@ def test_history_in_the_cli_and_the_ui(store_url: str) -> None:
     assert [(e["action"], e["alias"], e["before"], e["after"]) for e in shown] == [
         ("link", None, "proj/convnet:v0", "registry/mnist:v0"), ("alias.set", "production", None, "v0")]
     assert shown[0]["user"] == getpass.getuser() and shown[0]["host"] == socket.gethostname()
+    newest = runner.invoke(cli, ["history", "registry/mnist", "--limit", "1", "--json"], env={"REGISTRY_URL": store_url})
+    assert [e["action"] for e in json.loads(newest.stdout)] == ["alias.set"]
     text = runner.invoke(cli, ["history", "registry/mnist:production"], env={"REGISTRY_URL": store_url}).stdout
     assert "alias.set" in text and "- -> v0" in text
     missing = runner.invoke(cli, ["history", "proj/nothing"], env={"REGISTRY_URL": store_url})

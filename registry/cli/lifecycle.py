@@ -92,8 +92,7 @@ def history_cmd(state: State, collection: str, limit: int) -> None:
     """Every alias move, link, unlink, delete, retention action and edit of PROJECT/NAME (or
     registry/COLLECTION), oldest first: when, who (user@host, and the S3 identity where the
     store tells it), what, from -> to. An alias or version in the address is ignored."""
-    entries = state.api.audit_trail(collection.split(":", 1)[0].split("@", 1)[0])
-    entries = entries[-limit:] if limit else entries
+    entries = state.api.audit_trail(collection.split(":", 1)[0].split("@", 1)[0], limit=limit or None)
     if state.json:
         state.emit_json([audit_json(e) for e in entries])
         return
