@@ -126,14 +126,20 @@ class VersionState:
                 run.log_artifact(self)  # type: ignore[arg-type]
             return
         store, record = self._logged()
-        changes: dict[str, Any] = {"description": self._description, "metadata": self._metadata}
+        read = self._state()
+        changes: dict[str, Any] = {}  # only what this handle changed: other writers' edits stand
+        if read is not None and self._description != read.description:
+            changes["description"] = self._description
+        if read is not None and self._metadata != read.metadata:
+            changes["metadata"] = to_jsonable(self._metadata, "metadata")
         if self._wanted_tags is not None:
             changes["tags"] = self._wanted_tags
         if self._wanted_ttl is not False:
             ttl = self._wanted_ttl
             changes["ttl_seconds"] = int(ttl.total_seconds()) if isinstance(ttl, timedelta) else None
-        self._state()
-        self._annotations = update_annotations(store, record, **changes)
+        if changes:
+            saved = self._annotations = update_annotations(store, record, **changes)
+            self._description, self._metadata = saved.description, dict(saved.metadata)
         self._wanted_tags, self._wanted_ttl = None, False
         added, removed = self.alias_changes()
         for alias in added:

@@ -217,3 +217,16 @@ def test_log_artifact_takes_wandb_arguments_path_name_type_and_tags(store_url: s
     assert registry.Artifact("draft", type="dataset").state == "PENDING"
     again.delete()
     assert again.state == "DELETED"
+
+
+def test_two_handles_editing_different_fields_keep_both_edits(store_url: str) -> None:
+    log_files("data", {"a": b"0"}, metadata={"rows": 1})
+    api = registry.Api(store_url)
+    first, second = api.artifact("proj/data:v0"), api.artifact("proj/data:v0")
+    first.description, second.tags = "cleaned", ["checked"]
+    first.metadata  # noqa: B018 - both read before either saves
+    second.description  # noqa: B018
+    first.save()
+    second.save()  # compare-and-swap on the annotations: its stale description is not written back
+    final = registry.Api(store_url).artifact("proj/data:v0")
+    assert (final.description, final.tags, final.metadata) == ("cleaned", ["checked"], {"rows": 1})
