@@ -100,14 +100,15 @@ def plan(store: Store, projects: list[str] | None = None, at: datetime | None = 
     moment = at or datetime.now(timezone.utc)
     report = RetentionReport(dry_run=True)
     for project in projects or backend.list_children(keys.projects_prefix()):
+        project_policy = read_policy(backend, project)  # read once, not once per artifact
         for name in backend.list_children(keys.artifacts_prefix(project)):
-            _plan_artifact(backend, project, name, moment, report)
+            own = read_doc(backend, policy_key(project, name), RetentionPolicy)
+            _plan_artifact(backend, project, name, own[0] if own else project_policy, moment, report)
     return report
 
 
-def _plan_artifact(backend: Backend, project: str, name: str, moment: datetime,
-                   report: RetentionReport) -> None:
-    policy = read_policy(backend, project, name)
+def _plan_artifact(backend: Backend, project: str, name: str, policy: RetentionPolicy | None,
+                   moment: datetime, report: RetentionReport) -> None:
     live = live_version_numbers(backend, project, name)
     named: dict[int, tuple[DeleteReason, str]] = {}
     if policy is not None:
