@@ -230,3 +230,17 @@ def test_two_handles_editing_different_fields_keep_both_edits(store_url: str) ->
     second.save()  # compare-and-swap on the annotations: its stale description is not written back
     final = registry.Api(store_url).artifact("proj/data:v0")
     assert (final.description, final.tags, final.metadata) == ("cleaned", ["checked"], {"rows": 1})
+
+
+def test_a_policy_on_a_registry_collection_unlinks_old_links_and_never_touches_sources(store_url: str) -> None:
+    sources = [log_files("convnet", {"w": str(n).encode()}, project="team-a", type="model") for n in range(3)]
+    for n, source in enumerate(sources):
+        source.link("registry/mnist", aliases=["production"] if n == 0 else None)
+    api = registry.Api(store_url)
+    set_policy(api.store, "registry", "mnist", keep_last=1)
+    report = apply(api.store, ["registry"])
+    assert [r.address for r in report.retired] == ["registry/mnist:v1"]
+    assert report.kept == [("registry/mnist:v0", "aliased (production)")]
+    assert api.version_numbers("registry/mnist") == [0, 2]
+    assert api.version_numbers("team-a/convnet") == [0, 1, 2]  # sources stay
+    assert ("retention.delete", "registry/mnist:v1") in {(e.action, e.subject) for e in api.audit_trail("team-a/convnet")}
