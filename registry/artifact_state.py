@@ -117,17 +117,29 @@ class VersionState:
         log). A new artifact is logged by the active run, or else by a run of job type ``auto``
         in ``project`` (default: REGISTRY_PROJECT), as in W&B."""
         if self._record is None:
-            if active.run is not None:
-                active.run.log_artifact(self)  # type: ignore[arg-type]  # self is an Artifact
-                return
-            if active.start_auto_run is None:
-                raise RegistryError("artifact.save() of a new artifact needs a run: call registry.init()")
-            with active.start_auto_run(project) as run:
-                run.log_artifact(self)  # type: ignore[arg-type]
+            self._log_draft(project)
             return
         store, record = self._logged()
+        changes = self._annotation_changes()
+        if changes:
+            saved = self._annotations = update_annotations(store, record, **changes)
+            self._description, self._metadata = saved.description, dict(saved.metadata)
+        self._wanted_tags, self._wanted_ttl = None, False
+        self._save_aliases(store, record)
+
+    def _log_draft(self, project: str | None) -> None:
+        if active.run is not None:
+            active.run.log_artifact(self)  # type: ignore[arg-type]  # self is an Artifact
+            return
+        if active.start_auto_run is None:
+            raise RegistryError("artifact.save() of a new artifact needs a run: call registry.init()")
+        with active.start_auto_run(project) as run:
+            run.log_artifact(self)  # type: ignore[arg-type]
+
+    def _annotation_changes(self) -> dict[str, Any]:
+        """Only what this handle changed since it read the version: other writers' edits stand."""
         read = self._state()
-        changes: dict[str, Any] = {}  # only what this handle changed: other writers' edits stand
+        changes: dict[str, Any] = {}
         if read is not None and self._description != read.description:
             changes["description"] = self._description
         if read is not None and self._metadata != read.metadata:
@@ -137,10 +149,9 @@ class VersionState:
         if self._wanted_ttl is not False:
             ttl = self._wanted_ttl
             changes["ttl_seconds"] = int(ttl.total_seconds()) if isinstance(ttl, timedelta) else None
-        if changes:
-            saved = self._annotations = update_annotations(store, record, **changes)
-            self._description, self._metadata = saved.description, dict(saved.metadata)
-        self._wanted_tags, self._wanted_ttl = None, False
+        return changes
+
+    def _save_aliases(self, store: Store, record: VersionRecord) -> None:
         added, removed = self.alias_changes()
         for alias in added:
             set_alias(store, record, alias)
