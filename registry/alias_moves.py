@@ -35,10 +35,11 @@ def audit_moves(store: Store, record: VersionRecord, moved: Mapping[str, int | N
                          before=None if previous is None else f"v{previous}", after=f"v{record.version}")
 
 
-def remove(store: Store, project: str, name: str, alias: str) -> int:
-    """Remove ``alias`` (only if it is still where it was read) and log it; returns its version."""
+def remove(store: Store, project: str, name: str, alias: str, expected_version: int | None = None) -> int:
+    """Remove ``alias`` (only if it is still where it was read, and at ``expected_version`` if
+    given) and log it; returns its version."""
     store.check_writable()
-    number = remove_alias(store.backend, project, name, alias)
+    number = remove_alias(store.backend, project, name, alias, expected_version)
     audit_log.record(store, [(project, name)], "alias.remove", f"{project}/{name}:v{number}", alias=alias,
                      before=f"v{number}", after=None)
     return number

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from . import active
 from .alias_moves import remove, set_alias
 from .collections import ArtifactCollection
-from .errors import InvalidNameError, RegistryError
+from .errors import ConflictError, InvalidNameError, NotFoundError, RegistryError
 from .jsonable import to_jsonable
 from .lifecycle import delete_version, live_links, read_annotations, update_annotations, validate_tags
 from .links import link_version, parse_link_target, unlink_version
 from .records import Annotations, VersionRecord
-from .versions import aliases_of, is_deleted, read_version
+from .versions import is_deleted, read_version
 
 if TYPE_CHECKING:
     from .artifact import Artifact
@@ -156,9 +156,10 @@ class VersionState:
         for alias in added:
             set_alias(store, record, alias)
         for alias in removed:
-            found = aliases_of(store.backend, record.project, record.name).get(record.version, [])
-            if alias in found:  # moved elsewhere since it was read: that move stands
-                remove(store, record.project, record.name, alias)
+            try:
+                remove(store, record.project, record.name, alias, expected_version=record.version)
+            except (ConflictError, NotFoundError):
+                continue  # moved elsewhere (or removed) since it was read: that stands
         if added or removed:
             self.reset_aliases()
 

@@ -96,7 +96,23 @@ def delete_version(store: Store, record: VersionRecord, *, delete_aliases: bool 
                    reason: DeleteReason = "delete") -> Deletion:
     """Delete one version: refused while a user alias points at it (unless ``delete_aliases``)
     or while the registry links it; its blobs go at the first ``gc`` after the grace period."""
-    backend = store.backend
+    aliases = _deletable(store.backend, record, delete_aliases)
+    store.check_writable()
+    _write_tombstone(store.backend, record, reason)
+    deletion = Deletion(record)
+    for alias in aliases:
+        try:
+            remove_alias(store.backend, record.project, record.name, alias, expected_version=record.version)
+            deletion.removed_aliases.append(alias)
+        except (ConflictError, NotFoundError):
+            continue  # moved elsewhere (or removed) meanwhile: that move stands
+    retreat_latest(store.backend, record, _newest_live_below(store.backend, record))
+    _audit_deletion(store, deletion, reason)
+    return deletion
+
+
+def _deletable(backend: Backend, record: VersionRecord, delete_aliases: bool) -> list[str]:
+    """The user aliases to remove with the version; raises when it may not be deleted."""
     address = f"{record.project}/{record.name}:v{record.version}"
     if is_deleted(backend, record.project, record.name, record.version):
         raise NotFoundError(f"{address} is already deleted")
@@ -111,22 +127,20 @@ def delete_version(store: Store, record: VersionRecord, *, delete_aliases: bool 
             f"{address} has aliases {', '.join(aliases)}: move them, or delete with delete_aliases=True "
             "(registry delete --delete-aliases)"
         )
-    store.check_writable()
-    tomb = Tombstone(version=record.version, deleted_at=now(), reason=reason)
+    return aliases
+
+
+def _write_tombstone(backend: Backend, record: VersionRecord, reason: DeleteReason) -> None:
+    """Write-if-absent: of two deleters, one wins; a lost response is recognised by its bytes."""
+    key = keys.tombstone(record.project, record.name, record.version)
+    body = Tombstone(version=record.version, deleted_at=now(), reason=reason).to_bytes()
     try:
-        backend.write_if_absent(keys.tombstone(record.project, record.name, record.version), tomb.to_bytes())
+        backend.write_if_absent(key, body)
     except FileExistsError:
-        raise NotFoundError(f"{address} was deleted meanwhile by another writer") from None
-    deletion = Deletion(record)
-    for alias in aliases:
-        try:
-            remove_alias(backend, record.project, record.name, alias)
-            deletion.removed_aliases.append(alias)
-        except (ConflictError, NotFoundError):
-            continue  # moved elsewhere (or removed) meanwhile: it no longer names this version
-    retreat_latest(backend, record, _newest_live_below(backend, record))
-    _audit_deletion(store, deletion, reason)
-    return deletion
+        if backend.read(key) != body:
+            raise NotFoundError(
+                f"{record.project}/{record.name}:v{record.version} was deleted meanwhile by another writer"
+            ) from None
 
 
 def _newest_live_below(backend: Backend, record: VersionRecord) -> VersionRecord | None:

@@ -389,17 +389,23 @@ def pause_before_retry(attempt: int) -> None:
     time.sleep(random.uniform(0, min(CAS_MAX_PAUSE, CAS_FIRST_PAUSE * 2**attempt)))
 
 
-def remove_alias(backend: Backend, project: str, name: str, alias: str) -> int:
+def remove_alias(backend: Backend, project: str, name: str, alias: str,
+                 expected_version: int | None = None) -> int:
     """Delete ``alias`` only if it still points where it was read to: a concurrent move wins.
 
     Returns the version it pointed to. Raises ``ConflictError`` naming where the alias points
-    now when another writer moved it in between; removing an alias that another writer removed
-    first succeeds.
+    now when another writer moved it in between (or, with ``expected_version``, when it points
+    elsewhere already); removing an alias that another writer removed first succeeds.
     """
     validate_alias(alias, settable=True)
     found = read_alias(backend, project, name, alias)
     if found is None:
         raise NotFoundError(f"artifact {project}/{name} has no alias {alias!r}")
+    if expected_version is not None and found[0].version != expected_version:
+        raise ConflictError(
+            f"alias {alias!r} of {project}/{name} points to v{found[0].version}, "
+            f"not v{expected_version}: kept"
+        )
     try:
         backend.delete_if_match(keys.alias(project, name, alias), found[1])
     except PreconditionFailed:

@@ -244,3 +244,20 @@ def test_a_policy_on_a_registry_collection_unlinks_old_links_and_never_touches_s
     assert api.version_numbers("registry/mnist") == [0, 2]
     assert api.version_numbers("team-a/convnet") == [0, 1, 2]  # sources stay
     assert ("retention.delete", "registry/mnist:v1") in {(e.action, e.subject) for e in api.audit_trail("team-a/convnet")}
+
+
+def test_deleting_with_aliases_never_removes_an_alias_moved_elsewhere(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    log_files("data", {"a": b"0"}, aliases=["best"])
+    log_files("data", {"a": b"1"})
+    api = registry.Api(store_url)
+    from registry import lifecycle
+
+    original_remove = lifecycle.remove_alias
+
+    def moved_meanwhile(backend, project, name, alias, expected_version=None):
+        registry.Api(store_url).set_alias("proj/data:v1", alias)  # another writer, between our read and removal
+        return original_remove(backend, project, name, alias, expected_version)
+
+    monkeypatch.setattr(lifecycle, "remove_alias", moved_meanwhile)
+    api.artifact("proj/data:v0").delete(delete_aliases=True)
+    assert api.artifact("proj/data:best").version == "v1"  # the other writer's move stands
