@@ -75,7 +75,7 @@ EXIT_TABLE_HEAD = """\
 EXIT_MEANINGS = {
     "NotFoundError": "not found: artifact, version, alias, run, project or blob",
     "InvalidNameError": "usage error or invalid name, address, path, size, duration or metadata",
-    "ConflictError": "conflict: another writer moved an alias first (`alias set --expect`)",
+    "ConflictError": "conflict: another writer moved an alias first (`alias set --expect`), or `delete` refused while aliased or linked",
     "IntegrityError": "integrity failure: files or records that do not match their hashes (`verify`)",
     "StorageError": "storage or configuration error: no bucket, unreachable endpoint, bad credentials or URL",
     "RegistryError": "any other error (including unexpected ones)",
@@ -102,11 +102,14 @@ A **version** object (used by several commands):
   "file_count": 3,
   "created_at": "2025-01-02T03:04:05.678+00:00",
   "created_by": "vision/3f2a9c1b",
-  "description": "digits"
+  "description": "digits",
+  "tags": ["clean"]
 }
 ```
 
-`created_by` is the `project/run-id` of the run that logged it (or `null`).
+`created_by` is the `project/run-id` of the run that logged it (or `null`); for a registry
+link (`registry/<collection>:vN`), the run that linked it. `description` includes edits
+saved after logging.
 
 A **run** object:
 
@@ -126,14 +129,20 @@ A **run** object:
 | `ls` | `[{"name": "<project>"}, …]` |
 | `ls PROJECT` | `[{"project", "name", "type", "version_count", "latest": <version>, "aliases": {"<alias>": "vN"}, "size", "updated_at"}, …]` (`size` is the latest version's) |
 | `ls PROJECT/NAME` | `[<version>, …]`, oldest first |
-| `show ADDRESS` | `<version>` plus `"metadata": {…}`, `"files": [{"path", "size", "sha256"}]` (at most `--files`), `"files_truncated": bool`, `"logged_by": <run> \\| null`, `"used_by": [<run>]` |
+| `show ADDRESS` | `<version>` plus `"metadata": {…}`, `"files": [{"path", "size", "sha256"}]` (at most `--files`), `"files_truncated": bool`, `"logged_by": <run> \\| null`, `"used_by": [<run>]`, `"ttl_seconds": int \\| null`, `"link_of": "<source address>" \\| null` (a registry link), `"linked_as": ["registry/<collection>:vN"]` (the links to this version) |
 | `pull` | `{"address", "digest", "directory", "placed": [paths], "unchanged": [paths], "restored": [paths], "extra": [paths], "removed": [paths], "fetched_files", "fetched_bytes", "cached_bytes", "local_bytes"}`: `placed` were written, `unchanged` were already there, `restored` had been edited locally and were overwritten (only with `--force`; without it the pull exits 3 listing them), `extra` are in the directory but not in the version (`removed` with `--clean`); `fetched_*` count what came from the store (0 on a repeat pull), `cached_bytes` what came from the local cache, `local_bytes` what was copied, verified, from files on this machine known to hold it (e.g. the files just pushed) |
 | `push` | `<version>` plus `"created": bool` (`false`: the latest version already held these contents) and `"run": "project/run-id"` |
 | `alias set` | `{"address", "alias", "version"}` |
 | `alias rm` | `{"collection", "alias", "removed": true}` |
+| `link ADDRESS TARGET` | `<version>` of the link |
+| `unlink ADDRESS` | `{"address", "source", "unlinked": true}` |
+| `tag ADDRESS` | `{"address", "tags": [...]}` |
+| `delete ADDRESS` | `{"address", "deleted": true}` |
+| `history PROJECT/NAME` | `[{"at", "action", "subject", "alias", "before", "after", "host", "user", "identity"}, …]`, oldest first; `action` is `alias.set`, `alias.remove`, `link`, `unlink`, `delete`, `retention.delete`, `ttl.delete`, `tags.set`, `ttl.set`, `description.set`, `metadata.set`, `retention.set`, `collection.description.set` or `collection.tags.set`; `identity` is the S3 caller's ARN where STS answers, else `null` |
+| `ls --tag TAG` | `[<version>, …]` carrying TAG |
 | `runs PROJECT` | `[<run>, …]`, newest first |
 | `run PROJECT/RUN` | `<run>` plus `"config", "summary", "tags", "notes", "error", "host", "python", "git_commit", "files": [{"path", "size", "sha256"}]` |
-| `lineage` | `{"root": "<node id>", "nodes": [{"id", "kind": "artifact"\\|"run", "type", "label", "ref", "layer"}], "edges": [{"source", "target", "relation": "produces"\\|"consumes"}]}` (same as `--format json`) |
+| `lineage` | `{"root": "<node id>", "nodes": [{"id", "kind": "artifact"\\|"run", "type", "label", "ref", "layer"}], "edges": [{"source", "target", "relation": "produces"\\|"consumes"\\|"links"}]}` (same as `--format json`) |
 | `diff OLD NEW` | `{"old", "new", "same_contents", "identical", "files": {"added": [{"path", "size", "sha256"}], "removed": [same], "changed": [{"path", "old_size", "new_size", "old_sha256", "new_sha256"}], "renamed": [{"old_path", "new_path", "size", "sha256"}], "unchanged": int}, "metadata": {"added": {key: value}, "removed": {key: value}, "changed": {key: {"old", "new"}}}, "type": null\\|{"old", "new"}, "description": same, "size": same}`; nested metadata keys are dotted paths (`opts.seed`) |
 | `verify` | `{"address", "where": "<dir>"\\|"cache", "ok": true, "files"}` (a mismatch is an error, exit 4) |
 | `sync` | `{"url", "outbox", "dry_run", "versions": [{"outbox": "p/n:vK", "published": "p/n:vN"\\|null, "created": bool\\|null}], "aliases": ["p/n:alias -> vN"], "runs": ["p/run-id"], "conflicts": [messages], "sent": {"blobs", "bytes", "present"}, "archived_to": path\\|null}`: `published` is `null` in a dry run; `created` is `false` when the store's latest already held those contents; any conflict also exits 3 |
@@ -142,7 +151,9 @@ A **run** object:
 | `import` | `<copy's object>` |
 | `cache info` | `{"directory", "entries", "size", "max_size": int\\|null, "store_is_cache": bool}` |
 | `cache clean` | `{"freed_files", "freed_bytes", "max_size", "store_is_cache"}` |
-| `gc` | `{"dry_run", "deleted": [blob keys], "deleted_count", "freed_bytes", "kept_young", "kept_in_flight", "referenced"}` |
+| `gc` | `{"dry_run", "deleted": [blob keys], "deleted_count", "freed_bytes", "kept_young", "kept_in_flight", "referenced", "retention": <retention>}` |
+| `retention apply` | **retention**: `{"dry_run", "deleted": [{"address", "reason": "retention"\\|"ttl", "rule", "aliases"}], "kept": [{"address", "why"}], "skipped": [{"address", "error"}]}`: `deleted` is what went (or, dry run, exactly what would go); `kept` names versions a rule matched that stay (aliased, linked) |
+| `retention set`, `retention show` | `{"target", "keep_last", "keep_aliased", "delete_older_than_seconds", "updated_at"}` (`show`: `null` when no policy applies) |
 
 Errors never print JSON: they are the one stderr line and the exit code.
 """

@@ -5,6 +5,7 @@ no run is started, the model is found by its alias and rebuilt from the artifact
 
     python examples/deploy.py --project mnist-pipeline --count 8
     REGISTRY_URL=s3://registry/ python examples/deploy.py --dir /srv/models/digits
+    python examples/deploy.py --model registry/mnist:production     # whatever the registry promoted
 """
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from convnet import ConvNet  # noqa: E402
 from digits import load_digits_dataset  # noqa: E402
 
 
-def fetch_model(project: str, url: str | None = None, root: str | None = None, alias: str = "best"):
-    """Download ``<project>/trained-model:<alias>`` and return (model in eval mode, artifact)."""
+def fetch_model(project: str, url: str | None = None, root: str | None = None, alias: str = "best",
+                address: str | None = None):
+    """Download ``address`` (default ``<project>/trained-model:<alias>``) and return (model in eval
+    mode, artifact)."""
     api = registry.Api(url=url)
-    artifact = api.artifact(f"{project}/trained-model:{alias}")
+    artifact = api.artifact(address or f"{project}/trained-model:{alias}")
     model_dir = artifact.download(root)
     model = ConvNet.from_config(artifact.metadata)
     model.load_state_dict(torch.load(os.path.join(model_dir, "trained_model.pth")))
@@ -48,10 +51,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--dir", default=None, help="download directory (default ./artifacts/trained-model:<version>)")
     parser.add_argument("--count", type=int, default=10, help="how many test images to classify")
     parser.add_argument("--alias", default="best")
+    parser.add_argument("--model", default=None, metavar="ADDRESS",
+                        help="the model's address instead, e.g. registry/mnist:production")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
 
-    model, artifact = fetch_model(args.project, args.url, args.dir, args.alias)
+    model, artifact = fetch_model(args.project, args.url, args.dir, args.alias, args.model)
     (_, _, test_set), _ = load_digits_dataset()
     images, labels = (t[:args.count] for t in test_set.tensors)
     predictions = classify(model, images)

@@ -5,6 +5,7 @@ module ``__getattr__``, so no module has to import the package it belongs to.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .run_config import Config, Summary
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
 run: Run | None = None
 config: Config = Config()
 summary: Summary = Summary()
+start_auto_run: Callable[[str | None], Run] | None = None
+"""Set by ``runs``: starts a run of job type ``auto`` in a project (``artifact.save()`` outside a
+run logs through one, as in W&B), so that no module below ``runs`` has to import it."""
 
 
 def project_or(default: str) -> str:

@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import active, keys
+from . import active, alias_moves, keys
 from .api_run import ApiRun
 from .artifact import Artifact
+from .audit_log import read_log
+from .collections import ArtifactCollection as Collection
 from .errors import NotFoundError
+from .lifecycle import deleted_numbers, live_version_numbers, tagged_numbers
 from .lineage import Direction, LineageGraph
 from .lineage_trace import trace
 from .names import parse_address, validate_alias, validate_name
-from .records import ArtifactRef, FileEntry, RunRecord, VersionRecord
+from .records import ArtifactRef, AuditEntry, FileEntry, RunRecord, VersionRecord
 from .run_records import find_run, read_run, read_runs, run_ids, users_of
 from .seen import remember
 from .store import Store, open_store
@@ -28,9 +31,7 @@ from .versions import (
     latest_number,
     missing_artifact,
     read_version,
-    remove_alias,
     resolve,
-    set_alias,
     version_numbers,
 )
 
@@ -111,29 +112,39 @@ class Api:
         """Every artifact of a project (optionally of one type), with its latest version."""
         def collection(name: str) -> ArtifactCollection | None:
             top = latest_number(self.store.backend, project, name)  # numbers are dense: no listing
-            if top is None:
-                return None
+            gone = deleted_numbers(self.store.backend, project, name)
+            if top is None or len(gone) > top:
+                return None  # no versions, or all deleted
             aliases = aliases_of(self.store.backend, project, name)
             shown = next((v for v, a in aliases.items() if "latest" in a), top)
+            if shown in gone:
+                shown = max(set(range(top + 1)) - gone)
             latest = self._bind(read_version(self.store.backend, project, name, shown), aliases)
-            return ArtifactCollection(project, name, latest.type, top + 1, latest, aliases)
+            latest.tags  # noqa: B018 - edits and tags read here, in parallel
+            return ArtifactCollection(project, name, latest.type, top + 1 - len(gone), latest, aliases)
 
         with ThreadPoolExecutor(max_workers=self.store.settings.workers) as pool:
             found = list(pool.map(collection, self.artifact_names(project)))
         return [c for c in found if c is not None and (type is None or c.type == type)]
 
-    def artifact_versions(self, collection: str, *, limit: int | None = None) -> list[Artifact]:
-        """All versions of ``project/name`` (or the ``limit`` newest), oldest first.
+    def artifact_versions(self, collection: str, name: str | None = None, per_page: int = 50, *,
+                          limit: int | None = None) -> list[Artifact]:
+        """All versions of ``project/name`` (or the ``limit`` newest), oldest first; deleted ones
+        are left out. W&B's form, ``artifact_versions(type_name, name)``, works too.
 
         With a limit, only those records are read, and nothing is listed: version numbers are
         dense, so the newest are the ``limit`` numbers up to ``latest`` (and any just above it).
         """
+        if name is not None:  # W&B: (type_name, name); the type is checked below
+            return self.artifact_collection(collection, name).versions()
         address = parse_address(collection, self._project(), default_alias=None)
         if limit is None:
-            numbers = version_numbers(self.store.backend, address.project, address.name)
+            numbers = live_version_numbers(self.store.backend, address.project, address.name)
         else:
             top = latest_number(self.store.backend, address.project, address.name)
-            numbers = [] if top is None else list(range(max(0, top - limit + 1), top + 1))
+            gone = deleted_numbers(self.store.backend, address.project, address.name)
+            live = [] if top is None else [n for n in range(top, -1, -1) if n not in gone]
+            numbers = sorted(live[:limit])
         if not numbers:
             self.store.require_present()
             raise missing_artifact(self.store.backend, address.project, address.name)
@@ -142,19 +153,79 @@ class Api:
             records = list(pool.map(
                 lambda n: read_version(self.store.backend, address.project, address.name, n), numbers
             ))
-        return [self._bind(r, aliases) for r in records]
+            versions = [self._bind(r, aliases) for r in records]
+            list(pool.map(lambda v: v.tags, versions))  # edits and tags, read in parallel, not one by one
+        return versions
 
     def set_alias(self, address: str, alias: str, expected_version: int | None = None) -> bool:
-        """Point ``alias`` at the version ``address`` names (e.g. promote to ``best``)."""
+        """Point ``alias`` at the version ``address`` names (e.g. promote to ``best``); the move
+        goes into the audit log."""
         record = resolve(self.store.backend, parse_address(address, self._project()))
-        self.store.check_writable()
-        return set_alias(self.store.backend, record, alias, expected_version=expected_version)
+        return alias_moves.set_alias(self.store, record, alias, expected_version=expected_version)
 
     def remove_alias(self, collection: str, alias: str) -> None:
         address = parse_address(collection, self._project(), default_alias=None)
         validate_alias(alias, settable=True)
-        self.store.check_writable()  # the conditional delete must be enforced (the probe proves it)
-        remove_alias(self.store.backend, address.project, address.name, alias)
+        # the conditional delete must be enforced: alias_moves runs the probe first
+        alias_moves.remove(self.store, address.project, address.name, alias)
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        """Whether ``name`` resolves to a version (of ``type``, if given)."""
+        try:
+            self.artifact(name, type)
+        except NotFoundError:
+            return False
+        return True
+
+    def artifact_collection_exists(self, name: str, type: str) -> bool:
+        """Whether ``[project/]name`` has versions left, of ``type``."""
+        try:
+            return bool(self.artifact_collection(type, name).versions())
+        except NotFoundError:
+            return False
+
+    # -- collections, tags and the audit log -------------------------------------------------
+    def artifact_collection(self, type_name: str, name: str) -> Collection:
+        """W&B's handle on ``[project/]name`` -- e.g. ``registry/mnist`` -- with its aliases, tags,
+        description and versions.
+
+        >>> Api().artifact_collection("model", "registry/mnist").aliases   # doctest: +SKIP
+        ['latest', 'production']
+        """
+        address = parse_address(name, self._project(), default_alias=None)
+        with self.store.explain_missing():
+            found = Collection(self.store, address.project, address.name, self._bind)
+        if found.type != type_name:
+            raise NotFoundError(f"{address.collection} holds {found.type!r} versions, not {type_name!r}")
+        return found
+
+    def artifact_collections(self, project_name: str, type_name: str) -> list[Collection]:
+        """Every collection of a project (``registry`` for the registry) holding ``type_name``."""
+        project = parse_address(f"{project_name}/x", self._project()).project
+        return [Collection(self.store, c.project, c.name, self._bind)
+                for c in self.artifacts(project, type=type_name)]
+
+    def tagged(self, project: str, tag: str) -> list[Artifact]:
+        """The versions of a project carrying ``tag`` (reads only versions that have annotations)."""
+        found = []
+        for name in self.artifact_names(validate_name(project, "project")):
+            for number in tagged_numbers(self.store.backend, project, name, tag):
+                found.append(self._bind(read_version(self.store.backend, project, name, number)))
+        return found
+
+    def audit_trail(self, address: str, limit: int | None = None) -> list[AuditEntry]:
+        """The audit log of an artifact or registry collection, oldest first: every alias move,
+        link, unlink, delete, retention action and edit, with who, when and from -> to (only the
+        ``limit`` newest, if given: the rest are listed, not read).
+
+        >>> Api().audit_trail("registry/mnist")[-1].action   # doctest: +SKIP
+        'alias.set'
+        """
+        target = parse_address(address, self._project(), default_alias=None)
+        with self.store.explain_missing():
+            if not version_numbers(self.store.backend, target.project, target.name):
+                raise missing_artifact(self.store.backend, target.project, target.name)
+        return read_log(self.store.backend, target.project, target.name, limit, self.store.settings.workers)
 
     # -- runs ------------------------------------------------------------------------------
     def _run_handle(self, record: RunRecord) -> ApiRun:
@@ -203,7 +274,7 @@ class Api:
         [0, 1, 2]
         """
         address = parse_address(collection, self._project(), default_alias=None)
-        return version_numbers(self.store.backend, address.project, address.name)
+        return live_version_numbers(self.store.backend, address.project, address.name)
 
     def aliases(self, collection: str) -> dict[int, list[str]]:
         """Version number -> its aliases (``latest`` first) for ``project/name``, without reading a

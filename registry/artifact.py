@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .api_run import ApiRun
+from .artifact_state import VersionState
 from .download import DownloadReport, materialize
 from .download_root import safe_destination
 from .draft import ArtifactDraft, SymlinkPolicy
@@ -50,7 +51,7 @@ class ArtifactFile:
         return f"ArtifactFile({self.path!r}, size={self.size})"
 
 
-class Artifact:
+class Artifact(VersionState):
     """A versioned set of files with a type, description and metadata.
 
     >>> art = Artifact("mnist-raw", type="dataset", metadata={"sizes": [50000, 10000]})
@@ -64,13 +65,14 @@ class Artifact:
         what it ``remove``s; nothing of the latest version is downloaded or uploaded again."""
         self.name = validate_name(name, "artifact name")
         self.type = validate_name(type, "artifact type")
-        self.description = description
-        self.metadata: dict[str, Any] = to_jsonable(dict(metadata or {}), "metadata")
-        self._draft: ArtifactDraft | None = ArtifactDraft(incremental=incremental)
         self._store: Store | None = None
         self._record: VersionRecord | None = None
+        self._description = description
+        self._metadata: dict[str, Any] = to_jsonable(dict(metadata or {}), "metadata")
+        self._draft: ArtifactDraft | None = ArtifactDraft(incremental=incremental)
         self._files: FileList | None = None
         self._aliases: list[str] | None = None
+        self._aliases_seen: tuple[str, ...] = ()
         self.created: bool | None = None
         """After logging: False when the contents equalled the latest version (no new version)."""
 
@@ -92,9 +94,12 @@ class Artifact:
         if self._draft is not None:
             self._draft.close()
         self._draft = None
-        self._store, self._record, self._aliases, self.created = store, record, aliases, created
-        self.metadata = dict(record.metadata)
-        self.description = record.description
+        self._store, self._record, self.created = store, record, created
+        self._aliases = list(aliases) if aliases is not None else None
+        self._aliases_seen = tuple(self._aliases or ())
+        self.reset_state(record)
+        if self._wanted_ttl is not False:  # a TTL set on the draft is the version's from the start
+            self.save()
 
     # -- building --------------------------------------------------------------------------
     @property
@@ -172,11 +177,31 @@ class Artifact:
 
     @property
     def aliases(self) -> list[str]:
-        """Read on first use, so resolving and downloading never pay for listing aliases."""
+        """Read on first use, so resolving and downloading never pay for listing aliases. As in
+        W&B, the list may be changed (``artifact.aliases.append("prod")``) or replaced, and
+        ``save()`` applies what changed since it was read."""
         store, record = self._logged()
         if self._aliases is None:
-            self._aliases = aliases_of(store.backend, record.project, record.name).get(record.version, [])
-        return list(self._aliases)
+            found = aliases_of(store.backend, record.project, record.name).get(record.version, [])
+            self._aliases = list(found)
+            self._aliases_seen = tuple(self._aliases)
+        return self._aliases
+
+    @aliases.setter
+    def aliases(self, aliases: list[str]) -> None:
+        self.aliases  # noqa: B018 - read first: save() applies the difference from what was read
+        self._aliases = list(aliases)
+
+    def alias_changes(self) -> tuple[list[str], list[str]]:
+        """(added, removed) user aliases since they were read; ``latest`` is the registry's."""
+        wanted = [a for a in dict.fromkeys(self._aliases or ()) if a != "latest"]
+        seen = [a for a in self._aliases_seen if a != "latest"]
+        if self._aliases is None:
+            return [], []
+        return [a for a in wanted if a not in seen], [a for a in seen if a not in wanted]
+
+    def reset_aliases(self) -> None:
+        self._aliases, self._aliases_seen = None, ()
 
     @property
     def size(self) -> int:

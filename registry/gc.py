@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from . import keys
 from .errors import NotFoundError, StorageError
 from .filelists import read_file_list
+from .lifecycle import deleted_numbers
 from .protection import collecting, live_markers
 from .records import RunRecord, parse
 from .store import Store
@@ -33,13 +35,26 @@ class GcReport:
     dry_run: bool = False
 
 
-def referenced_blobs(store: Store) -> set[str]:
-    """Every blob a version, a run file or a logged image refers to."""
+def referenced_blobs(store: Store, tombstone_grace: float = 0.0,
+                     retiring: Collection[tuple[str, str, int]] = ()) -> set[str]:
+    """Every blob a version, a run file or a logged image refers to.
+
+    A deleted version stops counting once its tombstone is ``tombstone_grace`` seconds old (a
+    writer that took its blobs as present just before it was deleted has that long to commit);
+    ``retiring`` (project, name, number) are counted as deleted just now (a dry run's retention).
+    """
     backend = store.backend
     used: set[str] = set()
+    started = time.time()
     for project in backend.list_children(keys.projects_prefix()):
         for name in backend.list_children(keys.artifacts_prefix(project)):
+            older_than = tombstone_grace if tombstone_grace > 0 else None  # 0: all, whatever the clocks
+            gone = deleted_numbers(backend, project, name, older_than=older_than, now_ts=started)
+            if tombstone_grace <= 0:
+                gone |= {n for p, a, n in retiring if (p, a) == (project, name)}
             for number in version_numbers(backend, project, name):
+                if number in gone:
+                    continue
                 record = read_version(backend, project, name, number)
                 used.add(record.digest)
                 try:
@@ -79,9 +94,14 @@ def _image_blobs(chunk: bytes) -> set[str]:
 
 
 def collect_garbage(
-    store: Store, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
+    store: Store, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
+    retiring: Collection[tuple[str, str, int]] = (),
 ) -> GcReport:
-    """Delete unreferenced blobs older than ``grace_seconds``; returns what was (or would be) freed."""
+    """Delete unreferenced blobs older than ``grace_seconds``; returns what was (or would be) freed.
+
+    Deleted versions' blobs count as unreferenced once their tombstones are as old as the grace
+    period; ``retiring`` names versions a dry run of retention would delete first.
+    """
     if store.offline:  # the outbox's blobs are what sync will publish: never garbage
         raise StorageError("gc works on the store itself, not offline: run it without --offline "
                            "or REGISTRY_MODE=offline")
@@ -90,7 +110,7 @@ def collect_garbage(
         started = time.time()
         listing = list(store.backend.list(keys.blob_prefix()))
         protected = live_markers(store.backend, started, remove_expired=not dry_run)
-        used = referenced_blobs(store)
+        used = referenced_blobs(store, tombstone_grace=grace_seconds, retiring=retiring)
         # writers that started while we read
         protected |= live_markers(store.backend, time.time(), remove_expired=not dry_run)
         for info in listing:

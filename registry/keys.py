@@ -117,3 +117,55 @@ def sync_alias_base(alias_key: str) -> str:
 
 def sync_published(project: str, name: str, number: int) -> str:
     return f"sync/published/{version(project, name, number)}"
+
+
+# -- lifecycle, registry links and the audit log (docs/FORMAT.md, "Lifecycle") ------------------
+def tombstones_prefix(project: str, name: str) -> str:
+    return f"{artifact_prefix(project, name)}deleted/"
+
+
+def tombstone(project: str, name: str, number: int) -> str:
+    """Written once (write-if-absent) when a version is deleted; the version record stays, so
+    its number is never reused."""
+    return f"{tombstones_prefix(project, name)}v{number}.json"
+
+
+def annotations_prefix(project: str, name: str) -> str:
+    return f"{artifact_prefix(project, name)}annotations/"
+
+
+def version_annotations(project: str, name: str, number: int) -> str:
+    """A version's mutable state (tags, TTL, edited description and metadata), moved by
+    compare-and-swap."""
+    return f"{annotations_prefix(project, name)}v{number}.json"
+
+
+def collection_info(project: str, name: str) -> str:
+    """An artifact's (or registry collection's) own description and tags, moved by compare-and-swap."""
+    return f"{artifact_prefix(project, name)}collection.json"
+
+
+def artifact_retention(project: str, name: str) -> str:
+    return f"{artifact_prefix(project, name)}retention.json"
+
+
+def project_retention(project: str) -> str:
+    return f"projects/{project}/retention.json"
+
+
+def links_prefix(project: str, name: str, number: int) -> str:
+    return f"{artifact_prefix(project, name)}linked-to/v{number}/"
+
+
+def link_index(project: str, name: str, number: int, link_project: str, collection: str) -> str:
+    """A source version's note that ``link_project/collection`` links it; readers confirm it."""
+    return f"{links_prefix(project, name, number)}{link_project}--{collection}.json"
+
+
+def audit_prefix(project: str, name: str) -> str:
+    return f"{artifact_prefix(project, name)}audit/"
+
+
+def audit_entry(project: str, name: str, entry_id: str) -> str:
+    """One audit entry, written once under a unique, time-ordered id: concurrent writers never collide."""
+    return f"{audit_prefix(project, name)}{entry_id}.json"

@@ -14,6 +14,14 @@ Direction = Literal["both", "upstream", "downstream"]
 """Which side of a version a lineage graph follows: what it was made from, what was made from it."""
 
 
+def relation(source: Node, target: Node) -> str:
+    """``produces`` (run -> version), ``consumes`` (version -> run), ``links`` (version -> its
+    registry link)."""
+    if source.kind == "run":
+        return "produces"
+    return "links" if target.kind == "artifact" else "consumes"
+
+
 @dataclass(frozen=True)
 class Node:
     id: str
@@ -126,13 +134,15 @@ class LineageGraph:
         return sorted(pairs, key=lambda e: (layer[e[0].id], e[0].label, e[1].label))
 
     @staticmethod
-    def verb(source: Node) -> str:
+    def verb(source: Node, target: Node | None = None) -> str:
+        if target is not None and source.kind == target.kind == "artifact":
+            return "linked as"
         return "produces" if source.kind == "run" else "consumed by"
 
     def to_text(self, explode: bool = False) -> str:
         graph = self.view(explode)
         lines = [
-            f"{s.label} ({s.kind}) --{graph.verb(s)}--> {d.label} ({d.kind})"
+            f"{s.label} ({s.kind}) --{graph.verb(s, d)}--> {d.label} ({d.kind})"
             for s, d in graph.ordered_edges()
         ]
         linked = {nid for edge in graph.edges for nid in edge}
@@ -149,7 +159,7 @@ class LineageGraph:
             text = node.label.replace('"', "'")
             lines.append(f'    {ids[nid]}(["{text}"])' if node.kind == "run" else f'    {ids[nid]}["{text}"]')
         for s, d in graph.ordered_edges():
-            lines.append(f"    {ids[s.id]} -->|{'produces' if s.kind == 'run' else 'consumes'}| {ids[d.id]}")
+            lines.append(f"    {ids[s.id]} -->|{relation(s, d)}| {ids[d.id]}")
         return "\n".join(lines)
 
     def to_dot(self, explode: bool = False) -> str:
@@ -160,8 +170,7 @@ class LineageGraph:
             shape = "ellipse" if node.kind == "run" else "box"
             lines.append(f"  {json.dumps(nid)} [label={json.dumps(node.label)}, shape={shape}];")
         for s, d in graph.ordered_edges():
-            relation = "produces" if s.kind == "run" else "consumes"
-            lines.append(f"  {json.dumps(s.id)} -> {json.dumps(d.id)} [label={relation}];")
+            lines.append(f"  {json.dumps(s.id)} -> {json.dumps(d.id)} [label={relation(s, d)}];")
         lines.append("}")
         return "\n".join(lines)
 
@@ -177,7 +186,7 @@ class LineageGraph:
             ],
             "edges": [
                 {"source": s, "target": d,
-                 "relation": "produces" if graph.nodes[s].kind == "run" else "consumes"}
+                 "relation": relation(graph.nodes[s], graph.nodes[d])}
                 for s, d in sorted(graph.edges)
             ],
         }

@@ -7,6 +7,7 @@ from collections import deque
 from backends import Backend
 
 from .errors import NotFoundError
+from .lifecycle import live_links
 from .lineage import Direction, LineageGraph, Node
 from .records import ArtifactRef, RunRecord, RunRef, VersionRecord
 from .run_records import read_run, users_of
@@ -65,7 +66,17 @@ def _walk(graph: LineageGraph, backend: Backend, runs: _RunReader, start: Versio
         if depth is not None and hops >= depth:
             continue
         record = read_version(backend, ref.project, ref.name, ref.version)
-        for run in runs.made(record) if upstream else runs.used(record):
+        for nxt in _linked(backend, record, upstream):  # a registry link: source --links--> link
+            if upstream:
+                graph.add_edge(artifact_node(nxt), artifact_node(ref))
+            else:
+                graph.add_edge(artifact_node(ref), artifact_node(nxt))
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append((nxt, hops))  # the same contents: no run further away
+        # a link's contents were made by its source's run, not by the run that linked it
+        made_or_used = (runs.made(record) if record.source is None else []) if upstream else runs.used(record)
+        for run in made_or_used:
             run_node, here = run_node_of(run), artifact_node(ref)
             # Upstream, the run produced this version and consumed its inputs; downstream, it
             # consumed this version and produced its outputs.
@@ -81,6 +92,13 @@ def _walk(graph: LineageGraph, backend: Backend, runs: _RunReader, start: Versio
                 if nxt not in seen:
                     seen.add(nxt)
                     queue.append((nxt, hops + 1))
+
+
+def _linked(backend: Backend, record: VersionRecord, upstream: bool) -> list[ArtifactRef]:
+    """Upstream, the version a link links; downstream, the links to a version that stand."""
+    if upstream:
+        return [record.source] if record.source is not None else []
+    return [link.ref() for link in live_links(backend, record)]
 
 
 def artifact_node(ref: ArtifactRef) -> Node:

@@ -50,6 +50,24 @@ def validate_digest(value: str) -> str:
     return digest
 
 
+REGISTRY_PROJECT = "registry"
+"""The project holding the registry's collections (``registry/<collection>:production``)."""
+_W_AND_B_REGISTRY_PREFIX = "wandb-registry-"
+_W_AND_B_MODEL_REGISTRY = "model-registry"
+
+
+def is_registry_project(project: str) -> bool:
+    """``registry``, and W&B's names for a registry (``wandb-registry-<name>``, the older
+    ``model-registry``), which all mean the one registry of a store."""
+    return (project in (REGISTRY_PROJECT, _W_AND_B_MODEL_REGISTRY)
+            or (project.startswith(_W_AND_B_REGISTRY_PREFIX) and project != _W_AND_B_REGISTRY_PREFIX))
+
+
+def canonical_project(project: str) -> str:
+    """``registry`` for any of W&B's registry names, else ``project`` unchanged."""
+    return REGISTRY_PROJECT if is_registry_project(project) else project
+
+
 @dataclass(frozen=True)
 class Address:
     """``[project/]name[:alias|:vN|@sha256:<digest>]``, parsed and validated."""
@@ -87,9 +105,11 @@ def parse_address(text: object, default_project: str, default_alias: str | None 
         if digest:
             raise InvalidNameError(f"invalid address {text!r}: give an alias or a digest, not both")
     parts = rest.split("/")
+    if len(parts) == 3 and is_registry_project(parts[1]):
+        parts = parts[1:]  # W&B's "<org>/wandb-registry-model/<collection>": one registry here
     if len(parts) > 2:
         raise InvalidNameError(f"invalid address {text!r}: use [project/]name[:alias] (one '/' at most)")
-    project = validate_name(parts[0] if len(parts) == 2 else default_project, "project")
+    project = canonical_project(validate_name(parts[0] if len(parts) == 2 else default_project, "project"))
     name = validate_name(parts[-1], "artifact name")
     if alias is None and digest is None:
         alias = default_alias

@@ -96,6 +96,8 @@ class VersionRecord(Record):
     created_at: datetime
     created_by: RunRef | None = None
     commit_id: str
+    source: ArtifactRef | None = None
+    """Set on a registry link (``registry/<collection>:vN``): the version whose contents it is."""
 
     @field_validator("project", "name", "type")
     @classmethod
@@ -238,3 +240,80 @@ class SyncProgress(Record):
 
     version: int = Field(ge=0)
     commit_id: str
+
+
+# -- lifecycle, registry links and the audit log -------------------------------------------------
+class Tombstone(Record):
+    """``.../deleted/v<N>.json``: written once when a version is deleted (or unlinked, or retired by
+    a retention policy); the version record stays so that its number is never reused."""
+
+    version: int = Field(ge=0)
+    deleted_at: datetime
+    reason: Literal["delete", "unlink", "retention", "ttl"]
+
+
+class Annotations(Record):
+    """``.../annotations/v<N>.json``: a version's mutable state, moved by compare-and-swap. Once it
+    exists it is complete: its description and metadata replace the version record's."""
+
+    tags: list[str] = Field(default_factory=list)
+    ttl_seconds: int | None = Field(default=None, gt=0)
+    description: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    updated_at: datetime
+
+
+class CollectionInfo(Record):
+    """``.../collection.json``: an artifact's (or registry collection's) description and tags."""
+
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    updated_at: datetime
+
+
+class RetentionPolicy(Record):
+    """``projects/<p>/retention.json`` or ``.../artifacts/<name>/retention.json``: which versions
+    ``registry retention apply`` (and ``gc``) deletes. A version goes when it is older than
+    ``delete_older_than_seconds`` (if set) and not among the ``keep_last`` newest (if set).
+    Versions a user alias points at stay unless ``keep_aliased`` is false (then their aliases go
+    with them); versions linked into the registry always stay."""
+
+    keep_last: int | None = Field(default=None, ge=0)
+    keep_aliased: bool = True
+    delete_older_than_seconds: int | None = Field(default=None, gt=0)
+    updated_at: datetime
+
+
+class LinkIndexEntry(Record):
+    """``.../linked-to/v<N>/<project>--<collection>.json``: written before a link record in that
+    collection; readers confirm it against the collection's records."""
+
+    project: str
+    collection: str
+    linked_at: datetime
+
+
+class Actor(BaseModel):
+    """Who did something: the machine, the OS user, and the store's caller identity when it tells."""
+
+    model_config = ConfigDict(frozen=True)
+    host: str
+    user: str
+    identity: str | None = None
+    """e.g. the ARN STS GetCallerIdentity returns on AWS; None where the store cannot tell."""
+
+
+class AuditEntry(Record):
+    """``.../audit/<time-ordered id>.json``: one action on an artifact or registry collection,
+    written once (write-if-absent) and never changed."""
+
+    at: datetime
+    actor: Actor
+    action: str
+    """``alias.set``, ``alias.remove``, ``link``, ``unlink``, ``delete``, ``retention.delete``,
+    ``tags.set``, ``ttl.set``, ``description.set``, ``metadata.set``..."""
+    subject: str
+    """The version acted on, ``project/name:vN`` (or ``project/name`` for the whole artifact)."""
+    alias: str | None = None
+    before: str | None = None
+    after: str | None = None

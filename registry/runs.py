@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import random
 import socket
@@ -17,18 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from . import active, keys
+from .alias_moves import audit_moves
 from .artifact import Artifact
 from .draft import ArtifactDraft
 from .errors import ConflictError, InvalidNameError, RegistryError
 from .filelists import read_file_list
 from .hashing import sha256_bytes
 from .jsonable import to_jsonable
+from .links import refuse_logging_into_registry
 from .media import Image
 from .names import parse_address, validate_name, validate_path
 from .protection import Protection
 from .publish import draft_record, publish
 from .records import FileEntry, RunRecord, RunRef, UsedByEntry, VersionRecord, now
 from .run_config import Config, Summary
+from .run_models import ModelCalls, artifact_from_path, default_name
 from .seen import remember
 from .store import Store, open_store
 from .versions import BaseMovedError, CommitResult, aliases_of, latest_number, read_version, resolve
@@ -47,7 +51,7 @@ _NOUNS = [
 ]
 
 
-class Run:
+class Run(ModelCalls):
     """A run in a project; use as a context manager, or call ``finish()``."""
 
     def __init__(self, store: Store, project: str, job_type: str | None, config: dict | None,
@@ -107,9 +111,19 @@ class Run:
         self.store.backend.write(keys.run(self.project, self.id), self._record_bytes())
 
     # -- artifacts -------------------------------------------------------------------------
-    def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None, progress=None) -> Artifact:
-        """Log a new version of ``artifact`` (or return the latest when contents are identical)."""
+    def log_artifact(self, artifact_or_path: Artifact | str | os.PathLike, name: str | None = None,
+                     type: str | None = None, aliases: list[str] | None = None, tags: list[str] | None = None,
+                     progress=None) -> Artifact:
+        """Log a new version of ``artifact`` (or return the latest when contents are identical).
+
+        As in W&B, a file or directory path is logged as an artifact named ``name`` (default
+        ``run-<run id>-<basename>``) of ``type`` (default ``unspecified``), and ``tags`` are set
+        on the version.
+        """
+        artifact = artifact_or_path if isinstance(artifact_or_path, Artifact) else \
+            artifact_from_path(artifact_or_path, name or default_name(self.id, artifact_or_path), type)
         files = artifact.draft  # raises if it is already logged: a version never changes
+        refuse_logging_into_registry(self.project)
         metadata = to_jsonable(artifact.metadata, "metadata")
         draft = draft_record(self.project, artifact.name, artifact.type, artifact.description, metadata,
                              self.ref)
@@ -121,6 +135,10 @@ class Run:
         record = result.record
         version_aliases = aliases_of(self.store.backend, record.project, record.name).get(record.version, [])
         artifact.attach(self.store, record, version_aliases, created=result.created)
+        audit_moves(self.store, record, result.moved)
+        if tags:
+            artifact.tags = tags
+            artifact.save()
         if result.created:
             self._record.outputs.append(record.ref())
             self._write_record()
@@ -305,6 +323,13 @@ def init(project: str | None = None, job_type: str | None = None, config: dict |
               notes)
     active.run, active.config, active.summary = run, run.config, run.summary
     return run
+
+
+def _auto_run(project: str | None) -> Run:
+    return init(project=project, job_type="auto")
+
+
+active.start_auto_run = _auto_run
 
 
 def _active() -> Run:

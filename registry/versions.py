@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from backends import Backend, PreconditionFailed
 
@@ -102,10 +102,29 @@ def did_you_mean(wanted: str, candidates: list[str]) -> str:
 
 
 def resolve(backend: Backend, address: Address) -> VersionRecord:
-    """The version an address names: ``:vN``, ``:alias`` or ``@sha256:<digest>`` (the newest with it)."""
+    """The version an address names: ``:vN``, ``:alias`` or ``@sha256:<digest>`` (the newest with it).
+
+    A deleted version (one with a tombstone) is not found, whatever names it.
+    """
+    record = _resolve_record(backend, address)
+    if is_deleted(backend, record.project, record.name, record.version):
+        raise NotFoundError(
+            f"{record.project}/{record.name}:v{record.version} was deleted: "
+            f"see `registry history {record.project}/{record.name}`"
+        )
+    return record
+
+
+def is_deleted(backend: Backend, project: str, name: str, number: int) -> bool:
+    """True once a tombstone exists for the version (deletion is never undone)."""
+    return backend.exists(keys.tombstone(project, name, number))
+
+
+def _resolve_record(backend: Backend, address: Address) -> VersionRecord:
     project, name = address.project, address.name
     if address.digest:
-        numbers = versions_with_digest(backend, project, name, address.digest)
+        numbers = [n for n in versions_with_digest(backend, project, name, address.digest)
+                   if not is_deleted(backend, project, name, n)]
         if not numbers and not version_numbers(backend, project, name):
             raise missing_artifact(backend, project, name)
         if not numbers:
@@ -156,6 +175,8 @@ class CommitResult:
     record: VersionRecord
     created: bool
     """False when the contents equal the latest version, which is returned instead."""
+    moved: dict[str, int | None] = field(default_factory=dict)
+    """The aliases this commit moved, each with the version it pointed to before (None: new)."""
 
 
 def commit_version(
@@ -165,6 +186,7 @@ def commit_version(
     crash: Callable[[str], None] = lambda label: None,
     after: int | None = -1,
     commit_id: str | None = None,
+    dedupe: bool = True,
 ) -> CommitResult:
     """Create the next version for ``draft`` (whose number is ignored), then move its aliases.
 
@@ -175,6 +197,8 @@ def commit_version(
     concurrent writer committed meanwhile, so ``BaseMovedError`` says to build it again.
     ``commit_id`` (default: a new random one) lets a writer that publishes a version it already
     named elsewhere (``registry sync``) find its record again after a crash.
+    ``dedupe=False`` always makes a new version (a registry link to another source with the
+    same contents is a version of its own). A deleted version is never returned.
     """
     project, name = draft.project, draft.name
     for alias in aliases:
@@ -184,7 +208,7 @@ def commit_version(
         raise BaseMovedError(f"{project}/{name} moved on to v{latest} while a version was built on v{after}")
     if latest is not None:
         current = read_version(backend, project, name, latest)
-        if current.digest == draft.digest and not _exists(backend, project, name, latest + 1):
+        if dedupe and _same_live(backend, current, draft.digest):
             return _finish(backend, current, aliases, created=False, crash=crash)
     number = 0 if latest is None else latest + 1
     commit_id = commit_id or uuid.uuid4().hex
@@ -203,7 +227,7 @@ def commit_version(
                 raise BaseMovedError(
                     f"{project}/{name}:v{number} was committed by another writer first"
                 ) from None
-            if existing.digest == draft.digest and not _exists(backend, project, name, number + 1):
+            if dedupe and _same_live(backend, existing, draft.digest):
                 return _finish(backend, existing, aliases, created=False, crash=crash)
             number += 1
 
@@ -219,6 +243,14 @@ def _index_digest(backend: Backend, project: str, name: str, digest: str, number
         backend.write_if_absent(keys.digest_index(project, name, digest, number), entry.to_bytes())
     except FileExistsError:
         pass  # a racing writer with the same contents indexed this number already
+
+
+def _same_live(backend: Backend, record: VersionRecord, digest: str) -> bool:
+    """``record`` holds ``digest``, is the highest version, and is not deleted: logging the same
+    contents again returns it."""
+    project, name, number = record.project, record.name, record.version
+    return (record.digest == digest and not _exists(backend, project, name, number + 1)
+            and not is_deleted(backend, project, name, number))
 
 
 def _exists(backend: Backend, project: str, name: str, number: int) -> bool:
@@ -246,14 +278,37 @@ def _finish(
 ) -> CommitResult:
     advance_latest(backend, record)
     crash("before-alias")
+    moved: dict[str, int | None] = {}
     for alias in aliases:
-        set_alias(backend, record, alias)
-    return CommitResult(record, created)
+        move = move_alias(backend, record, alias)
+        if move.changed:
+            moved[alias] = move.previous
+    return CommitResult(record, created, moved)
 
 
 def advance_latest(backend: Backend, record: VersionRecord) -> None:
     """Move ``latest`` to ``record`` unless it already points at a higher version."""
     _move_alias(backend, record, "latest", only_forward=True)
+
+
+def retreat_latest(backend: Backend, deleted: VersionRecord, target: VersionRecord | None) -> None:
+    """After ``deleted`` was deleted: move ``latest`` back to ``target`` (None: remove it), only
+    if it still points at ``deleted``. Version records stay, so the next writer still numbers
+    past the deleted version; a writer that commits meanwhile moves ``latest`` forward again."""
+    for attempt in range(CAS_ATTEMPTS):
+        found = read_alias(backend, deleted.project, deleted.name, "latest")
+        if found is None or found[0].version != deleted.version:
+            return
+        try:
+            if target is None:
+                backend.delete_if_match(keys.alias(deleted.project, deleted.name, "latest"), found[1])
+            else:
+                body = AliasRecord(alias="latest", version=target.version, digest=target.digest,
+                                   updated_at=now()).to_bytes()
+                backend.write_if_match(keys.alias(deleted.project, deleted.name, "latest"), body, found[1])
+            return
+        except PreconditionFailed:
+            pause_before_retry(attempt)
 
 
 def set_alias(
@@ -264,8 +319,29 @@ def set_alias(
     Returns True once our write is the alias's state. Raises ``ConflictError`` when
     ``expected_version`` is given and another writer moved the alias first.
     """
+    return move_alias(backend, record, alias, expected_version).landed
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """What moving an alias did: whether our write is its state, and where it pointed before."""
+
+    landed: bool
+    previous: int | None
+    new: int
+
+    @property
+    def changed(self) -> bool:
+        return self.landed and self.previous != self.new
+
+
+def move_alias(
+    backend: Backend, record: VersionRecord, alias: str, expected_version: int | None = None
+) -> AliasMove:
+    """``set_alias``, also telling where the alias pointed before (for the audit log)."""
     validate_alias(alias, settable=True)
-    return _move_alias(backend, record, alias, expected_version=expected_version)
+    landed, previous = _move_alias(backend, record, alias, expected_version=expected_version)
+    return AliasMove(landed, previous, record.version)
 
 
 def _move_alias(
@@ -274,7 +350,8 @@ def _move_alias(
     alias: str,
     only_forward: bool = False,
     expected_version: int | None = None,
-) -> bool:
+) -> tuple[bool, int | None]:
+    """(whether our write is the alias's state, the version it pointed to before)."""
     key = keys.alias(record.project, record.name, alias)
     body = AliasRecord(alias=alias, version=record.version, digest=record.digest, updated_at=now()).to_bytes()
     for attempt in range(CAS_ATTEMPTS):
@@ -287,52 +364,60 @@ def _move_alias(
                 "read it again and retry"
             )
         if current is not None and (current == record.version or (only_forward and current > record.version)):
-            return current == record.version
+            return current == record.version, current
         try:
             if found is None:
                 backend.write_if_absent(key, body)
             else:
                 backend.write_if_match(key, body, found[1])
-            return True
+            return True, current
         except (FileExistsError, PreconditionFailed):
             again = backend.read_with_token(key) if backend.exists(key) else None
             if again is not None and again[0] == body:  # our write landed; only its response was lost
-                return True
+                return True, current
             if expected_version is not None:
                 raise ConflictError(
                     f"alias {alias!r} of {record.project}/{record.name} was moved by another writer: "
                     "read it again and retry"
                 ) from None
-            _pause(attempt)
+            pause_before_retry(attempt)
     raise ConflictError(
         f"alias {alias!r} of {record.project}/{record.name} kept changing under {CAS_ATTEMPTS} attempts: "
         "retry later"
     )
 
 
-def _pause(attempt: int) -> None:
+def pause_before_retry(attempt: int) -> None:
     """Full-jitter exponential backoff before the next compare-and-swap attempt."""
     time.sleep(random.uniform(0, min(CAS_MAX_PAUSE, CAS_FIRST_PAUSE * 2**attempt)))
 
 
-def remove_alias(backend: Backend, project: str, name: str, alias: str) -> None:
+def remove_alias(backend: Backend, project: str, name: str, alias: str,
+                 expected_version: int | None = None) -> int:
     """Delete ``alias`` only if it still points where it was read to: a concurrent move wins.
 
-    Raises ``ConflictError`` naming where the alias points now when another writer moved it
-    in between; removing an alias that another writer removed first succeeds.
+    Returns the version it pointed to. Raises ``ConflictError`` naming where the alias points
+    now when another writer moved it in between (or, with ``expected_version``, when it points
+    elsewhere already); removing an alias that another writer removed first succeeds.
     """
     validate_alias(alias, settable=True)
     found = read_alias(backend, project, name, alias)
     if found is None:
         raise NotFoundError(f"artifact {project}/{name} has no alias {alias!r}")
+    if expected_version is not None and found[0].version != expected_version:
+        raise ConflictError(
+            f"alias {alias!r} of {project}/{name} points to v{found[0].version}, "
+            f"not v{expected_version}: kept"
+        )
     try:
         backend.delete_if_match(keys.alias(project, name, alias), found[1])
     except PreconditionFailed:
         now_at = read_alias(backend, project, name, alias)
         if now_at is None:  # gone: our delete landed (its response was lost), or another remover's did
-            return
+            return found[0].version
         raise ConflictError(
             f"alias {alias!r} of {project}/{name} was moved to v{now_at[0].version} "
             f"(from v{found[0].version}) while being removed, "
             "and was kept: check where it points and remove it again if still wanted"
         ) from None
+    return found[0].version

@@ -45,3 +45,13 @@ def test_pipeline_on_seaweedfs_then_deploy(store_url: str, tmp_path: Path) -> No
     assert deploy.returncode == 0, deploy.stderr[-2000:]
     assert (tmp_path / "model" / "trained_model.pth").is_file()
     assert "trained-model" in deploy.stdout
+
+    api.artifact("ex/trained-model:best").link("registry/mnist", aliases=["production"])
+    promoted = subprocess.run(
+        [sys.executable, str(EXAMPLES / "deploy.py"), "--model", "registry/mnist:production", "--url", store_url,
+         "--dir", str(tmp_path / "promoted"), "--count", "5"],
+        env=subprocess_env(store_url, tmp_path / "deploy-cache"), capture_output=True, text=True, timeout=300,
+    )
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    assert "model registry/mnist:v0" in promoted.stdout
+    assert (tmp_path / "promoted" / "trained_model.pth").read_bytes() == (tmp_path / "model" / "trained_model.pth").read_bytes()

@@ -443,3 +443,20 @@ def test_seaweed_stopped_and_restarted_during_a_run(own_seaweed, tmp_path: Path,
     assert api.run(f"proj/{run.id}").state == "finished"
 
 
+
+
+@pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
+def test_lost_response_to_an_audit_entry_write_keeps_exactly_one_entry(store_url: str, capsys) -> None:
+    """An audit entry whose write-if-absent response is lost is recognised on the retry (412, then
+    its own bytes read back): one entry, and the alias move is reported as done."""
+    log_files("model", {"w": b"1"})
+    api = registry.Api(store_url)
+    api.store.check_writable()
+    faults = injector(store_url, rule=lose_first(lambda request, op: "/audit/" in request.url))
+    try:
+        assert api.set_alias("proj/model:v0", "best") is True
+    finally:
+        faults.close()
+    report("lost audit-entry response", faults.counts, capsys)
+    assert faults.counts["lost"] == 1
+    assert [(e.action, e.alias, e.after) for e in api.audit_trail("proj/model")] == [("alias.set", "best", "v0")]

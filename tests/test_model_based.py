@@ -2,10 +2,11 @@
 
 The model is a list of versions (each a dict of path -> bytes) and a dict of aliases. Rules:
 log (random small contents, sometimes identical to the latest), set an alias (plain, with
-the right expected version, with a wrong one), remove an alias, download and verify any
-version or alias, leave an unreferenced blob behind, gc with no grace (nothing in flight),
-and empty the download cache. After every step, ``latest`` and the version count agree with
-the model; gc must delete exactly the unreferenced blobs; every download must equal the model.
+the right expected version, with a wrong one), remove an alias, delete a version (refused
+while aliased, or with its aliases), download and verify any version or alias, leave an
+unreferenced blob behind, gc with no grace (nothing in flight), and empty the download cache.
+After every step, ``latest`` and the version count agree with the model; gc must delete exactly
+the blobs no live version references; every download must equal the model.
 """
 from __future__ import annotations
 
@@ -48,13 +49,17 @@ class RegistryMachine(RuleBasedStateMachine):
         self.versions: list[dict[str, bytes]] = []
         self.digests: dict[tuple, str] = {}
         self.aliases: dict[str, int] = {}
-        self.orphans: set[str] = set()
+        self.deleted: set[int] = set()
         self.downloads = 0
 
     # -- helpers ---------------------------------------------------------------------------
+    def live(self) -> list[int]:
+        return [n for n in range(len(self.versions)) if n not in self.deleted]
+
     def referenced(self) -> set[str]:
-        used = {sha(data) for files in self.versions for data in files.values()}
-        return used | set(self.digests.values())
+        live = [self.versions[n] for n in self.live()]
+        used = {sha(data) for files in live for data in files.values()}
+        return used | {self.digests[tuple(sorted(files.items()))] for files in live}
 
     def address(self, target: int | str) -> str:
         return f"proj/data:v{target}" if isinstance(target, int) else f"proj/data:{target}"
@@ -62,20 +67,21 @@ class RegistryMachine(RuleBasedStateMachine):
     def expected_version(self, target: int | str) -> int:
         if isinstance(target, int):
             return target
-        return len(self.versions) - 1 if target == "latest" else self.aliases[target]
+        return self.live()[-1] if target == "latest" else self.aliases[target]
 
     # -- rules -----------------------------------------------------------------------------
     @rule(files=CONTENTS, aliases=st.lists(st.sampled_from(ALIASES), max_size=1, unique=True))
     def log(self, files: dict[str, bytes], aliases: list[str]) -> None:
         self._log(files, aliases)
 
-    @precondition(lambda self: self.versions)
+    @precondition(lambda self: self.live())
     @rule()
     def log_same_as_latest(self) -> None:
-        self._log(dict(self.versions[-1]), [])
+        self._log(dict(self.versions[self.live()[-1]]), [])
 
     def _log(self, files: dict[str, bytes], aliases: list[str]) -> None:
-        same = bool(self.versions) and files == self.versions[-1]
+        # the same contents as the highest version return it, unless it was deleted
+        same = bool(self.versions) and files == self.versions[-1] and len(self.versions) - 1 not in self.deleted
         art = log_files("data", files, aliases=aliases)
         expected = len(self.versions) - 1 if same else len(self.versions)
         assert (art.version, art.created) == (f"v{expected}", not same)
@@ -88,12 +94,11 @@ class RegistryMachine(RuleBasedStateMachine):
             STEPS["versions"] += 1
         for alias in aliases:
             self.aliases[alias] = expected
-        self.orphans -= self.referenced()
 
-    @precondition(lambda self: self.versions)
+    @precondition(lambda self: self.live())
     @rule(alias=st.sampled_from(ALIASES), data=st.data())
     def set_alias(self, alias: str, data) -> None:
-        n = data.draw(st.integers(0, len(self.versions) - 1), label="version")
+        n = data.draw(st.sampled_from(self.live()), label="version")
         mode = data.draw(st.sampled_from(["plain", "expected", "wrong"]), label="mode")
         current = self.aliases.get(alias)
         if mode == "plain" or current is None:
@@ -115,10 +120,26 @@ class RegistryMachine(RuleBasedStateMachine):
         with pytest.raises(registry.NotFoundError):
             self.api.artifact(self.address(alias))
 
-    @precondition(lambda self: self.versions)
+    @precondition(lambda self: self.live())
+    @rule(data=st.data(), with_aliases=st.booleans())
+    def delete(self, data, with_aliases: bool) -> None:
+        n = data.draw(st.sampled_from(self.live()), label="version")
+        aliased = sorted(a for a, v in self.aliases.items() if v == n)
+        if aliased and not with_aliases:
+            with pytest.raises(registry.ConflictError):
+                self.api.artifact(self.address(n)).delete()
+            return
+        self.api.artifact(self.address(n)).delete(delete_aliases=with_aliases)
+        self.deleted.add(n)
+        for alias in aliased:
+            del self.aliases[alias]
+        with pytest.raises(registry.NotFoundError):
+            self.api.artifact(self.address(n))
+
+    @precondition(lambda self: self.live())
     @rule(data=st.data())
     def download_and_verify(self, data) -> None:
-        targets: list[int | str] = list(range(len(self.versions))) + ["latest"] + sorted(self.aliases)
+        targets: list[int | str] = self.live() + ["latest"] + sorted(self.aliases)
         target = data.draw(st.sampled_from(targets), label="target")
         number = self.expected_version(target)
         art = self.api.artifact(self.address(target))
@@ -134,14 +155,12 @@ class RegistryMachine(RuleBasedStateMachine):
     def leave_a_blob_behind(self, data: bytes) -> None:
         """As a writer that crashed after uploading would."""
         self.store.blobs.put_bytes(data)
-        if sha(data) not in self.referenced():
-            self.orphans.add(sha(data))
 
     @rule()
     def gc(self) -> None:
+        present = {keys.sha_of_blob_key(i.key) for i in self.store.backend.list(keys.blob_prefix())}
         report = collect_garbage(self.store, grace_seconds=0)
-        assert {keys.sha_of_blob_key(k) for k in report.deleted} == self.orphans
-        self.orphans = set()
+        assert {keys.sha_of_blob_key(k) for k in report.deleted} == present - self.referenced()
 
     @rule()
     def clean_cache(self) -> None:
@@ -153,11 +172,11 @@ class RegistryMachine(RuleBasedStateMachine):
     @invariant()
     def latest_and_count_agree(self) -> None:
         STEPS["steps"] += 1
-        if not self.versions:
+        if not self.live():
             with pytest.raises(registry.NotFoundError):
                 self.api.artifact("proj/data:latest")
             return
-        assert self.api.artifact("proj/data:latest").version == f"v{len(self.versions) - 1}"
+        assert self.api.artifact("proj/data:latest").version == f"v{self.live()[-1]}"
         present = {keys.sha_of_blob_key(i.key) for i in self.store.backend.list(keys.blob_prefix())}
         assert self.referenced() <= present, "a referenced blob is missing from the store"
 

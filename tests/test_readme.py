@@ -80,3 +80,23 @@ def test_readme_cli_examples_run_as_written_after_the_demo(tmp_path: Path, monke
         assert done.returncode == 0, (command, done.stderr)
     assert (work / "model" / "trained_model.pth").read_bytes() == b"weights"
     assert registry.Api(str(store)).artifact("mnist-pipeline/trained-model:production").version == "v0"
+
+
+def test_readme_quick_start_python_runs_as_written(tmp_path: Path, monkeypatch) -> None:
+    """The quick start's Python blocks, in order, on a local store holding data/ and model.pt."""
+    import registry
+
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+    assert len(blocks) >= 2
+    monkeypatch.setenv("REGISTRY_URL", str(tmp_path / "store"))
+    (Path("data")).mkdir()
+    Path("data/train.pt").write_bytes(b"digits")
+    Path("model.pt").write_bytes(b"weights")
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert Path(namespace["weights"]).read_bytes() == b"weights"
+    assert Path(namespace["path"], "train.pt").read_bytes() == b"digits"
+    link = registry.Api().artifact("registry/mnist:production")
+    assert (link.source_qualified_name, link.is_link) == ("demo/convnet:v0", True)

@@ -22,9 +22,10 @@ if TYPE_CHECKING:  # annotations only
 @click.argument("target", required=False, metavar="[PROJECT|PROJECT/NAME]")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="For PROJECT/NAME: the newest N versions only, reading no other record (0: all).")
+@click.option("--tag", metavar="TAG", help="Only versions carrying TAG (of PROJECT, or of PROJECT/NAME).")
 @json_option
 @pass_state
-def ls_cmd(state: State, target: str | None, limit: int) -> None:
+def ls_cmd(state: State, target: str | None, limit: int, tag: str | None) -> None:
     """List projects, the artifacts of a PROJECT, or the versions of PROJECT/NAME.
 
     \b
@@ -33,7 +34,9 @@ def ls_cmd(state: State, target: str | None, limit: int) -> None:
     registry ls PROJECT/NAME       versions: aliases, digest, size, files, created, run
     """
     api = state.api  # opened first: a store that cannot be opened is the error to report
-    if target is None:
+    if tag is not None:
+        _ls_tagged(state, api, target, tag)
+    elif target is None:
         _ls_projects(state, api)
     elif "/" in target or ":" in target or "@" in target:
         _ls_versions(state, api, target, limit or None)
@@ -69,6 +72,25 @@ def _artifacts_table(collections: list[ArtifactCollection]) -> str:
         rows.append([c.name, c.type, c.latest.version, str(c.version_count), ", ".join(custom) or "-",
                      format_size(c.latest.size), when(c.updated_at)])
     return table(rows, ["NAME", "TYPE", "LATEST", "VERSIONS", "ALIASES", "SIZE", "UPDATED"])
+
+
+def _ls_tagged(state: State, api: Api, target: str | None, tag: str) -> None:
+    if target is None:
+        raise InvalidNameError("`registry ls --tag TAG` needs PROJECT or PROJECT/NAME")
+    if "/" in target:
+        address = parse_address(target, state.default_project, default_alias=None)
+        versions = [v for v in api.artifact_versions(address.collection) if tag in v.tags]
+    else:
+        api.require_project(target)
+        versions = api.tagged(target, tag)
+    if state.json:
+        state.emit_json([version_json(v) for v in versions])
+    elif not versions:
+        state.note(f"no version of {target} carries tag {tag!r}")
+    else:
+        rows = [[v.qualified_name, ", ".join(v.tags), ", ".join(v.aliases) or "-", format_size(v.size),
+                 when(v.created_at)] for v in versions]
+        state.out(table(rows, ["VERSION", "TAGS", "ALIASES", "SIZE", "CREATED"]))
 
 
 def _ls_versions(state: State, api: Api, target: str, limit: int | None) -> None:
@@ -131,8 +153,22 @@ def _show_header(art: Artifact, logged_by: ApiRun | None, used_by: list[ApiRun])
         f"logged by:   {logged}",
         f"used by:     {', '.join(run_line(r) for r in used_by) if used_by else '-'}",
     ]
-    if record.description:
-        lines.append(f"description: {record.description}")
+    if art.description:
+        lines.append(f"description: {art.description}")
+    lines += _lifecycle_lines(art)
+    return lines
+
+
+def _lifecycle_lines(art: Artifact) -> list[str]:
+    """Tags, TTL and registry links, when the version has any."""
+    lines = [f"tags:        {', '.join(art.tags)}"] if art.tags else []
+    if art.ttl:
+        lines.append(f"ttl:         {art.ttl}")
+    if art.is_link:
+        lines.append(f"link of:     {art.source_qualified_name}")
+    linked = art.linked_artifacts
+    if linked:
+        lines.append(f"linked as:   {', '.join(a.qualified_name for a in linked)}")
     return lines
 
 

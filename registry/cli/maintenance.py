@@ -12,7 +12,7 @@ import click
 from ..settings import format_size
 from .errors import RegistryGroup
 from .params import DURATION, SIZE
-from .shapes import cache_info_json, gc_json
+from .shapes import cache_info_json, gc_json, retention_json
 from .state import State, json_option, pass_state
 
 
@@ -72,22 +72,30 @@ def cache_clean_cmd(state: State, max_size: int | None) -> None:
 @json_option
 @pass_state
 def gc_cmd(state: State, grace: float, dry_run: bool) -> None:
-    """Delete blobs that no version, run file or logged image references.
+    """Apply retention policies and TTLs, then delete blobs that no version, run file or logged
+    image references.
 
-    Only blobs older than the grace period go, and never one that a writer in flight relies
-    on. Reports what was (or, with --dry-run, would be) freed.
+    Only blobs older than the grace period go (a deleted version's, once it has been deleted
+    that long), and never one that a writer in flight relies on. Reports what was (or, with
+    --dry-run, would be) deleted.
     """
-    # imported here, not at the top: only gc needs it, and every other command starts without it
+    # imported here, not at the top: only gc needs them, and every other command starts without them
     from ..gc import collect_garbage
+    from ..retention import apply as apply_retention
 
     store = state.api.store
     if not dry_run:
         store.check_writable()
-    report = collect_garbage(store, grace_seconds=grace, dry_run=dry_run)
+    retention = apply_retention(store, dry_run=dry_run)
+    retiring = {(r.record.project, r.record.name, r.record.version) for r in retention.retired}
+    report = collect_garbage(store, grace_seconds=grace, dry_run=dry_run,
+                             retiring=retiring if dry_run else ())
     if state.json:
-        state.emit_json(gc_json(report))
+        state.emit_json({**gc_json(report), "retention": retention_json(retention)})
     elif not state.quiet or not dry_run:
         verb = "would delete" if dry_run else "deleted"
+        for retired in retention.retired:
+            state.out(f"{verb} version {retired.address} ({retired.rule})")
         state.out(f"{verb} {len(report.deleted)} blob(s), {format_size(report.freed_bytes)}; "
                   f"kept {report.referenced} referenced, {report.kept_young} younger than the grace period, "
                   f"{report.kept_in_flight} in flight")

@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # annotations only
     from ..api import ArtifactCollection
     from ..download import DownloadReport
     from ..gc import GcReport
+    from ..records import AuditEntry
+    from ..retention import RetentionReport
     from ..store import Store
 
 
@@ -44,7 +46,8 @@ def version_json(art: Artifact) -> dict[str, Any]:
         "file_count": record.file_count,
         "created_at": record.created_at.isoformat(),
         "created_by": f"{record.created_by.project}/{record.created_by.id}" if record.created_by else None,
-        "description": record.description,
+        "description": art.description,
+        "tags": art.tags,
     }
 
 
@@ -72,6 +75,9 @@ def show_json(art: Artifact, shown: list[ArtifactFile], truncated: bool,
         "files_truncated": truncated,
         "logged_by": run_json(logged_by) if logged_by else None,
         "used_by": [run_json(r) for r in used_by],
+        "ttl_seconds": int(art.ttl.total_seconds()) if art.ttl else None,
+        "link_of": art.source_qualified_name if art.is_link else None,
+        "linked_as": [a.qualified_name for a in art.linked_artifacts],
     }
 
 
@@ -142,6 +148,32 @@ def gc_json(report: GcReport) -> dict[str, Any]:
         "kept_young": report.kept_young,
         "kept_in_flight": report.kept_in_flight,
         "referenced": report.referenced,
+    }
+
+
+def audit_json(entry: AuditEntry) -> dict[str, Any]:
+    """One entry of ``history``: what was done to which version, by whom, when, from -> to."""
+    return {
+        "at": entry.at.isoformat(),
+        "action": entry.action,
+        "subject": entry.subject,
+        "alias": entry.alias,
+        "before": entry.before,
+        "after": entry.after,
+        "host": entry.actor.host,
+        "user": entry.actor.user,
+        "identity": entry.actor.identity,
+    }
+
+
+def retention_json(report: RetentionReport) -> dict[str, Any]:
+    """``retention apply`` (and the ``retention`` part of ``gc``): versions deleted or that would be."""
+    return {
+        "dry_run": report.dry_run,
+        "deleted": [{"address": r.address, "reason": r.reason, "rule": r.rule, "aliases": list(r.aliases)}
+                    for r in report.retired],
+        "kept": [{"address": a, "why": why} for a, why in report.kept],
+        "skipped": [{"address": a, "error": err} for a, err in report.skipped],
     }
 
 

@@ -238,7 +238,8 @@ def _draw(edges: list[_Edge], placed: dict[str, PlacedNode],
         twins = pairs[frozenset((edge.source, edge.target))]
         offset = (twins.index(edge) - (len(twins) - 1) / 2) * PAIR_OFFSET
         a, b = placed[edge.source], placed[edge.target]
-        relation, verb = ("produces", "produces") if a.kind == "run" else ("consumes", "is consumed by")
+        relation = "produces" if a.kind == "run" else "links" if b.kind == "artifact" else "consumes"
+        verb = {"produces": "produces", "consumes": "is consumed by", "links": "is linked as"}[relation]
         path = _path(_points(edge, placed, dummies, offset), edge.reversed)
         drawn.append(PlacedEdge(edge.source, edge.target, relation, path, f"{a.label} {verb} {b.label}",
                                 edge.reversed))

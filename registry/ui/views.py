@@ -203,7 +203,13 @@ def _lineage_tab(client: Api, artifact: Artifact) -> dict[str, Any]:
             "graph_text": lineage.to_text(explode=explode), "node_count": len(view.nodes)}
 
 
-TABS = {"overview": _overview_tab, "metadata": _metadata_tab, "files": _files_tab, "lineage": _lineage_tab}
+def _history_tab(client: Api, artifact: Artifact) -> dict[str, Any]:
+    """The audit log of the artifact (or registry collection), newest first."""
+    return {"audit": client.audit_trail(f"{artifact.project}/{artifact.name}")[::-1]}
+
+
+TABS = {"overview": _overview_tab, "metadata": _metadata_tab, "files": _files_tab, "lineage": _lineage_tab,
+        "history": _history_tab}
 """The tabs of a version's page, each adding what it shows to the template's context."""
 
 
