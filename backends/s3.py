@@ -26,7 +26,13 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from .base import Backend, ObjectInfo
-from .errors import ConditionalWritesUnsupported, ContentMismatch, PreconditionFailed, StorageUnavailable
+from .errors import (
+    AccessDenied,
+    ConditionalWritesUnsupported,
+    ContentMismatch,
+    PreconditionFailed,
+    StorageUnavailable,
+)
 from .s3_client import MAX_ATTEMPTS, filter_library_loggers, make_client
 from .s3_streams import HashedInOrder, ProgressSubscriber, SentBytes, changed_message
 
@@ -41,6 +47,11 @@ _log = logging.getLogger("registry")
 _LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _CHECKSUM_REFUSED = {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
+_FORBIDDEN = {"AccessDenied", "AllAccessDisabled"}
+"""Valid credentials refused by the server's permissions (as opposed to bad or expired credentials)."""
+_VERBS = {"PutObject": "write", "DeleteObject": "delete", "GetObject": "read", "HeadObject": "read",
+          "ListObjectsV2": "list", "CreateMultipartUpload": "write", "UploadPart": "write",
+          "CompleteMultipartUpload": "write"}
 _DENIED = {
     "AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"
 }
@@ -125,6 +136,8 @@ class S3Backend(Backend):
                 return FileNotFoundError(f"{key} not found in {self.url}")
             if code in _LOST_RACE:
                 return PreconditionFailed(f"{key} changed since it was read")
+            if code in _FORBIDDEN:
+                return AccessDenied(_denied_message(error, key, self.url))
             if code in _DENIED:
                 return StorageUnavailable(
                     f"access to {where} was refused ({code}): check the credentials and their permissions"
@@ -358,6 +371,16 @@ class S3Backend(Backend):
             except StorageUnavailable:
                 pass
         self._ready = True
+
+
+def _denied_message(error: ClientError, key: str, url: str) -> str:
+    """One line naming the refused permission (``s3:PutObject`` on which key), never the credentials."""
+    operation = error.operation_name or "request"
+    verb = _VERBS.get(operation, "use")
+    return (
+        f"permission denied: these credentials may not {verb} {key} in {url} (s3:{operation} refused): "
+        "use an identity that may, or ask for the permission (see docs/PERMISSIONS.md)"
+    )
 
 
 def _unsupported(endpoint: str, header: str) -> str:
