@@ -78,6 +78,8 @@ EXIT_MEANINGS = {
     "ConflictError": "conflict: another writer moved an alias first (`alias set --expect`)",
     "IntegrityError": "integrity failure: files or records that do not match their hashes (`verify`)",
     "StorageError": "storage or configuration error: no bucket, unreachable endpoint, bad credentials or URL",
+    "PermissionDenied": "the store refused these credentials an action (e.g. a read-only identity pushing, "
+                        "a writer moving a protected alias): see docs/PERMISSIONS.md",
     "RegistryError": "any other error (including unexpected ones)",
 }
 

@@ -18,6 +18,7 @@ from .errors import (
     IntegrityError,
     InvalidNameError,
     NotFoundError,
+    PermissionDenied,
     RegistryError,
     StorageError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "IntegrityError",
     "InvalidNameError",
     "NotFoundError",
+    "PermissionDenied",
     "RegistryError",
     "Run",
     "StorageError",
