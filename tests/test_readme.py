@@ -80,3 +80,20 @@ def test_readme_cli_examples_run_as_written_after_the_demo(tmp_path: Path, monke
         assert done.returncode == 0, (command, done.stderr)
     assert (work / "model" / "trained_model.pth").read_bytes() == b"weights"
     assert registry.Api(str(store)).artifact("mnist-pipeline/trained-model:production").version == "v0"
+
+
+def test_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
+    """The quick start's Python block, run in a directory holding ``data/``, on the default local store."""
+    import os
+
+    block = README.split("## Quick start", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.csv").write_text("x,y\n1,2\n")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "REGISTRY_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("REGISTRY_URL", None)
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "artifacts" / "mnist-raw:v0" / "train.csv").read_text() == "x,y\n1,2\n"
+    check = "import registry; a = registry.Api().artifact('demo/mnist-shared:latest'); print(a.files()[0].ref)"
+    shown = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert shown.stdout.strip() == (tmp_path / "data" / "train.csv").as_uri(), shown.stderr[-2000:]
