@@ -268,7 +268,7 @@ class Artifact:
         stored = [f for f in files if f.ref is None]
         refs = [f for f in files if f.ref is not None]
         try:
-            with staged(refs, target, store.settings, store.hashes, overwrite) as references:
+            with staged(refs, target, store.settings, store.hashes, overwrite, progress) as references:
                 report = materialize(store.cache, store.hashes, stored, target,
                                      workers=store.settings.workers, clean=clean and not refs,
                                      overwrite=overwrite, progress=progress)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +30,8 @@ from .settings import Settings
 from .tempnames import temp_beside
 
 SCHEMES = ("s3", "file", "http", "https")
+Progress = Callable[[int, int], None]
+"""As a download's: called with (bytes, 0) as each reference arrives (or is found in place)."""
 
 
 class Sources:
@@ -114,7 +116,7 @@ class StagedReferences:
 
 @contextmanager
 def staged(entries: list[FileEntry], root: Path, settings: Settings, hashes: HashState,
-           overwrite: bool = True) -> Iterator[StagedReferences]:
+           overwrite: bool = True, progress: Progress | None = None) -> Iterator[StagedReferences]:
     """Fetch and verify ``entries`` (references) for ``root``; what is not placed in the block is
     removed. A destination holding other bytes is a local edit: ``LocalEditsError`` unless
     ``overwrite``, before anything is placed."""
@@ -124,7 +126,9 @@ def staged(entries: list[FileEntry], root: Path, settings: Settings, hashes: Has
         current = _current(targets, hashes)
         todo = [(e, dest) for e, dest in targets if e.path not in current]
         stage.unchanged = sorted(current)
-        _fetch_all(stage, todo, Sources(settings, hashes), settings.workers)
+        if progress:
+            progress(sum(e.size for e, _ in targets if e.path in current), 0)
+        _fetch_all(stage, todo, Sources(settings, hashes), settings.workers, progress)
         _sort_out_existing(stage, todo, hashes)
         if stage.restored and not overwrite:
             raise LocalEditsError(stage.root, stage.restored)
@@ -141,7 +145,7 @@ def _current(targets: list[tuple[FileEntry, Path]], hashes: HashState) -> set[st
 
 
 def _fetch_all(stage: StagedReferences, todo: list[tuple[FileEntry, Path]], sources: Sources,
-               workers: int) -> None:
+               workers: int, progress: Progress | None) -> None:
     def fetch(target: tuple[FileEntry, Path]) -> None:
         entry, dest = target
         assert entry.ref is not None
@@ -152,6 +156,8 @@ def _fetch_all(stage: StagedReferences, todo: list[tuple[FileEntry, Path]], sour
             sha256, size = hash_stream(stream, out)
         check_fetched(entry, sha256, size)
         stage.temps[entry.path] = (temp, dest, sha256)
+        if progress:
+            progress(size, 0)
 
     if todo:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:

@@ -277,3 +277,30 @@ def test_bad_reference_uris_are_refused_in_one_line(ref_store: str) -> None:
         assert "secret" not in str(raised.value) and "\n" not in str(raised.value)
     with pytest.raises(registry.NotFoundError, match="no such file"):
         art.add_reference("file:///no/such/path")
+
+
+def test_cli_shows_and_pulls_references_with_progress(ref_store: str, s3, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+
+    key = f"{unique_prefix()}/w.bin"
+    s3.put_object(Bucket=PLAIN_BUCKET, Key=key, Body=b"W" * 3000)
+    art = registry.Artifact("cli-ref", type="model")
+    art.add_reference(f"s3://{PLAIN_BUCKET}/{key}")
+    log(art)
+    shown = CliRunner().invoke(cli, ["show", "refs/cli-ref:latest", "--json"], prog_name="registry")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["files"] == [
+        {"path": "w.bin", "size": 3000, "sha256": sha256_bytes(b"W" * 3000), "ref": f"s3://{PLAIN_BUCKET}/{key}"}]
+    text = CliRunner().invoke(cli, ["show", "refs/cli-ref:latest"], prog_name="registry")
+    assert f"w.bin  -> s3://{PLAIN_BUCKET}/{key}" in text.output
+
+    seen: list[int] = []
+    report = registry.Api().artifact("refs/cli-ref:latest").pull(tmp_path / "dl", progress=lambda b, f: seen.append(b))
+    assert report.placed == ["w.bin"] and sum(seen) == 3000
+    again = registry.Api().artifact("refs/cli-ref:latest").pull(tmp_path / "dl")
+    assert again.placed == [] and again.unchanged == ["w.bin"]  # checksummed and in place: nothing fetched
+    pulled = CliRunner().invoke(cli, ["pull", "refs/cli-ref:latest", "-d", str(tmp_path / "cli"), "--json"],
+                                prog_name="registry")
+    assert pulled.exit_code == 0 and json.loads(pulled.output)["placed"] == ["w.bin"], pulled.output
