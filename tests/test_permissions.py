@@ -36,6 +36,12 @@ PROTECT_PRODUCTION = {
         "Principal": {"AWS": ["arn:aws:iam::000000000000:user/writer"]},
         "Action": ["s3:PutObject", "s3:DeleteObject"],
         "Resource": [f"arn:aws:s3:::{BUCKET}/*/aliases/production.json"],
+    }, {
+        "Sid": "WritersNeverDeleteBlobs",
+        "Effect": "Deny",
+        "Principal": {"AWS": ["arn:aws:iam::000000000000:user/writer"]},
+        "Action": ["s3:DeleteObject"],
+        "Resource": [f"arn:aws:s3:::{BUCKET}/*/blobs/*"],
     }],
 }
 DENIED = EXIT_CODES["PermissionDenied"]
@@ -58,6 +64,7 @@ class As:
     """Runs the ``registry`` command as one identity, on one store, with its own cache."""
 
     def __init__(self, server: SeaweedServer, identity: str | None, url: str, home: Path) -> None:
+        self.url = url
         self.env = {**os.environ, **server.env(identity), "REGISTRY_URL": url,
                     "REGISTRY_CACHE_DIR": str(home / f"cache-{identity or 'admin'}")}
         self.home = home
@@ -133,3 +140,16 @@ def test_only_the_promoter_moves_production(store: dict[str, As], tmp_path: Path
     (tmp_path / "own.bin").write_bytes(b"promoter's own")
     pushed = promoter.run("push", str(tmp_path / "own.bin"), "team/other", "--type", "model", code=DENIED)
     one_line_denial(pushed, "PutObject", "may not write")
+
+
+def test_writers_cannot_collect_garbage_but_the_collector_can(store: dict[str, As], guarded: SeaweedServer) -> None:
+    prefix = store["admin"].url.split("/", 3)[3]
+    garbage = f"{prefix}/blobs/sha256/ab/{'c' * 62}"
+    guarded.client().put_object(Bucket=BUCKET, Key=garbage, Body=b"unreferenced")
+    refused = store["writer"].run("gc", "--grace", "0s", code=DENIED)
+    one_line_denial(refused, "DeleteObject", "blobs/sha256/ab/")
+    assert guarded.client().head_object(Bucket=BUCKET, Key=garbage)["ContentLength"] == len(b"unreferenced")
+    store["admin"].run("gc", "--grace", "0s")
+    assert guarded.client().list_objects_v2(Bucket=BUCKET, Prefix=garbage)["KeyCount"] == 0
+    pulled = store["deploy"].run("pull", "team/model:production", "-d", "after-gc", "--json")
+    assert json.loads(pulled.stdout)["placed"] == ["model.bin"]  # gc kept what versions hold
