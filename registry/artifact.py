@@ -254,7 +254,7 @@ class Artifact:
 
     def pull(self, root: str | os.PathLike | None = None, *, path_prefix: str | None = None,
              paths: Iterable[str] | None = None, clean: bool = False, overwrite: bool = True,
-             progress=None) -> DownloadReport:
+             progress=None, allow_missing_references: bool = False) -> DownloadReport:
         """``download``, returning what it did: files placed, unchanged, restored (edited locally,
         overwritten: the caller reports them) and extra, and the bytes that came from the store,
         the cache and files already on this machine.
@@ -268,7 +268,8 @@ class Artifact:
         stored = [f for f in files if f.ref is None]
         refs = [f for f in files if f.ref is not None]
         try:
-            with staged(refs, target, store.settings, store.hashes, overwrite, progress) as references:
+            with staged(refs, target, store.settings, store.hashes, overwrite, progress,
+                        allow_missing=allow_missing_references) as references:
                 report = materialize(store.cache, store.hashes, stored, target,
                                      workers=store.settings.workers, clean=clean and not refs,
                                      overwrite=overwrite, progress=progress)
@@ -279,15 +280,19 @@ class Artifact:
         return report
 
     def download(self, root: str | os.PathLike | None = None, path_prefix: str | None = None, *,
-                 clean: bool = False, overwrite: bool = True, progress=None) -> str:
+                 clean: bool = False, overwrite: bool = True, progress=None,
+                 allow_missing_references: bool = False) -> str:
         """Download into ``root`` (default ``./artifacts/<name>:v<N>``); returns the directory.
 
         Files already there are left alone, files shared with anything fetched before come
         from the local cache. A file edited locally gets the version's bytes back, as in W&B,
         and a warning lists it; ``overwrite=False`` raises ``LocalEditsError`` instead, before
-        anything is written. ``clean=True`` removes files the version does not hold.
+        anything is written. ``clean=True`` removes files the version does not hold. A
+        reference whose source is gone is ``NotFoundError``, or with ``allow_missing_references``
+        skipped with a warning.
         """
-        report = self.pull(root, path_prefix=path_prefix, clean=clean, overwrite=overwrite, progress=progress)
+        report = self.pull(root, path_prefix=path_prefix, clean=clean, overwrite=overwrite, progress=progress,
+                           allow_missing_references=allow_missing_references)
         if report.restored:  # the caller gets a path, not the report: say it here
             shown = ", ".join(report.restored[:5]) + (" ..." if len(report.restored) > 5 else "")
             logger.warning("restored %d locally edited file(s) in %s to %s: %s", len(report.restored),
@@ -367,6 +372,9 @@ def _add_references(report: DownloadReport, references: StagedReferences, hashes
     report.unchanged = sorted(report.unchanged + references.unchanged)
     report.restored += references.restored
     report.extra = [p for p in report.extra if p not in ref_paths]
+    if references.missing:
+        logger.warning("skipped %d reference(s) whose source is gone: %s", len(references.missing),
+                       ", ".join(sorted(references.missing)[:5]))
     if clean:
         for path in report.extra:
             (report.root / path).unlink()

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .download_root import safe_destination
-from .errors import InvalidNameError, LocalEditsError
+from .errors import InvalidNameError, LocalEditsError, NotFoundError
 from .hashing import HashState
 from .records import FileEntry
 from .reference_entries import DEFAULT_MAX_OBJECTS, Source, check_fetched, hash_stream, to_entry
@@ -97,6 +97,8 @@ class StagedReferences:
     """Artifact path -> (temp file, destination, sha256 of its bytes)."""
     unchanged: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    """References whose source is gone, skipped (only with ``allow_missing``)."""
 
     def place(self, hashes: HashState) -> list[str]:
         """Rename every fetched file into place; returns their paths."""
@@ -116,10 +118,12 @@ class StagedReferences:
 
 @contextmanager
 def staged(entries: list[FileEntry], root: Path, settings: Settings, hashes: HashState,
-           overwrite: bool = True, progress: Progress | None = None) -> Iterator[StagedReferences]:
+           overwrite: bool = True, progress: Progress | None = None,
+           allow_missing: bool = False) -> Iterator[StagedReferences]:
     """Fetch and verify ``entries`` (references) for ``root``; what is not placed in the block is
     removed. A destination holding other bytes is a local edit: ``LocalEditsError`` unless
-    ``overwrite``, before anything is placed."""
+    ``overwrite``, before anything is placed. A source that is gone is ``NotFoundError``, or
+    with ``allow_missing`` (W&B's ``allow_missing_references``) listed in ``missing`` and skipped."""
     stage = StagedReferences(Path(root))
     try:
         targets = [(e, safe_destination(stage.root, e.path)) for e in entries]
@@ -128,7 +132,7 @@ def staged(entries: list[FileEntry], root: Path, settings: Settings, hashes: Has
         stage.unchanged = sorted(current)
         if progress:
             progress(sum(e.size for e, _ in targets if e.path in current), 0)
-        _fetch_all(stage, todo, Sources(settings, hashes), settings.workers, progress)
+        _fetch_all(stage, todo, Sources(settings, hashes), settings.workers, progress, allow_missing)
         _sort_out_existing(stage, todo, hashes)
         if stage.restored and not overwrite:
             raise LocalEditsError(stage.root, stage.restored)
@@ -145,14 +149,22 @@ def _current(targets: list[tuple[FileEntry, Path]], hashes: HashState) -> set[st
 
 
 def _fetch_all(stage: StagedReferences, todo: list[tuple[FileEntry, Path]], sources: Sources,
-               workers: int, progress: Progress | None) -> None:
+               workers: int, progress: Progress | None, allow_missing: bool) -> None:
     def fetch(target: tuple[FileEntry, Path]) -> None:
         entry, dest = target
         assert entry.ref is not None
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = temp_beside(dest)
         stage.temps[entry.path] = (temp, dest, "")
-        with sources(entry.ref.uri).open(entry) as stream, open(temp, "xb") as out:
+        try:
+            stream = sources(entry.ref.uri).open(entry)
+        except NotFoundError:
+            if not allow_missing:
+                raise
+            del stage.temps[entry.path]
+            stage.missing.append(entry.path)
+            return
+        with stream, open(temp, "xb") as out:
             sha256, size = hash_stream(stream, out)
         check_fetched(entry, sha256, size)
         stage.temps[entry.path] = (temp, dest, sha256)
@@ -167,7 +179,7 @@ def _fetch_all(stage: StagedReferences, todo: list[tuple[FileEntry, Path]], sour
 def _sort_out_existing(stage: StagedReferences, todo: list[tuple[FileEntry, Path]],
                        hashes: HashState) -> None:
     """A destination that already exists either holds the fetched bytes (unchanged) or was edited."""
-    existing = [(e, dest) for e, dest in todo if dest.is_file()]
+    existing = [(e, dest) for e, dest in todo if e.path in stage.temps and dest.is_file()]
     sums = hashes.hash_files([dest for _, dest in existing]) if existing else []
     for (entry, _), (sha, _) in zip(existing, sums):
         temp, _, fetched = stage.temps[entry.path]

@@ -304,3 +304,28 @@ def test_cli_shows_and_pulls_references_with_progress(ref_store: str, s3, tmp_pa
     pulled = CliRunner().invoke(cli, ["pull", "refs/cli-ref:latest", "-d", str(tmp_path / "cli"), "--json"],
                                 prog_name="registry")
     assert pulled.exit_code == 0 and json.loads(pulled.output)["placed"] == ["w.bin"], pulled.output
+
+
+def test_a_vanished_source_is_named_or_skipped_when_allowed(ref_store: str, s3, tmp_path: Path, caplog) -> None:
+    prefix = unique_prefix()
+    for name in ("keep.txt", "gone.txt"):
+        s3.put_object(Bucket=PLAIN_BUCKET, Key=f"{prefix}/{name}", Body=name.encode())
+    art = registry.Artifact("vanishing", type="dataset")
+    art.add_reference(f"s3://{PLAIN_BUCKET}/{prefix}/")
+    log(art)
+    s3.delete_object(Bucket=PLAIN_BUCKET, Key=f"{prefix}/gone.txt")
+    with pytest.raises(registry.NotFoundError, match="reference 'gone.txt'.*does not exist"):
+        fetch("vanishing", tmp_path / "strict")
+    assert not (tmp_path / "strict" / "keep.txt").exists()  # nothing placed
+    root = registry.Api().artifact("refs/vanishing:latest").download(tmp_path / "lenient",
+                                                                     allow_missing_references=True)
+    assert sorted(p.name for p in Path(root).iterdir()) == ["keep.txt"]
+    assert "skipped 1 reference(s) whose source is gone: gone.txt" in caplog.text
+
+
+def test_entries_without_references_keep_their_old_bytes() -> None:
+    """A file list written before references existed parses, and serialises to the same bytes."""
+    from registry.records import FileList
+
+    old = ('{"files":[{"path":"a.txt","sha256":"' + "1" * 64 + '","size":3}],"schema":1}').encode()
+    assert FileList.model_validate_json(old).to_bytes() == old
