@@ -21,11 +21,11 @@ from .download_root import safe_destination
 from .draft import ArtifactDraft, SymlinkPolicy
 from .errors import IntegrityError, InvalidNameError, NotFoundError, RegistryError
 from .filelists import read_file_list
-from .hashing import HashState, sha256_file
+from .hashing import sha256_file
 from .jsonable import to_jsonable
 from .names import validate_name, validate_path
 from .records import ArtifactRef, FileEntry, FileList, VersionRecord
-from .references import StagedReferences, find_references, source_matches, staged
+from .references import find_references, place_references, source_matches, staged
 from .run_records import read_run, users_of
 from .settings import Settings
 from .store import local_hash_state
@@ -274,7 +274,7 @@ class Artifact:
                                      workers=store.settings.workers, clean=clean and not refs,
                                      overwrite=overwrite, progress=progress)
                 if refs:
-                    _add_references(report, references, store.hashes, clean, {f.path for f in refs})
+                    place_references(report, references, store.hashes, clean)
         finally:
             store.cache.clean()  # REGISTRY_CACHE_MAX (if set): evict least recently used entries
         return report
@@ -363,22 +363,6 @@ class Artifact:
         if self._draft is not None:
             return f"<Artifact {self.name} (draft, {len(self._draft)} files)>"
         return f"<Artifact {self.qualified_name} {self.type}>"
-
-
-def _add_references(report: DownloadReport, references: StagedReferences, hashes: HashState, clean: bool,
-                    ref_paths: set[str]) -> None:
-    """Place the fetched references and count them in ``report`` (with ``clean``, remove extras)."""
-    report.placed += references.place(hashes)
-    report.unchanged = sorted(report.unchanged + references.unchanged)
-    report.restored += references.restored
-    report.extra = [p for p in report.extra if p not in ref_paths]
-    if references.missing:
-        logger.warning("skipped %d reference(s) whose source is gone: %s", len(references.missing),
-                       ", ".join(sorted(references.missing)[:5]))
-    if clean:
-        for path in report.extra:
-            (report.root / path).unlink()
-            report.removed.append(path)
 
 
 def _select(files: FileList, path_prefix: str | None, paths: Iterable[str] | None) -> list[FileEntry]:

@@ -10,6 +10,7 @@ and only then renames it into place: a source that changed since logging raises
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .download import DownloadReport
 from .download_root import safe_destination
 from .errors import InvalidNameError, LocalEditsError, NotFoundError
 from .hashing import HashState
@@ -29,6 +31,7 @@ from .reference_http import HttpSource
 from .settings import Settings
 from .tempnames import temp_beside
 
+logger = logging.getLogger("registry")
 SCHEMES = ("s3", "file", "http", "https")
 Progress = Callable[[int, int], None]
 """As a download's: called with (bytes, 0) as each reference arrives (or is found in place)."""
@@ -93,6 +96,8 @@ class StagedReferences:
     """References fetched and verified into temp files beside their destinations, not yet placed."""
 
     root: Path
+    paths: set[str] = field(default_factory=set)
+    """Every reference of the download, placed or not."""
     temps: dict[str, tuple[Path, Path, str]] = field(default_factory=dict)
     """Artifact path -> (temp file, destination, sha256 of its bytes)."""
     unchanged: list[str] = field(default_factory=list)
@@ -124,7 +129,7 @@ def staged(entries: list[FileEntry], root: Path, settings: Settings, hashes: Has
     removed. A destination holding other bytes is a local edit: ``LocalEditsError`` unless
     ``overwrite``, before anything is placed. A source that is gone is ``NotFoundError``, or
     with ``allow_missing`` (W&B's ``allow_missing_references``) listed in ``missing`` and skipped."""
-    stage = StagedReferences(Path(root))
+    stage = StagedReferences(Path(root), {e.path for e in entries})
     try:
         targets = [(e, safe_destination(stage.root, e.path)) for e in entries]
         current = _current(targets, hashes)
@@ -139,6 +144,22 @@ def staged(entries: list[FileEntry], root: Path, settings: Settings, hashes: Has
         yield stage
     finally:
         stage.discard()
+
+
+def place_references(report: DownloadReport, stage: StagedReferences, hashes: HashState, clean: bool) -> None:
+    """Place the staged references and count them in the download's ``report`` (whose files
+    were placed without them); with ``clean``, remove what neither holds."""
+    report.placed += stage.place(hashes)
+    report.unchanged = sorted(report.unchanged + stage.unchanged)
+    report.restored += stage.restored
+    report.extra = [p for p in report.extra if p not in stage.paths]
+    if stage.missing:
+        logger.warning("skipped %d reference(s) whose source is gone: %s", len(stage.missing),
+                       ", ".join(sorted(stage.missing)[:5]))
+    if clean:
+        for path in report.extra:
+            (report.root / path).unlink()
+            report.removed.append(path)
 
 
 def _current(targets: list[tuple[FileEntry, Path]], hashes: HashState) -> set[str]:
