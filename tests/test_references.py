@@ -329,3 +329,21 @@ def test_entries_without_references_keep_their_old_bytes() -> None:
 
     old = ('{"files":[{"path":"a.txt","sha256":"' + "1" * 64 + '","size":3}],"schema":1}').encode()
     assert FileList.model_validate_json(old).to_bytes() == old
+
+
+def test_ui_shows_a_reference_as_its_source_and_never_serves_it(ref_store: str, tmp_path: Path) -> None:
+    pytest.importorskip("flask")
+    from registry.ui import create_app
+
+    odd = tmp_path / "shared <b>"
+    odd.mkdir()
+    (odd / "a.txt").write_text("a")
+    art = registry.Artifact("ui-ref", type="dataset")
+    art.add_reference((odd / "a.txt").as_uri())
+    log(art)
+    client = create_app(ref_store).test_client()
+    html = client.get("/projects/refs/artifacts/ui-ref/v0?tab=files").get_data(as_text=True)
+    assert f"{(odd / 'a.txt').as_uri()}</td>" in html and "shared <b>" not in html
+    assert "/projects/refs/artifacts/ui-ref/v0/files/a.txt" not in html  # no download link
+    response = client.get("/projects/refs/artifacts/ui-ref/v0/files/a.txt")
+    assert response.status_code == 404 and b"is a reference" in response.get_data()
