@@ -27,7 +27,9 @@ IDENTITIES = {
     "deploy": ["Read", "List"],
     "writer": ["Read", "List", "Write"],
     "promoter": ["Read", "List", f"Write:{BUCKET}/*/_probe/*", f"Write:{BUCKET}/*/aliases/production.json"],
+    "narrow": [f"Read:{BUCKET}", f"List:{BUCKET}"],  # the store only, not the buckets it references
 }
+SOURCES = "guarded-sources"
 PROTECT_PRODUCTION = {
     "Version": "2012-10-17",
     "Statement": [{
@@ -54,6 +56,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]
     server.start()
     try:
         server.make_bucket(BUCKET)
+        server.make_bucket(SOURCES)
         server.client().put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(PROTECT_PRODUCTION))
         yield server
     finally:
@@ -153,3 +156,27 @@ def test_writers_cannot_collect_garbage_but_the_collector_can(store: dict[str, A
     assert guarded.client().list_objects_v2(Bucket=BUCKET, Prefix=garbage)["KeyCount"] == 0
     pulled = store["deploy"].run("pull", "team/model:production", "-d", "after-gc", "--json")
     assert json.loads(pulled.stdout)["placed"] == ["model.bin"]  # gc kept what versions hold
+
+
+def test_the_python_api_raises_permission_denied_and_a_reference_names_its_source(
+        store: dict[str, As], guarded: SeaweedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process, a refusal is ``registry.PermissionDenied`` (a ``PermissionError``); an identity
+    that may read the store but not a referenced bucket is told which reference it cannot read."""
+    guarded.client().put_object(Bucket=SOURCES, Key="raw/train.csv", Body=b"a,b\n")
+    for key, value in {**guarded.env(), "REGISTRY_URL": store["admin"].url,
+                       "REGISTRY_CACHE_DIR": str(tmp_path / "cache-admin-api")}.items():
+        monkeypatch.setenv(key, value)
+    with registry.init(project="team", job_type="ingest") as run:
+        data = registry.Artifact("raw", type="dataset")
+        data.add_reference(f"s3://{SOURCES}/raw/train.csv")
+        run.log_artifact(data)
+
+    for key, value in {**guarded.env("narrow"), "REGISTRY_CACHE_DIR": str(tmp_path / "cache-narrow-api")}.items():
+        monkeypatch.setenv(key, value)
+    api = registry.Api(store["admin"].url)
+    with pytest.raises(PermissionError) as refused:
+        api.set_alias("team/model:v1", "best")
+    assert isinstance(refused.value, registry.PermissionDenied) and "s3:PutObject" in str(refused.value)
+    with pytest.raises(registry.PermissionDenied,
+                       match=rf"may not read reference 'train.csv' \(s3://{SOURCES}/raw/train.csv\)"):
+        api.artifact("team/raw:latest").download(tmp_path / "raw")
