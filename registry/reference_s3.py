@@ -13,13 +13,12 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
-from urllib.parse import parse_qs, urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from backends.s3_client import make_client_at
 
-from .errors import NotFoundError, PermissionDenied, StorageError
+from .errors import InvalidNameError, NotFoundError, PermissionDenied, StorageError
 from .records import FileEntry
 from .reference_entries import Found, artifact_path, changed, first, hash_stream
 
@@ -120,12 +119,13 @@ class S3Source:
 
 
 def parse(uri: str) -> tuple[str, str, str | None]:
-    """``s3://bucket/key?versionId=V`` -> (bucket, key, V or None)."""
-    parsed = urlparse(uri)
-    if not parsed.netloc:
-        raise NotFoundError(f"{uri} names no bucket: use s3://bucket/key")
-    versions = parse_qs(parsed.query).get("versionId")
-    return parsed.netloc, parsed.path.lstrip("/"), versions[0] if versions else None
+    """``s3://bucket/key?versionId=V`` -> (bucket, key, V or None). The key is taken as written
+    (S3 keys may hold ``#``, ``%`` or ``?``); only a trailing ``?versionId=`` is W&B's version pin."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise InvalidNameError(f"{uri} names no bucket: use s3://bucket/key")
+    key, marker, version = key.rpartition("?versionId=") if "?versionId=" in key else (key, "", "")
+    return bucket, key, version if marker and version else None
 
 
 def _found(path: str, uri: str, response: dict, size: int, sha256: str | None) -> Found:

@@ -347,3 +347,18 @@ def test_ui_shows_a_reference_as_its_source_and_never_serves_it(ref_store: str, 
     assert "/projects/refs/artifacts/ui-ref/v0/files/a.txt" not in html  # no download link
     response = client.get("/projects/refs/artifacts/ui-ref/v0/files/a.txt")
     assert response.status_code == 404 and b"is a reference" in response.get_data()
+
+
+def test_s3_keys_are_taken_as_written(ref_store: str, s3, tmp_path: Path) -> None:
+    """Keys holding spaces, '#', '%' or '?' are S3 keys, not URL syntax."""
+    prefix = unique_prefix()
+    odd = {"a b.txt": b"space", "c#d.txt": b"hash", "e%20f.txt": b"percent", "g?h.txt": b"question"}
+    for rel, body in odd.items():
+        s3.put_object(Bucket=PLAIN_BUCKET, Key=f"{prefix}/{rel}", Body=body)
+    art = registry.Artifact("odd-keys", type="dataset")
+    art.add_reference(f"s3://{PLAIN_BUCKET}/{prefix}/")
+    art.add_reference(f"s3://{PLAIN_BUCKET}/{prefix}/c#d.txt", name="single/c#d.txt", checksum=False)
+    log(art)
+    root = fetch("odd-keys", tmp_path / "dl")
+    assert {rel: (root / rel).read_bytes() for rel in odd} == odd
+    assert (root / "single" / "c#d.txt").read_bytes() == b"hash"
