@@ -104,6 +104,8 @@ class StagedReferences:
     restored: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     """References whose source is gone, skipped (only with ``allow_missing``)."""
+    copied: list[int] = field(default_factory=list)
+    """Sizes of the references copied, verified, from files on this machine instead of fetched."""
 
     def place(self, hashes: HashState) -> list[str]:
         """Rename every fetched file into place; returns their paths."""
@@ -152,6 +154,7 @@ def place_references(report: DownloadReport, stage: StagedReferences, hashes: Ha
     report.placed += stage.place(hashes)
     report.unchanged = sorted(report.unchanged + stage.unchanged)
     report.restored += stage.restored
+    report.local_bytes += sum(stage.copied)
     report.extra = [p for p in report.extra if p not in stage.paths]
     if stage.missing:
         logger.warning("skipped %d reference(s) whose source is gone: %s", len(stage.missing),
@@ -171,12 +174,22 @@ def _current(targets: list[tuple[FileEntry, Path]], hashes: HashState) -> set[st
 
 def _fetch_all(stage: StagedReferences, todo: list[tuple[FileEntry, Path]], sources: Sources,
                workers: int, progress: Progress | None, allow_missing: bool) -> None:
+    """Each reference into a temp file beside its destination: copied from a file on this machine
+    known to hold its checksummed bytes (verified on the way), else fetched from its source."""
+    copies = _local_copies(todo, sources.hashes)
+
     def fetch(target: tuple[FileEntry, Path]) -> None:
         entry, dest = target
         assert entry.ref is not None
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = temp_beside(dest)
         stage.temps[entry.path] = (temp, dest, "")
+        if entry.sha256 in copies and _copy_verified(copies[entry.sha256], temp, entry):
+            stage.temps[entry.path] = (temp, dest, entry.sha256)
+            stage.copied.append(entry.size)
+            if progress:
+                progress(entry.size, 0)
+            return
         try:
             stream = sources(entry.ref.uri).open(entry)
         except NotFoundError:
@@ -195,6 +208,30 @@ def _fetch_all(stage: StagedReferences, todo: list[tuple[FileEntry, Path]], sour
     if todo:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
             list(pool.map(fetch, todo))
+
+
+def _local_copies(todo: list[tuple[FileEntry, Path]], hashes: HashState) -> dict[str, Path]:
+    """Files on this machine holding checksummed references' bytes (an earlier download, or the
+    ``file://`` source itself), except those this download replaces."""
+    shas = [e.sha256 for e, _ in todo if e.ref is not None and e.ref.checksum]
+    if not shas:
+        return {}
+    replaced = {str(dest.absolute()) for _, dest in todo}
+    return {sha: path for sha, path in hashes.known_copies(shas).items() if str(path) not in replaced}
+
+
+def _copy_verified(source: Path, temp: Path, entry: FileEntry) -> bool:
+    """Copy ``source`` into ``temp`` hashing it; False (and ``temp`` gone) unless it holds ``entry``."""
+    try:
+        with open(source, "rb") as stream, open(temp, "xb") as out:
+            sha256, size = hash_stream(stream, out)
+    except OSError:
+        temp.unlink(missing_ok=True)
+        return False
+    if (sha256, size) != (entry.sha256, entry.size):
+        temp.unlink()
+        return False
+    return True
 
 
 def _sort_out_existing(stage: StagedReferences, todo: list[tuple[FileEntry, Path]],

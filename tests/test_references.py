@@ -12,6 +12,7 @@ import functools
 import http.server
 import json
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -200,6 +201,7 @@ def test_file_references(ref_store: str, tmp_path: Path, checksum: bool) -> None
     root = fetch("files", tmp_path / "dl")
     assert (root / "deep" / "two.txt").read_bytes() == b"two" and (root / "one.txt").read_bytes() == b"one"
 
+    shutil.rmtree(root)  # else its verified copies would serve the next download (tested below)
     (source / "deep" / "two.txt").write_bytes(b"TWO!")
     os.utime(source / "deep" / "two.txt", (1_000_000, 1_000_000))
     with pytest.raises(registry.IntegrityError, match="reference 'deep/two.txt'"):
@@ -218,6 +220,7 @@ def test_http_references(ref_store: str, http_root: tuple[Path, str], tmp_path: 
     assert entry.ref is not None and entry.ref.last_modified and entry.size == len('{"0": "cat"}')
     assert (entry.sha256 == sha256_bytes(b'{"0": "cat"}')) is checksum
     assert json.loads((fetch("web", tmp_path / "dl") / "labels.json").read_text()) == {"0": "cat"}
+    shutil.rmtree(tmp_path / "dl")
 
     (served / "labels.json").write_text(json.dumps({"0": "dog"}))
     os.utime(served / "labels.json", (2_000_000, 2_000_000))
@@ -362,3 +365,23 @@ def test_s3_keys_are_taken_as_written(ref_store: str, s3, tmp_path: Path) -> Non
     root = fetch("odd-keys", tmp_path / "dl")
     assert {rel: (root / rel).read_bytes() for rel in odd} == odd
     assert (root / "single" / "c#d.txt").read_bytes() == b"hash"
+
+
+def test_checksummed_bytes_already_on_this_machine_are_copied_not_fetched(ref_store: str, s3, tmp_path: Path) -> None:
+    key = f"{unique_prefix()}/model.bin"
+    s3.put_object(Bucket=PLAIN_BUCKET, Key=key, Body=b"M" * 4000)
+    art = registry.Artifact("copied", type="model")
+    art.add_reference(f"s3://{PLAIN_BUCKET}/{key}")
+    log(art)
+    first = registry.Api().artifact("refs/copied:latest").pull(tmp_path / "one")
+    assert first.placed == ["model.bin"] and first.local_bytes == 0
+    s3.delete_object(Bucket=PLAIN_BUCKET, Key=key)  # from now on, only the first download holds the bytes
+
+    second = registry.Api().artifact("refs/copied:latest").pull(tmp_path / "two")
+    assert second.placed == ["model.bin"] and second.local_bytes == 4000
+    assert (tmp_path / "two" / "model.bin").read_bytes() == b"M" * 4000
+
+    (tmp_path / "one" / "model.bin").write_bytes(b"edited")  # the local copies are verified, not trusted
+    (tmp_path / "two" / "model.bin").unlink()
+    with pytest.raises(registry.NotFoundError, match="reference 'model.bin'"):
+        registry.Api().artifact("refs/copied:latest").pull(tmp_path / "three")
