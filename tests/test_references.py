@@ -385,3 +385,26 @@ def test_checksummed_bytes_already_on_this_machine_are_copied_not_fetched(ref_st
     (tmp_path / "two" / "model.bin").unlink()
     with pytest.raises(registry.NotFoundError, match="reference 'model.bin'"):
         registry.Api().artifact("refs/copied:latest").pull(tmp_path / "three")
+
+
+def test_cli_push_of_a_uri_logs_references(ref_store: str, s3, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+
+    prefix = unique_prefix()
+    for i in range(3):
+        s3.put_object(Bucket=PLAIN_BUCKET, Key=f"{prefix}/{i}.txt", Body=b"%d" % i)
+    uri = f"s3://{PLAIN_BUCKET}/{prefix}/"
+    too_many = CliRunner().invoke(cli, ["push", uri, "refs/cli-pushed", "--type", "dataset", "--max-objects", "2"],
+                                  prog_name="registry")
+    assert too_many.exit_code == 2 and "more than max_objects=2" in too_many.output
+    pushed = CliRunner().invoke(cli, ["push", uri, "refs/cli-pushed", "--type", "dataset", "--no-checksum",
+                                      "--json"], prog_name="registry")
+    assert pushed.exit_code == 0, pushed.output
+    files = registry.Api().artifact("refs/cli-pushed:latest").files()
+    assert [(f.path, f.ref) for f in files] == [(f"{i}.txt", f"{uri}{i}.txt") for i in range(3)]
+    assert all(not f.entry.ref.checksum for f in files)
+    assert stored_blobs(ref_store) == {registry.Api().artifact("refs/cli-pushed:latest").digest}
+    missing = CliRunner().invoke(cli, ["push", str(tmp_path / "nope"), "refs/x", "--type", "d"], prog_name="registry")
+    assert missing.exit_code == 2 and "does not exist" in missing.output
