@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 from .download import DownloadReport
 from .download_root import safe_destination
-from .errors import InvalidNameError, LocalEditsError, NotFoundError
+from .errors import IntegrityError, InvalidNameError, LocalEditsError, NotFoundError
 from .hashing import HashState
 from .records import FileEntry
 from .reference_entries import DEFAULT_MAX_OBJECTS, Source, check_fetched, hash_stream, to_entry
@@ -82,11 +82,11 @@ def find_references(uri: str, name: str | None, checksum: bool, max_objects: int
 def source_matches(entry: FileEntry, settings: Settings, hashes: HashState) -> bool:
     """Whether the source still holds what was logged (its bytes are read and checked)."""
     assert entry.ref is not None
-    with source_for(entry.ref.uri, settings, hashes).open(entry) as stream:
-        sha256, size = hash_stream(stream)
     try:
+        with source_for(entry.ref.uri, settings, hashes).open(entry) as stream:
+            sha256, size = hash_stream(stream)
         check_fetched(entry, sha256, size)
-    except Exception:
+    except IntegrityError:
         return False
     return True
 
@@ -109,12 +109,13 @@ class StagedReferences:
 
     def place(self, hashes: HashState) -> list[str]:
         """Rename every fetched file into place; returns their paths."""
-        placed = []
+        placed, rows = [], []
         for path, (temp, dest, sha256) in self.temps.items():
             os.replace(temp, dest)
-            hashes.remember([(dest.absolute(), os.stat(dest), sha256)])
+            rows.append((dest.absolute(), os.stat(dest), sha256))
             placed.append(path)
         self.temps.clear()
+        hashes.remember(rows)
         return placed
 
     def discard(self) -> None:
