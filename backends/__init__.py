@@ -6,9 +6,16 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from .base import Backend, ObjectInfo
-from .errors import ConditionalWritesUnsupported, ContentMismatch, PreconditionFailed, StorageUnavailable
+from .errors import (
+    AccessDenied,
+    ConditionalWritesUnsupported,
+    ContentMismatch,
+    PreconditionFailed,
+    StorageUnavailable,
+)
 
 __all__ = [
+    "AccessDenied",
     "Backend",
     "ConditionalWritesUnsupported",
     "ContentMismatch",

@@ -18,5 +18,9 @@ class StorageUnavailable(OSError):
     """The store cannot be used as configured (unreachable, no bucket, no credentials)."""
 
 
+class AccessDenied(StorageUnavailable, PermissionError):
+    """The server refused a request these credentials are not allowed to make."""
+
+
 class ConditionalWritesUnsupported(StorageUnavailable):
     """The server accepted a conditional write it should have refused."""

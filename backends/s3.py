@@ -26,14 +26,16 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from .base import Backend, ObjectInfo
-from .errors import ContentMismatch, PreconditionFailed, StorageUnavailable
+from .errors import AccessDenied, ContentMismatch, PreconditionFailed, StorageUnavailable
 from .s3_client import filter_library_loggers, make_client
 from .s3_common import (
     ANNOUNCE_FROM_ATTEMPT,
+    FORBIDDEN_CODES,
     MAX_ATTEMPTS,
     denied,
     no_bucket,
     no_credentials,
+    permission_message,
     prove_conditional_writes,
     unreachable,
     waiting_message,
@@ -127,6 +129,8 @@ class S3Backend(Backend):
                 return FileNotFoundError(f"{key} not found in {self.url}")
             if code in _LOST_RACE:
                 return PreconditionFailed(f"{key} changed since it was read")
+            if code in FORBIDDEN_CODES:
+                return AccessDenied(permission_message(error.operation_name or "request", key, self.url))
             if code in _DENIED:
                 return denied(where, code)
             return StorageUnavailable(f"S3 request for {key} in {where} failed ({code})")

@@ -94,3 +94,16 @@ def make_client():
     if host.endswith("amazonaws.com"):  # AWS itself: virtual-hosted addressing
         return session.create_client("s3", config=client_config(path_style=False))
     return client
+
+
+def make_client_at(endpoint_url: str | None):
+    """``make_client``'s client, at another endpoint when given (a referenced bucket served elsewhere).
+
+    Credentials still come from the standard chain; only the endpoint differs.
+    """
+    if endpoint_url is None:
+        return make_client()
+    session = botocore.session.get_session()
+    _redact_credentials_in_logs(session)
+    path_style = not (urlparse(endpoint_url).hostname or "").endswith("amazonaws.com")
+    return session.create_client("s3", endpoint_url=endpoint_url, config=client_config(path_style=path_style))

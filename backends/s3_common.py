@@ -12,6 +12,11 @@ ANNOUNCE_FROM_ATTEMPT = 2
 """Retries are silent until this many attempts failed (the first backoff is at most a second)."""
 CONNECT_TIMEOUT = 1.5
 """Seconds to open a connection: an endpoint that answers at all does so in far less."""
+FORBIDDEN_CODES = {"AccessDenied", "AllAccessDisabled"}
+"""Valid credentials refused by the server's permissions (as opposed to bad or expired credentials)."""
+_VERBS = {"PutObject": "write", "DeleteObject": "delete", "DeleteObjects": "delete", "GetObject": "read",
+          "HeadObject": "read", "ListObjectsV2": "list", "CreateMultipartUpload": "write",
+          "UploadPart": "write", "CompleteMultipartUpload": "write"}
 _FAKE_ETAG = '"0123456789abcdef0123456789abcdef"'
 
 
@@ -42,6 +47,15 @@ def no_credentials(where: str) -> StorageUnavailable:
 def denied(where: str, code: str) -> StorageUnavailable:
     return StorageUnavailable(
         f"access to {where} was refused ({code}): check the credentials and their permissions"
+    )
+
+
+def permission_message(operation: str, key: str, url: str) -> str:
+    """One line naming the refused permission (``s3:PutObject`` on which key), never the credentials."""
+    verb = _VERBS.get(operation, "use")
+    return (
+        f"permission denied: these credentials may not {verb} {key} in {url} (s3:{operation} refused): "
+        "use an identity that may, or ask for the permission (see docs/PERMISSIONS.md)"
     )
 
 

@@ -46,14 +46,16 @@ from .base import Backend, ObjectInfo
 
 if TYPE_CHECKING:
     from obstore.store import RetryConfig, S3Config
-from .errors import ContentMismatch, PreconditionFailed, StorageUnavailable
+from .errors import AccessDenied, ContentMismatch, PreconditionFailed, StorageUnavailable
 from .s3_common import (
     ANNOUNCE_FROM_ATTEMPT,
     CONNECT_TIMEOUT,
+    FORBIDDEN_CODES,
     MAX_ATTEMPTS,
     denied,
     no_bucket,
     no_credentials,
+    permission_message,
     prove_conditional_writes,
     unreachable,
     waiting_message,
@@ -77,7 +79,9 @@ server goes away for good, hundreds of transfers give up together instead of eac
 out its own eight attempts."""
 _log = logging.getLogger("registry")
 _STATUS = re.compile(r"status code: (\d{3})")
-_CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
+_CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>|\(code: ([A-Za-z0-9.]+)\)")
+"""The S3 error code: from an XML answer, or from obstore's text for a bulk delete's per-key error."""
+_METHOD = re.compile(r"Error performing (GET|PUT|POST|DELETE|HEAD) \S+?(?:\?(\S*))?(?: in |$)")
 T = TypeVar("T")
 
 
@@ -86,9 +90,24 @@ def _status(error: Exception) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def _operation(error: Exception) -> str:
+    """The S3 operation a failed request was, from obstore's "Error performing PUT http://..." text."""
+    if "DeleteObjects request failed" in str(error):
+        return "DeleteObject"
+    found = _METHOD.search(str(error))
+    method, query = (found.group(1), found.group(2) or "") if found else ("", "")
+    if method == "PUT":
+        return "UploadPart" if "partNumber" in query else "PutObject"
+    if method == "POST":
+        return "DeleteObjects" if query.startswith("delete") else "CompleteMultipartUpload"
+    if method == "GET":
+        return "ListObjectsV2" if "list-type" in query else "GetObject"
+    return {"HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method, "request")
+
+
 def _code(error: Exception) -> str:
     found = _CODE.search(str(error))
-    return found.group(1) if found else str(_status(error) or type(error).__name__)
+    return (found.group(1) or found.group(2)) if found else str(_status(error) or type(error).__name__)
 
 
 class _Answered(Exception):
@@ -126,7 +145,8 @@ class ObstoreS3Backend(Backend):
                 result = send()
             except (FileNotFoundError, ox.BaseError) as e:  # obstore's "not found" is the builtin
                 status = _status(e)
-                connection_failed = isinstance(e, ox.GenericError) and status is None
+                answered = status is not None or _CODE.search(str(e)) is not None
+                connection_failed = isinstance(e, ox.GenericError) and not answered
                 if not connection_failed:
                     self.answered = True
                 server_busy = status is not None and (status >= 500 or status == 429)
@@ -142,7 +162,10 @@ class ObstoreS3Backend(Backend):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _wait(self, attempt: int, reason: str) -> None:
-        if attempt >= ANNOUNCE_FROM_ATTEMPT and not getattr(self._announced, "done", False):
+        # A pooled connection the server had just closed fails once or twice (SeaweedFS closes
+        # one after refusing a request): not worth a line unless it goes on.
+        announce_from = ANNOUNCE_FROM_ATTEMPT + (1 if reason == "connection failed" else 0)
+        if attempt >= announce_from and not getattr(self._announced, "done", False):
             self._announced.done = True
             _log.warning(waiting_message(self.endpoint, reason))
         time.sleep(random.uniform(0, min(MAX_BACKOFF, FIRST_BACKOFF * 2**attempt)))
@@ -159,6 +182,8 @@ class ObstoreS3Backend(Backend):
         if isinstance(error, ox.PreconditionError):
             return PreconditionFailed(f"{key} changed since it was read")
         status = _status(error)
+        if code in FORBIDDEN_CODES:  # valid credentials, refused by the server's permissions
+            return AccessDenied(permission_message(_operation(error), key, self.url))
         if isinstance(error, ox.PermissionDeniedError | ox.UnauthenticatedError) or status in (401, 403):
             return denied(where, code)
         if status is None and not self.answered:
@@ -330,7 +355,8 @@ class ObstoreS3Backend(Backend):
                     raise ox.PreconditionError("status code: 412") from None
                 if e.code == 404:
                     raise FileNotFoundError(key) from None
-                raise ox.GenericError(f"status code: {e.code} {body}") from None
+                raise ox.GenericError(f"Error performing DELETE {key} in a presigned request - "
+                                      f"status code: {e.code} {body}") from None
             except (OSError, http.client.HTTPException):  # refused, reset, or the answer lost
                 raise ox.GenericError("error sending request") from None
 

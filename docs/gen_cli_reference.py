@@ -78,6 +78,8 @@ EXIT_MEANINGS = {
     "ConflictError": "conflict: another writer moved an alias first (`alias set --expect`), or `delete` refused while aliased or linked",
     "IntegrityError": "integrity failure: files or records that do not match their hashes (`verify`)",
     "StorageError": "storage or configuration error: no bucket, unreachable endpoint, bad credentials or URL",
+    "PermissionDenied": "the store refused these credentials an action (e.g. a read-only identity pushing, "
+                        "a writer moving a protected alias): see docs/PERMISSIONS.md",
     "RegistryError": "any other error (including unexpected ones)",
 }
 
@@ -129,7 +131,7 @@ A **run** object:
 | `ls` | `[{"name": "<project>"}, …]` |
 | `ls PROJECT` | `[{"project", "name", "type", "version_count", "latest": <version>, "aliases": {"<alias>": "vN"}, "size", "updated_at"}, …]` (`size` is the latest version's) |
 | `ls PROJECT/NAME` | `[<version>, …]`, oldest first |
-| `show ADDRESS` | `<version>` plus `"metadata": {…}`, `"files": [{"path", "size", "sha256"}]` (at most `--files`), `"files_truncated": bool`, `"logged_by": <run> \\| null`, `"used_by": [<run>]`, `"ttl_seconds": int \\| null`, `"link_of": "<source address>" \\| null` (a registry link), `"linked_as": ["registry/<collection>:vN"]` (the links to this version) |
+| `show ADDRESS` | `<version>` plus `"metadata": {…}`, `"files": [{"path", "size", "sha256", "ref"}]` (at most `--files`; `ref` is the source URI of a reference, else null), `"files_truncated": bool`, `"logged_by": <run> \\| null`, `"used_by": [<run>]`, `"ttl_seconds": int \\| null`, `"link_of": "<source address>" \\| null` (a registry link), `"linked_as": ["registry/<collection>:vN"]` (the links to this version) |
 | `pull` | `{"address", "digest", "directory", "placed": [paths], "unchanged": [paths], "restored": [paths], "extra": [paths], "removed": [paths], "fetched_files", "fetched_bytes", "cached_bytes", "local_bytes"}`: `placed` were written, `unchanged` were already there, `restored` had been edited locally and were overwritten (only with `--force`; without it the pull exits 3 listing them), `extra` are in the directory but not in the version (`removed` with `--clean`); `fetched_*` count what came from the store (0 on a repeat pull), `cached_bytes` what came from the local cache, `local_bytes` what was copied, verified, from files on this machine known to hold it (e.g. the files just pushed) |
 | `push` | `<version>` plus `"created": bool` (`false`: the latest version already held these contents) and `"run": "project/run-id"` |
 | `alias set` | `{"address", "alias", "version"}` |

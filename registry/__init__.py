@@ -19,6 +19,7 @@ from .errors import (
     IntegrityError,
     InvalidNameError,
     NotFoundError,
+    PermissionDenied,
     RegistryError,
     StorageError,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "IntegrityError",
     "InvalidNameError",
     "NotFoundError",
+    "PermissionDenied",
     "RegistryError",
     "Run",
     "StorageError",

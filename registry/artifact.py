@@ -20,13 +20,16 @@ from .artifact_state import VersionState
 from .download import DownloadReport, materialize
 from .download_root import safe_destination
 from .draft import ArtifactDraft, SymlinkPolicy
-from .errors import IntegrityError, NotFoundError, RegistryError
+from .errors import IntegrityError, InvalidNameError, NotFoundError, RegistryError
 from .filelists import read_file_list
 from .hashing import sha256_file
 from .jsonable import to_jsonable
 from .names import validate_name, validate_path
 from .records import ArtifactRef, FileEntry, FileList, VersionRecord
+from .references import find_references, place_references, source_matches, staged
 from .run_records import read_run, users_of
+from .settings import Settings
+from .store import local_hash_state
 from .versions import aliases_of, read_version
 
 if TYPE_CHECKING:
@@ -42,6 +45,8 @@ class ArtifactFile:
         self.artifact = artifact
         self.entry = entry
         self.path, self.size, self.digest = entry.path, entry.size, entry.sha256
+        self.ref: str | None = entry.ref.uri if entry.ref is not None else None
+        """The source URI of a reference (``add_reference``); None for a file held in the store."""
 
     def download(self, root: str | os.PathLike | None = None) -> str:
         """Download just this file; returns its local path."""
@@ -127,6 +132,25 @@ class Artifact(VersionState):
     def remove(self, name: str) -> None:
         """Remove a file, or every file under a directory, from a draft."""
         self.draft.remove(name)
+
+    def add_reference(self, uri: str, name: str | None = None, checksum: bool = True,
+                      max_objects: int | None = None) -> list[ArtifactFile]:
+        """List files that stay where they are (``s3://``, ``file://``, ``http(s)://``) in this artifact.
+
+        Nothing is copied into the store: the version records each file's ETag, size, VersionId
+        (versioned buckets) or modification time and, with ``checksum``, its sha256 (the content
+        is read once, now). ``download()`` fetches from the source and checks it against the
+        record. A prefix or directory adds each object under it, at most ``max_objects``
+        (default 10,000,000); more is an error, never a truncation.
+
+        >>> art.add_reference("s3://raw-data/mnist/", name="mnist")          # doctest: +SKIP
+        >>> art.add_reference("https://example.org/labels.csv", checksum=False)  # doctest: +SKIP
+        """
+        if not isinstance(uri, str):
+            raise InvalidNameError("add_reference takes a URI string (s3://, file://, http(s)://)")
+        entries = find_references(uri, name, checksum, max_objects, Settings.from_env(), local_hash_state())
+        self.draft.add_references(entries)
+        return [ArtifactFile(self, e) for e in entries]
 
     @property
     def incremental(self) -> bool:
@@ -255,7 +279,7 @@ class Artifact(VersionState):
 
     def pull(self, root: str | os.PathLike | None = None, *, path_prefix: str | None = None,
              paths: Iterable[str] | None = None, clean: bool = False, overwrite: bool = True,
-             progress=None) -> DownloadReport:
+             progress=None, allow_missing_references: bool = False) -> DownloadReport:
         """``download``, returning what it did: files placed, unchanged, restored (edited locally,
         overwritten: the caller reports them) and extra, and the bytes that came from the store,
         the cache and files already on this machine.
@@ -266,23 +290,34 @@ class Artifact(VersionState):
         store, _ = self._logged()
         files = _select(self.file_list(), path_prefix, paths)
         target = Path(root) if root is not None else self.default_root()
+        stored = [f for f in files if f.ref is None]
+        refs = [f for f in files if f.ref is not None]
         try:
-            report = materialize(store.cache, store.hashes, files, target, workers=store.settings.workers,
-                                 clean=clean, overwrite=overwrite, progress=progress)
+            with staged(refs, target, store.settings, store.hashes, overwrite, progress,
+                        allow_missing=allow_missing_references) as references:
+                report = materialize(store.cache, store.hashes, stored, target,
+                                     workers=store.settings.workers, clean=clean and not refs,
+                                     overwrite=overwrite, progress=progress)
+                if refs:
+                    place_references(report, references, store.hashes, clean)
         finally:
             store.cache.clean()  # REGISTRY_CACHE_MAX (if set): evict least recently used entries
         return report
 
     def download(self, root: str | os.PathLike | None = None, path_prefix: str | None = None, *,
-                 clean: bool = False, overwrite: bool = True, progress=None) -> str:
+                 clean: bool = False, overwrite: bool = True, progress=None,
+                 allow_missing_references: bool = False) -> str:
         """Download into ``root`` (default ``./artifacts/<name>:v<N>``); returns the directory.
 
         Files already there are left alone, files shared with anything fetched before come
         from the local cache. A file edited locally gets the version's bytes back, as in W&B,
         and a warning lists it; ``overwrite=False`` raises ``LocalEditsError`` instead, before
-        anything is written. ``clean=True`` removes files the version does not hold.
+        anything is written. ``clean=True`` removes files the version does not hold. A
+        reference whose source is gone is ``NotFoundError``, or with ``allow_missing_references``
+        skipped with a warning.
         """
-        report = self.pull(root, path_prefix=path_prefix, clean=clean, overwrite=overwrite, progress=progress)
+        report = self.pull(root, path_prefix=path_prefix, clean=clean, overwrite=overwrite, progress=progress,
+                           allow_missing_references=allow_missing_references)
         if report.restored:  # the caller gets a path, not the report: say it here
             shown = ", ".join(report.restored[:5]) + (" ..." if len(report.restored) > 5 else "")
             logger.warning("restored %d locally edited file(s) in %s to %s: %s", len(report.restored),
@@ -315,8 +350,13 @@ class Artifact(VersionState):
     def _verify_entry(self, entry: FileEntry, root: str | os.PathLike | None) -> bool:
         if root is not None:
             dest = safe_destination(Path(root), entry.path)
+            if entry.ref is not None and not entry.ref.checksum:  # only its size was recorded
+                return dest.is_file() and dest.stat().st_size == entry.size
             return dest.is_file() and sha256_file(dest) == entry.sha256
-        cache = self._logged()[0].cache
+        store = self._logged()[0]
+        if entry.ref is not None:  # not in the cache: check the source itself
+            return source_matches(entry, store.settings, store.hashes)
+        cache = store.cache
         if not cache.entry_path(entry.sha256).exists():
             raise IntegrityError(
                 f"{entry.path!r} of {self.qualified_name} is not in the cache: "

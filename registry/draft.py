@@ -1,7 +1,8 @@
 """``ArtifactDraft``: the files gathered for a new version, each hashed as it is added.
 
 A draft is paths with their sha256s and, for files added from this machine, the local file
-that holds them. A draft made from a logged version (``Artifact.new_draft``) also holds that
+that holds them; a reference (``add_references``) has no local file and is never uploaded.
+A draft made from a logged version (``Artifact.new_draft``) also holds that
 version's entries with no local file: their bytes are already in the store, so a new version
 that keeps them uploads nothing for them. Logging it (``Run.log_artifact``) reads
 ``entries()`` and ``sources()``; nothing here knows about stores.
@@ -17,7 +18,7 @@ from typing import IO, Literal
 
 from .errors import InvalidNameError, NotFoundError
 from .names import validate_path, validate_path_set
-from .records import FileEntry
+from .records import FileEntry, Reference
 from .store import local_hash_state
 
 SymlinkPolicy = Literal["content", "reject"]
@@ -30,6 +31,8 @@ class ArtifactDraft:
 
     def __init__(self, *, incremental: bool = False) -> None:
         self._files: dict[str, tuple[Path | None, str, int]] = {}
+        self._refs: dict[str, Reference] = {}
+        """Paths that are references to files outside the store (their ``_files`` source is None)."""
         self._staging: tempfile.TemporaryDirectory | None = None
         self.incremental = incremental
         self.removed: set[str] = set()
@@ -82,6 +85,7 @@ class ArtifactDraft:
             raise NotFoundError(f"{path!r} is not in this artifact")
         for p in doomed:
             del self._files[p]
+            self._refs.pop(p, None)
         if self.incremental:
             self.removed.add(path)
 
@@ -89,7 +93,21 @@ class ArtifactDraft:
         """Add files that are already in the store (a logged version's), with no local file."""
         validate_path_set(list(self._files) + [e.path for e in entries if e.path not in self._files])
         for entry in entries:
-            self._files.setdefault(entry.path, (None, entry.sha256, entry.size))
+            if entry.path not in self._files:
+                self._files[entry.path] = (None, entry.sha256, entry.size)
+                if entry.ref is not None:
+                    self._refs[entry.path] = entry.ref
+
+    def add_references(self, entries: list[FileEntry]) -> None:
+        """Add references (entries with ``ref``); a path already added differently is refused."""
+        for entry in entries:
+            before = self._files.get(entry.path)
+            if before is not None and (before[1], self._refs.get(entry.path)) != (entry.sha256, entry.ref):
+                raise InvalidNameError(
+                    f"{entry.path!r} was already added with different contents: "
+                    "remove it first or choose another name"
+                )
+        self.keep(entries)
 
     def on_top_of(self, base: list[FileEntry]) -> list[FileEntry]:
         """An incremental draft's entries added to ``base`` (the latest version's), less its removals."""
@@ -105,7 +123,8 @@ class ArtifactDraft:
 
     def entries(self) -> list[FileEntry]:
         """The version's file list to be: one entry per path, in the order added."""
-        return [FileEntry(path=p, sha256=sha, size=size) for p, (_, sha, size) in self._files.items()]
+        return [FileEntry(path=p, sha256=sha, size=size, ref=self._refs.get(p))
+                for p, (_, sha, size) in self._files.items()]
 
     def sources(self) -> dict[str, Path]:
         """sha256 -> a local file holding those bytes (what an upload reads); files kept from a
@@ -137,6 +156,7 @@ class ArtifactDraft:
                     "remove it first or choose another name"
                 )
             self._files[path] = (files[path], sha, size)
+            self._refs.pop(path, None)
 
 
 def _under(path: str, removed: set[str]) -> bool:

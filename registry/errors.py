@@ -55,7 +55,15 @@ class StorageError(RegistryError, OSError):
     exit_code = 5
 
 
+class PermissionDenied(StorageError, PermissionError):
+    """The store refused a request these credentials may not make (S3 ``AccessDenied``): e.g. a
+    read-only deployment identity pushing, or a writer moving a protected alias."""
+
+    exit_code = 6
+
+
 EXIT_CODES = {
     cls.__name__: cls.exit_code
-    for cls in (NotFoundError, InvalidNameError, ConflictError, IntegrityError, StorageError, RegistryError)
+    for cls in (NotFoundError, InvalidNameError, ConflictError, IntegrityError, StorageError,
+                PermissionDenied, RegistryError)
 }

@@ -61,7 +61,8 @@ def publish(
     """Upload what is missing and commit ``draft``; ``sources`` maps sha256 -> a local file.
 
     An entry with no source (a file an incremental draft keeps from an earlier version) must
-    already be in the store: it is checked, never uploaded. ``after``: see ``commit_version``.
+    already be in the store: it is checked, never uploaded. A reference (``entry.ref``) has no
+    blob: it is only listed in the file list. ``after``: see ``commit_version``.
     """
     crash = _crash_hook()
     file_list = FileList.build(entries)
@@ -75,13 +76,14 @@ def publish(
         latest = read_version(store.backend, draft.project, draft.name, found[0].version)
         return CommitResult(latest, created=False)
     previous = latest_file_list(store, draft.project, draft.name)
-    known = {f.sha256 for f in previous.files} if previous else set()
-    wanted = {e.sha256 for e in entries} | {digest}
+    known = {f.sha256 for f in previous.files if f.ref is None} if previous else set()
+    stored = [e for e in entries if e.ref is None]
+    wanted = {e.sha256 for e in stored} | {digest}
     store.check_writable()
     with Protection(store.blobs, wanted - known) as guard:  # before checking which blobs exist
-        new_shas = {e.sha256 for e in entries} - known
+        new_shas = {e.sha256 for e in stored} - known
         held = new_shas - set(sources)
-        _require_present(store, held, entries)
+        _require_present(store, held, stored)
         guard.upload_missing({sha: sources[sha] for sha in new_shas - held}, progress=progress)
         crash("after-blobs")
         guard.upload_missing({digest: body})

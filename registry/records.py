@@ -9,7 +9,15 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from .errors import IntegrityError
 from .keys import SCHEMA_VERSION
@@ -150,11 +158,35 @@ class GcLock(Record):
     dry_run: bool = False
 
 
+class Reference(BaseModel):
+    """Where a file that is not in the store lives, and what it was when logged (``add_reference``).
+
+    With ``checksum`` the entry's sha256 is the content's; without it, the sha256 stands in for
+    this identity (uri, etag, version, modification time, size) and the source is checked against them.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    uri: str
+    checksum: bool
+    etag: str | None = None
+    version_id: str | None = None
+    last_modified: str | None = None
+
+
 class FileEntry(BaseModel):
     model_config = ConfigDict(frozen=True, defer_build=True)
     path: str
     sha256: str
     size: int = Field(ge=0)
+    ref: Reference | None = None
+    """Set only on a reference; absent from the JSON otherwise, so older entries keep their bytes."""
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_ref(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("ref", 0) is None:
+            del data["ref"]
+        return data
 
     @field_validator("path")
     @classmethod

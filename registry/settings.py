@@ -9,6 +9,8 @@
 ``REGISTRY_WORKERS``          parallel transfers (default 16)
 ``REGISTRY_S3_ENGINE``        obstore (default) or botocore: read by ``backends.open_backend``
 ``REGISTRY_MODE``             ``online`` (default) or ``offline``: log to a local outbox, read what was seen
+``REGISTRY_REFERENCE_ENDPOINTS``  ``bucket=url,...``: the S3 endpoint of a referenced bucket
+                              that is not at the store's (``add_reference``)
 ============================  ==========================================================
 S3 endpoint and credentials are boto3's own (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``...).
 """
@@ -66,6 +68,8 @@ class Settings(BaseModel):
     link_mode: LinkMode
     workers: int
     mode: Mode = "online"
+    reference_endpoints: dict[str, str] = {}
+    """Bucket -> S3 endpoint URL for references to buckets served elsewhere than the store."""
 
     @classmethod
     def from_env(cls, url: str | None = None, mode: str | None = None) -> Settings:
@@ -86,7 +90,22 @@ class Settings(BaseModel):
             link_mode=link_mode,
             workers=int(env.get("REGISTRY_WORKERS") or 16),
             mode=mode,
+            reference_endpoints=parse_endpoints(env.get("REGISTRY_REFERENCE_ENDPOINTS", "")),
         )
+
+
+def parse_endpoints(text: str) -> dict[str, str]:
+    """``"raw=http://10.0.0.5:8333,logs=https://s3.eu-west-1.amazonaws.com"`` -> bucket -> endpoint."""
+    endpoints = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        bucket, _, url = item.partition("=")
+        if not bucket.strip() or not re.match(r"https?://[^/@\s]+/?$", url.strip()):
+            raise InvalidNameError(
+                f"REGISTRY_REFERENCE_ENDPOINTS entry {item!r} is not bucket=http(s)://host[:port]; "
+                "e.g. raw-data=http://10.0.0.5:8333"
+            )
+        endpoints[bucket.strip()] = url.strip().rstrip("/")
+    return endpoints
 
 
 def default_store_dir() -> Path:

@@ -7,18 +7,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from backends import Backend, StorageUnavailable, open_backend
+from backends import AccessDenied, Backend, StorageUnavailable, open_backend
 
 from .blobs import BlobStore
 from .cache import Cache, open_cache
-from .errors import NotFoundError, StorageError
+from .errors import NotFoundError, PermissionDenied, StorageError
 from .hashing import HashState
 from .offline import open_offline_backend
 from .settings import Settings
 
 
 class GuardedBackend:
-    """Delegates to a backend, turning its ``StorageUnavailable`` into the registry's ``StorageError``."""
+    """Delegates to a backend, turning its ``StorageUnavailable`` into the registry's ``StorageError``
+    (``AccessDenied`` into ``PermissionDenied``)."""
 
     def __init__(self, inner: Backend) -> None:
         self._inner = inner
@@ -33,7 +34,7 @@ class GuardedBackend:
             try:
                 result = getattr(self._inner, name)(*args, **kwargs)  # looked up per call: patchable
             except StorageUnavailable as e:
-                raise StorageError(str(e)) from None
+                raise _registry_error(e) from None
             return _guard_iter(result) if inspect.isgenerator(result) else result
 
         setattr(self, name, call)  # made once per method: downloads call some per blob
@@ -44,7 +45,11 @@ def _guard_iter(gen):
     try:
         yield from gen
     except StorageUnavailable as e:
-        raise StorageError(str(e)) from None
+        raise _registry_error(e) from None
+
+
+def _registry_error(error: StorageUnavailable) -> StorageError:
+    return PermissionDenied(str(error)) if isinstance(error, AccessDenied) else StorageError(str(error))
 
 
 class Store:

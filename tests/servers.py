@@ -95,10 +95,18 @@ class SeaweedServer:
         data_dir: str | os.PathLike[str],
         access_key: str | None = None,
         secret_key: str | None = None,
+        identities: dict[str, list[str]] | None = None,
     ) -> None:
+        """``identities``: extra S3 identities besides the admin, name -> SeaweedFS actions
+        (e.g. ``{"deploy": ["Read", "List"]}``); each gets fresh keys (``env(name)``)."""
         self.data_dir = Path(data_dir).resolve()
         self.access_key = access_key or "test-" + secrets.token_hex(6)
         self.secret_key = secret_key or secrets.token_hex(20)
+        self.identities = {
+            name: {"actions": list(actions), "accessKey": f"{name}-" + secrets.token_hex(6),
+                   "secretKey": secrets.token_hex(20)}
+            for name, actions in (identities or {}).items()
+        }
         self.master_port, self.volume_port, self.filer_port, self.s3_port = pick_ports(4)
         self.log_path = self.data_dir / "weed.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -123,7 +131,12 @@ class SeaweedServer:
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "List", "Tagging", "Write"],
         }
-        path.write_text(json.dumps({"identities": [identity]}))
+        extra = [
+            {"name": name, "credentials": [{"accessKey": i["accessKey"], "secretKey": i["secretKey"]}],
+             "actions": i["actions"]}
+            for name, i in self.identities.items()
+        ]
+        path.write_text(json.dumps({"identities": [identity, *extra]}))
         return path
 
     def _command(self) -> list[str]:
@@ -235,12 +248,15 @@ class SeaweedServer:
         self.client().create_bucket(Bucket=name)
         return name
 
-    def env(self) -> dict[str, str]:
-        """Environment variables pointing boto3 in a subprocess at this server."""
+    def env(self, identity: str | None = None) -> dict[str, str]:
+        """Environment variables pointing boto3 in a subprocess at this server (as the admin, or
+        as one of the extra ``identities``)."""
+        keys = (self.identities[identity]["accessKey"], self.identities[identity]["secretKey"]) if identity \
+            else (self.access_key, self.secret_key)
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_ACCESS_KEY_ID": keys[0],
+            "AWS_SECRET_ACCESS_KEY": keys[1],
             "AWS_DEFAULT_REGION": REGION,
         }
 

@@ -100,3 +100,5 @@ def test_readme_quick_start_python_runs_as_written(tmp_path: Path, monkeypatch) 
     assert Path(namespace["path"], "train.pt").read_bytes() == b"digits"
     link = registry.Api().artifact("registry/mnist:production")
     assert (link.source_qualified_name, link.is_link) == ("demo/convnet:v0", True)
+    shared = registry.Api().artifact("demo/mnist-shared:latest")  # the reference stays in data/
+    assert {f.ref for f in shared.files()} == {(Path("data") / "train.pt").absolute().as_uri()}

@@ -181,7 +181,8 @@ def _metadata_lines(art: Artifact) -> list[str]:
 
 def _files_lines(files: list[ArtifactFile], shown: list[ArtifactFile]) -> list[str]:
     width = max((len(format_size(f.size)) for f in shown), default=0)
-    lines = [f"files ({len(files)}):", *(f"  {format_size(f.size).rjust(width)}  {f.path}" for f in shown)]
+    lines = [f"files ({len(files)}):", *(f"  {format_size(f.size).rjust(width)}  {f.path}"
+                                         + (f"  -> {f.ref}" if f.ref else "") for f in shown)]
     if len(shown) < len(files):
         lines.append(f"  ... and {len(files) - len(shown)} more (--files 0 shows all)")
     return lines

@@ -71,7 +71,7 @@ def show_json(art: Artifact, shown: list[ArtifactFile], truncated: bool,
     return {
         **version_json(art),
         "metadata": art.metadata,
-        "files": [{"path": f.path, "size": f.size, "sha256": f.digest} for f in shown],
+        "files": [{"path": f.path, "size": f.size, "sha256": f.digest, "ref": f.ref} for f in shown],
         "files_truncated": truncated,
         "logged_by": run_json(logged_by) if logged_by else None,
         "used_by": [run_json(r) for r in used_by],

@@ -80,34 +80,39 @@ def _pull_summary(address: str, report: DownloadReport, clean: bool) -> str:
     return summary
 
 
-@click.command("push", short_help="Log a file or directory as a new version.")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.command("push", short_help="Log a file or directory (or references) as a new version.")
+@click.argument("path", metavar="PATH|URI")
 @click.argument("address")
 @click.option("--type", "type_", required=True, metavar="TYPE", help="Artifact type, e.g. dataset or model.")
 @click.option("--alias", "aliases", multiple=True, metavar="A",
               help="Also point alias A at the version (repeatable).")
 @click.option("--description", metavar="D", help="Description of the artifact.")
 @click.option("--metadata", metavar="JSON|@FILE", help="Metadata: a JSON object, or @file.json.")
+@click.option("--no-checksum", is_flag=True,
+              help="For a URI: record ETag, size and version only; do not read the content to hash it.")
+@click.option("--max-objects", type=click.IntRange(min=1), metavar="N",
+              help="For a URI: refuse a prefix or directory of more than N objects (default 10,000,000).")
 @json_option
 @pass_state
-def push_cmd(state: State, path: Path, address: str, type_: str, aliases: tuple[str, ...],
-             description: str | None, metadata: str | None) -> None:
+def push_cmd(state: State, path: str, address: str, type_: str, aliases: tuple[str, ...],
+             description: str | None, metadata: str | None, no_checksum: bool,
+             max_objects: int | None) -> None:
     """Log the file or directory PATH as a new version of ADDRESS ([PROJECT/]NAME[:ALIAS]).
 
-    Runs a run of job type "push" that logs it, so lineage shows where it came from.
-    Contents identical to the latest version make no new version: that one is reported
-    (and still receives the aliases).
+    A URI (s3://bucket/prefix, file:///path, http(s)://...) is logged as references: the
+    objects stay where they are, the version records what they are, and a pull fetches and
+    checks them. Runs a run of job type "push" that logs it, so lineage shows where it came
+    from. Contents identical to the latest version make no new version: that one is
+    reported (and still receives the aliases).
     """
     meta = parse_metadata(metadata)
     target = _push_target(address, state.default_project)
     wanted = _wanted_aliases(target, aliases)
     artifact = Artifact(target.name, type_, description=description, metadata=meta)
-    if path.is_dir():
-        artifact.add_dir(path)
-    else:
-        artifact.add_file(path)
-    config = {"source": str(path.resolve()), "aliases": wanted}
-    with (state.progress(artifact.size, target.collection) as advance,
+    source = _add_source(artifact, path, not no_checksum, max_objects)
+    config = {"source": source, "aliases": wanted}
+    uploaded = sum(f.size for f in artifact.files() if f.ref is None)
+    with (state.progress(uploaded, target.collection) as advance,
           init(project=target.project, job_type="push", url=state.url, mode=state.mode,
                config=config) as run):
         logged = run.log_artifact(artifact, aliases=wanted, progress=advance)
@@ -115,6 +120,21 @@ def push_cmd(state: State, path: Path, address: str, type_: str, aliases: tuple[
         state.emit_json(push_json(logged, run.path))
     else:
         state.out(_push_text(logged, run.path, state.quiet))
+
+
+def _add_source(artifact: Artifact, path: str, checksum: bool, max_objects: int | None) -> str:
+    """Add PATH|URI to ``artifact``; returns what the push run records as its source."""
+    if "://" in path:  # add_reference names the schemes it takes when given another
+        artifact.add_reference(path, checksum=checksum, max_objects=max_objects)
+        return path
+    local = Path(path)
+    if not local.exists():
+        raise click.BadParameter(f"Path {path!r} does not exist.", param_hint="'PATH|URI'")
+    if local.is_dir():
+        artifact.add_dir(local)
+    else:
+        artifact.add_file(local)
+    return str(local.resolve())
 
 
 def _push_target(address: str, default_project: str) -> Address:

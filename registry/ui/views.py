@@ -224,6 +224,8 @@ def artifact_file(project: str, name: str, ref: str, path: str) -> Response:
     entry = artifact.file_list().by_path().get(path)
     if entry is None:
         abort(404, description="no such file in this version")
+    if entry.ref is not None:  # its bytes are not in the store, and a URI from the store is not followed
+        abort(404, description="this file is a reference: download the version to fetch it from its source")
     return _send_file(entry)
 
 
