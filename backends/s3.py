@@ -32,11 +32,11 @@ from .s3_common import (
     ANNOUNCE_FROM_ATTEMPT,
     FORBIDDEN_CODES,
     MAX_ATTEMPTS,
+    ProbedOnce,
     denied,
     no_bucket,
     no_credentials,
     permission_message,
-    prove_conditional_writes,
     unreachable,
     waiting_message,
 )
@@ -62,7 +62,7 @@ def _code(error: ClientError) -> str:
     )
 
 
-class S3Backend(Backend):
+class S3Backend(ProbedOnce, Backend):
     """Objects under ``s3://bucket/prefix``."""
 
     def __init__(self, bucket: str, prefix: str = "", client=None) -> None:
@@ -71,7 +71,6 @@ class S3Backend(Backend):
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self.client = client or make_client()
         self.endpoint = self.client.meta.endpoint_url
-        self._ready = False
         self.answered = False
         """Whether the endpoint has answered any request yet: until then, failures are not retried."""
         self.client.meta.events.register_first("needs-retry.s3", self._before_retry)
@@ -317,12 +316,6 @@ class S3Backend(Backend):
         except FileNotFoundError:
             raise PreconditionFailed(f"{key} was deleted since it was read") from None
 
-    # -- capability probe ------------------------------------------------------------------
-    def check_ready(self) -> None:
-        """Prove that this bucket enforces conditional writes before trusting it with versions."""
-        if not self._ready:
-            prove_conditional_writes(self)
-            self._ready = True
 
 
 def _sha256(data: bytes) -> str:

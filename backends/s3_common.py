@@ -116,3 +116,15 @@ def prove_conditional_writes(store: ConditionalStore) -> None:
             store.delete(key)
         except StorageUnavailable:
             pass
+
+
+class ProbedOnce:
+    """``check_ready`` for an S3 engine: the probe runs once per backend object."""
+
+    _ready = False
+
+    def check_ready(self: ConditionalStore) -> None:
+        """Prove that this bucket enforces conditional writes before trusting it with versions."""
+        if not getattr(self, "_ready", False):
+            prove_conditional_writes(self)
+            self._ready = True  # type: ignore[attr-defined]

@@ -52,11 +52,11 @@ from .s3_common import (
     CONNECT_TIMEOUT,
     FORBIDDEN_CODES,
     MAX_ATTEMPTS,
+    ProbedOnce,
     denied,
     no_bucket,
     no_credentials,
     permission_message,
-    prove_conditional_writes,
     unreachable,
     waiting_message,
 )
@@ -114,7 +114,7 @@ class _Answered(Exception):
     """A failure the server answered with, not to be retried (already translated)."""
 
 
-class ObstoreS3Backend(Backend):
+class ObstoreS3Backend(ProbedOnce, Backend):
     """Objects under ``s3://bucket/prefix``, moved by obstore."""
 
     def __init__(
@@ -132,7 +132,6 @@ class ObstoreS3Backend(Backend):
         self.quota = RetryQuota(RETRY_QUOTA)
         self.answered = False
         """Whether the endpoint has answered any request yet: until then, failures are not retried."""
-        self._ready = False
         self._announced = threading.local()
 
     # -- requests, retries and errors --------------------------------------------------------
@@ -365,11 +364,6 @@ class ObstoreS3Backend(Backend):
         except FileNotFoundError:
             raise PreconditionFailed(f"{key} was deleted since it was read") from None
 
-    def check_ready(self) -> None:
-        """Prove that this bucket enforces conditional writes before trusting it with versions."""
-        if not self._ready:
-            prove_conditional_writes(self)
-            self._ready = True
 
 
 class RetryQuota:

@@ -10,11 +10,11 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from backends import Backend, PreconditionFailed
+from backends import Backend
 
 from .errors import ConflictError
 from .records import parse
-from .versions import CAS_ATTEMPTS, pause_before_retry
+from .versions import CAS_ATTEMPTS, pause_before_retry, swap_in
 
 Doc = TypeVar("Doc", bound=BaseModel)
 
@@ -39,14 +39,7 @@ def update_doc(backend: Backend, key: str, model: type[Doc], change: Callable[[D
         if before is not None and after == before:
             return before, after
         body = after.to_bytes()  # type: ignore[attr-defined]
-        try:
-            if found is None:
-                backend.write_if_absent(key, body)
-            else:
-                backend.write_if_match(key, body, found[1])
+        if swap_in(backend, key, body, found[1] if found else None):
             return before, after
-        except (FileExistsError, PreconditionFailed):
-            if backend.exists(key) and backend.read(key) == body:  # ours landed; its response was lost
-                return before, after
-            pause_before_retry(attempt)
+        pause_before_retry(attempt)
     raise ConflictError(f"{key} kept changing under {CAS_ATTEMPTS} attempts: retry later")

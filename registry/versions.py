@@ -365,26 +365,37 @@ def _move_alias(
             )
         if current is not None and (current == record.version or (only_forward and current > record.version)):
             return current == record.version, current
-        try:
-            if found is None:
-                backend.write_if_absent(key, body)
-            else:
-                backend.write_if_match(key, body, found[1])
+        if swap_in(backend, key, body, found[1] if found else None):
             return True, current
-        except (FileExistsError, PreconditionFailed):
-            again = backend.read_with_token(key) if backend.exists(key) else None
-            if again is not None and again[0] == body:  # our write landed; only its response was lost
-                return True, current
-            if expected_version is not None:
-                raise ConflictError(
-                    f"alias {alias!r} of {record.project}/{record.name} was moved by another writer: "
-                    "read it again and retry"
-                ) from None
-            pause_before_retry(attempt)
+        if expected_version is not None:
+            raise ConflictError(
+                f"alias {alias!r} of {record.project}/{record.name} was moved by another writer: "
+                "read it again and retry"
+            )
+        pause_before_retry(attempt)
     raise ConflictError(
         f"alias {alias!r} of {record.project}/{record.name} kept changing under {CAS_ATTEMPTS} attempts: "
         "retry later"
     )
+
+
+def swap_in(backend: Backend, key: str, body: bytes, token: str | None) -> bool:
+    """Write ``body`` at ``key`` only if it is as it was read (absent when ``token`` is None).
+
+    True when our write is there, also when only its answer was lost (a retry then meets our
+    own bytes); False when another writer got there first.
+    """
+    try:
+        if token is None:
+            backend.write_if_absent(key, body)
+        else:
+            backend.write_if_match(key, body, token)
+        return True
+    except (FileExistsError, PreconditionFailed):
+        try:
+            return backend.read(key) == body
+        except FileNotFoundError:
+            return False
 
 
 def pause_before_retry(attempt: int) -> None:
