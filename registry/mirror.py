@@ -7,6 +7,12 @@ sha256, every blob written is checked by the destination) and resumable (blobs g
 version record is written only by write-if-absent once its blobs are there, aliases and runs
 last, so a killed copy run again simply continues). A destination whose history diverged
 (``v3`` there holds other contents than ``v3`` here) is refused before anything is written.
+
+The lifecycle travels too (``mirror_lifecycle``): a version deleted at the source arrives with
+its tombstone written before its record (its blobs, perhaps collected already, are not
+sent), so it is never alive at the destination; annotations, collection info, retention
+policies, link-index entries and the audit log follow. A registry link brings the version it
+links (and that version's lineage), copied before the link, so the link resolves there.
 """
 from __future__ import annotations
 
@@ -18,12 +24,29 @@ from .blob_transfer import Sent, send_blobs
 from .endpoints import open_side
 from .errors import ConflictError, InvalidNameError, NotFoundError
 from .filelists import read_file_list
+from .mirror_lifecycle import (
+    copy_audit_log,
+    copy_document,
+    copy_documents,
+    copy_tombstone,
+    copy_version_entries,
+    deleted_at,
+    settle_deleted_aliases,
+)
 from .names import parse_address, validate_name
 from .protection import Protection
 from .records import DigestIndexEntry, RunRecord, VersionRecord, parse
 from .run_transfer import transfer_run
 from .store import Store
-from .versions import advance_latest, aliases_of, read_version, resolve, set_alias, version_numbers
+from .versions import (
+    advance_latest,
+    aliases_of,
+    latest_number,
+    read_version,
+    resolve,
+    set_alias,
+    version_numbers,
+)
 
 ArtifactKey = tuple[str, str]
 CrashPoint = Callable[[str], None]
@@ -46,6 +69,8 @@ class Selection:
     """Projects whose every run is copied (a whole-project copy)."""
     runs: set[tuple[str, str]] = field(default_factory=set)
     """Single runs: those that logged the selected versions."""
+    link_collections: set[ArtifactKey] = field(default_factory=set)
+    """Artifacts holding links: copied after the versions they link."""
 
 
 @dataclass
@@ -59,6 +84,14 @@ class CopyReport:
     aliases: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     sent: Sent = field(default_factory=Sent)
+    deleted: list[str] = field(default_factory=list)
+    """Tombstones written: versions deleted at the source, now deleted here too."""
+    updated: list[str] = field(default_factory=list)
+    """Annotations, collection info and retention policies written (absent, or the source's differed)."""
+    audit: int = 0
+    """Audit entries (and link-index entries) the destination lacked."""
+    kept_deleted: list[str] = field(default_factory=list)
+    """Source aliases not set because the destination deleted their version (deletion stands)."""
 
 
 def select(source: Store, projects: list[str], addresses: list[str], default_project: str) -> Selection:
@@ -76,15 +109,35 @@ def select(source: Store, projects: list[str], addresses: list[str], default_pro
         selection.run_projects.append(project)
     todo = [(r.project, r.name, r.version)
             for r in (resolve(source.backend, parse_address(text, default_project)) for text in addresses)]
+    for (project, name) in list(selection.artifacts):
+        todo.extend(_linked_sources(source, project, name, None, -1, selection))
     while todo:
         project, name, number = todo.pop()
         known = selection.artifacts.get((project, name), -1)
         if known is None or known >= number or project in selection.run_projects:
             continue
         selection.artifacts[(project, name)] = number
+        todo.extend(_linked_sources(source, project, name, number, known, selection))
         for older in range(known + 1, number + 1):
             todo.extend(_upstream(source, project, name, older, selection))
     return selection
+
+
+def _linked_sources(source: Store, project: str, name: str, upto: int | None, known: int,
+                    selection: Selection) -> list[tuple[str, str, int]]:
+    """The versions that the links among ``v<known+1>..v<upto>`` link (a collection holds links
+    only, so its newest version tells whether to read the others)."""
+    top = latest_number(source.backend, project, name) if upto is None else upto
+    if top is None or read_version(source.backend, project, name, top).source is None:
+        return []
+    selection.link_collections.add((project, name))
+    gone = deleted_at(source, project, name)
+    found = []
+    for number in _numbers(source, project, name, top):
+        record = read_version(source.backend, project, name, number)
+        if number > known and number not in gone and record.source is not None:
+            found.append((record.source.project, record.source.name, record.source.version))
+    return found
 
 
 def _upstream(source: Store, project: str, name: str, number: int,
@@ -116,10 +169,15 @@ def copy(source: Store, dest: Store, selection: Selection, *, dry_run: bool = Fa
     if dry_run:
         return report
     dest.check_writable()
-    for (project, name), numbers in plans.items():
-        _copy_versions(source, dest, project, name, numbers, report, crash)
-        _copy_used_by(source, dest, project, name, selection.artifacts[(project, name)])
-        _copy_aliases(source, dest, project, name, selection.artifacts[(project, name)], report)
+    for key in sorted(plans, key=lambda k: k in selection.link_collections):  # sources before links
+        project, name = key
+        upto = selection.artifacts[key]
+        _copy_versions(source, dest, project, name, plans[key], report, crash)
+        _copy_lifecycle(source, dest, project, name, upto, report)
+        _copy_aliases(source, dest, project, name, upto, report)
+    for project in selection.run_projects:
+        if copy_document(source, dest, keys.project_retention(project)):
+            report.updated.append(keys.project_retention(project))
     crash("copy-before-runs")
     for project, run_id in _runs(source, selection):
         _copy_run(source, dest, project, run_id, selection, report)
@@ -154,8 +212,15 @@ def _plan(source: Store, dest: Store, key: ArtifactKey, upto: int | None, report
 
 def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers: list[int],
                    report: CopyReport, crash: CrashPoint) -> None:
+    gone = deleted_at(source, project, name)
     for number in numbers:  # in order: the destination's numbers stay dense whenever a copy stops
         record = read_version(source.backend, project, name, number)
+        if number in gone:  # tombstone first: never alive here; no blobs (gc may have taken them)
+            if copy_tombstone(source, dest, project, name, number):
+                report.deleted.append(f"{project}/{name}:v{number}")
+            _write_version(source, dest, record)
+            report.copied.append(f"{project}/{name}:v{number}")
+            continue
         files = read_file_list(source, record)
         with Protection(dest.blobs) as guard:
             report.sent.add(send_blobs(source.blobs, guard, {f.sha256 for f in files.files}))
@@ -167,14 +232,19 @@ def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers:
         report.copied.append(f"{project}/{name}:v{number}")
 
 
-def _copy_used_by(source: Store, dest: Store, project: str, name: str, upto: int | None) -> None:
-    """Used-by entries of the copied versions that the destination lacks (one listing per side)."""
-    prefix = f"{keys.artifact_prefix(project, name)}used-by/"
-    there = {info.key for info in dest.backend.list(prefix)}
-    for info in source.backend.list(prefix):
-        number = int(info.key[len(prefix):].split("/", 1)[0].removeprefix("v"))
-        if info.key not in there and (upto is None or number <= upto):
-            dest.backend.write(info.key, source.backend.read(info.key))
+def _copy_lifecycle(source: Store, dest: Store, project: str, name: str, upto: int | None,
+                    report: CopyReport) -> None:
+    """Deletions of versions the destination held already, then what only grows (used-by,
+    link-index and audit entries), then the mutable documents (the source's win)."""
+    for number in deleted_at(source, project, name):
+        if (upto is None or number <= upto) and copy_tombstone(source, dest, project, name, number):
+            report.deleted.append(f"{project}/{name}:v{number}")
+    settle_deleted_aliases(dest, project, name, deleted_at(dest, project, name))
+    root = keys.artifact_prefix(project, name)
+    copy_version_entries(source, dest, f"{root}used-by/", upto)
+    report.audit += copy_version_entries(source, dest, f"{root}linked-to/", upto)
+    report.audit += copy_audit_log(source, dest, project, name, upto)
+    report.updated.extend(copy_documents(source, dest, project, name, upto))
 
 
 def _write_version(source: Store, dest: Store, record: VersionRecord) -> None:
@@ -199,10 +269,14 @@ def _write_version(source: Store, dest: Store, record: VersionRecord) -> None:
 def _copy_aliases(source: Store, dest: Store, project: str, name: str, upto: int | None,
                   report: CopyReport) -> None:
     """``latest`` moves forward only; another alias is set unless the destination moved it to a
-    version the source does not hold (then the destination's choice is kept)."""
-    shared = set(_numbers(source, project, name, upto))
+    version the source does not hold (then the destination's choice is kept), or the
+    destination deleted the version it names (a deletion is never undone)."""
+    gone = deleted_at(dest, project, name)
+    shared = set(_numbers(source, project, name, upto)) - gone
     theirs = {a: v for v, names in aliases_of(dest.backend, project, name).items() for a in names}
     for number, names in aliases_of(source.backend, project, name).items():
+        if number in gone:
+            report.kept_deleted.extend(f"{project}/{name}:{a}" for a in names if a != "latest")
         if number not in shared:
             continue
         record = read_version(dest.backend, project, name, number)
