@@ -149,3 +149,34 @@ def test_a_bundle_of_a_registry_address_pulls_elsewhere_and_deletions_stay(store
                                                                      "collection.description.set"]
     again = registry.import_bundle(api.store, bundle)  # importing twice changes nothing
     assert (again.copied, again.deleted, again.updated, again.audit) == ([], [], [], 0)
+
+
+@pytest.mark.parametrize("dies_at", [2, 4, 5])  # convnet v1; the deleted v3 (its tombstone written); the link
+def test_a_copy_interrupted_anywhere_resumes_and_no_deleted_version_is_ever_alive(
+        dies_at: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    monkeypatch.setenv("REGISTRY_URL", src)
+    build_source(src)
+    calls = []
+    original = registry.mirror._write_version
+
+    def dies(*args):
+        calls.append(args)
+        if len(calls) == dies_at:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(registry.mirror, "_write_version", dies)
+    with pytest.raises(KeyboardInterrupt):
+        registry.copy_store(src, dst, projects=["team-a", "registry"])
+    stopped = records(dst)
+    v3 = "projects/team-a/artifacts/convnet/versions/v3.json"
+    assert v3 not in stopped or "projects/team-a/artifacts/convnet/deleted/v3.json" in stopped
+    assert not any(key.startswith("projects/registry/artifacts/mnist/versions/") for key in stopped) \
+        or "projects/team-a/artifacts/convnet/linked-to/v1/registry--mnist.json" in stopped  # source first
+
+    monkeypatch.setattr(registry.mirror, "_write_version", original)
+    registry.copy_store(src, dst, projects=["team-a", "registry"])
+
+    assert records(dst) == records(src)
+    assert registry.Api(dst).artifact("registry/mnist:production").source_qualified_name == "team-a/convnet:v1"
