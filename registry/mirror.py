@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from . import keys
 from .blob_transfer import Sent, send_blobs
 from .endpoints import open_side
-from .errors import ConflictError, InvalidNameError, NotFoundError
+from .errors import ConflictError, InvalidNameError
 from .filelists import read_file_list
 from .mirror_lifecycle import (
     copy_audit_log,
@@ -33,7 +33,7 @@ from .mirror_lifecycle import (
     deleted_at,
     settle_deleted_aliases,
 )
-from .names import parse_address, validate_name
+from .mirror_selection import ArtifactKey, Selection, numbers_upto, select
 from .protection import Protection
 from .records import DigestIndexEntry, RunRecord, VersionRecord, parse
 from .run_transfer import transfer_run
@@ -41,14 +41,11 @@ from .store import Store
 from .versions import (
     advance_latest,
     aliases_of,
-    latest_number,
     read_version,
-    resolve,
     set_alias,
     version_numbers,
 )
 
-ArtifactKey = tuple[str, str]
 CrashPoint = Callable[[str], None]
 
 
@@ -58,19 +55,6 @@ def _no_crash(point: str) -> None:
 
 class DivergedError(ConflictError):
     """The destination holds a version that the source holds with other contents (or not at all)."""
-
-
-@dataclass
-class Selection:
-    """What to copy: versions ``0..upto`` of each artifact (``None``: all), and which runs."""
-
-    artifacts: dict[ArtifactKey, int | None] = field(default_factory=dict)
-    run_projects: list[str] = field(default_factory=list)
-    """Projects whose every run is copied (a whole-project copy)."""
-    runs: set[tuple[str, str]] = field(default_factory=set)
-    """Single runs: those that logged the selected versions."""
-    link_collections: set[ArtifactKey] = field(default_factory=set)
-    """Artifacts holding links: copied after the versions they link."""
 
 
 @dataclass
@@ -92,66 +76,6 @@ class CopyReport:
     """Audit entries (and link-index entries) the destination lacked."""
     kept_deleted: list[str] = field(default_factory=list)
     """Source aliases not set because the destination deleted their version (deletion stands)."""
-
-
-def select(source: Store, projects: list[str], addresses: list[str], default_project: str) -> Selection:
-    """Whole ``projects``, plus each address's artifact up to the version it names, the runs that
-    logged those versions and, upstream, the versions those runs used: the lineage travels along."""
-    selection = Selection()
-    for project in projects:
-        validate_name(project, "project")
-        names = source.backend.list_children(keys.artifacts_prefix(project))
-        if not names and not source.backend.list_children(keys.runs_prefix(project)):
-            raise NotFoundError(
-                f"project {project!r} does not exist in {source.url}: list projects with `registry ls`"
-            )
-        selection.artifacts.update({(project, name): None for name in names})
-        selection.run_projects.append(project)
-    todo = [(r.project, r.name, r.version)
-            for r in (resolve(source.backend, parse_address(text, default_project)) for text in addresses)]
-    for (project, name) in list(selection.artifacts):
-        todo.extend(_linked_sources(source, project, name, None, -1, selection))
-    while todo:
-        project, name, number = todo.pop()
-        known = selection.artifacts.get((project, name), -1)
-        if known is None or known >= number or project in selection.run_projects:
-            continue
-        selection.artifacts[(project, name)] = number
-        todo.extend(_linked_sources(source, project, name, number, known, selection))
-        for older in range(known + 1, number + 1):
-            todo.extend(_upstream(source, project, name, older, selection))
-    return selection
-
-
-def _linked_sources(source: Store, project: str, name: str, upto: int | None, known: int,
-                    selection: Selection) -> list[tuple[str, str, int]]:
-    """The versions that the links among ``v<known+1>..v<upto>`` link (a collection holds links
-    only, so its newest version tells whether to read the others)."""
-    top = latest_number(source.backend, project, name) if upto is None else upto
-    if top is None or read_version(source.backend, project, name, top).source is None:
-        return []
-    selection.link_collections.add((project, name))
-    gone = deleted_at(source, project, name)
-    found = []
-    for number in _numbers(source, project, name, top):
-        record = read_version(source.backend, project, name, number)
-        if number > known and number not in gone and record.source is not None:
-            found.append((record.source.project, record.source.name, record.source.version))
-    return found
-
-
-def _upstream(source: Store, project: str, name: str, number: int,
-              selection: Selection) -> list[tuple[str, str, int]]:
-    """The versions the run that logged ``project/name:v<number>`` used (and note that run)."""
-    creator = read_version(source.backend, project, name, number).created_by
-    if creator is None or (creator.project, creator.id) in selection.runs:
-        return []
-    selection.runs.add((creator.project, creator.id))
-    try:
-        run = parse(RunRecord, source.backend.read(keys.run(creator.project, creator.id)), "run record")
-    except FileNotFoundError:
-        return []
-    return [(ref.project, ref.name, ref.version) for ref in run.inputs]
 
 
 def copy(source: Store, dest: Store, selection: Selection, *, dry_run: bool = False,
@@ -184,22 +108,18 @@ def copy(source: Store, dest: Store, selection: Selection, *, dry_run: bool = Fa
     return report
 
 
-def _numbers(store: Store, project: str, name: str, upto: int | None) -> list[int]:
-    return [n for n in version_numbers(store.backend, project, name) if upto is None or n <= upto]
-
-
 def _plan(source: Store, dest: Store, key: ArtifactKey, upto: int | None, report: CopyReport) -> list[int]:
     """The versions to write; raises ``DivergedError`` when the destination's history differs."""
     project, name = key
-    wanted = _numbers(source, project, name, upto)
+    wanted = numbers_upto(source, project, name, upto)
     there = set(version_numbers(dest.backend, project, name))
     for number in sorted(there & set(wanted)):
         ours = read_version(source.backend, project, name, number)
         theirs = read_version(dest.backend, project, name, number)
-        if ours.digest != theirs.digest:
+        if ours.digest != theirs.digest or ours.source != theirs.source:  # a link: which source, too
             raise DivergedError(
-                f"{dest.url} has {project}/{name}:v{number} with digest {theirs.digest[:12]}..., "
-                f"but {source.url} has {ours.digest[:12]}... under that number: the histories diverged; "
+                f"{dest.url} has {project}/{name}:v{number} with {_contents(theirs)}, "
+                f"but {source.url} has {_contents(ours)} under that number: the histories diverged; "
                 "nothing was copied (copy into another prefix or bucket, "
                 "or remove the destination's artifact)"
             )
@@ -208,6 +128,11 @@ def _plan(source: Store, dest: Store, key: ArtifactKey, upto: int | None, report
     if report.dry_run:
         report.copied.extend(f"{project}/{name}:v{n}" for n in todo)
     return todo
+
+
+def _contents(record: VersionRecord) -> str:
+    linked = f" (a link to {record.source.qualified_name})" if record.source is not None else ""
+    return f"digest {record.digest[:12]}...{linked}"
 
 
 def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers: list[int],
@@ -259,7 +184,7 @@ def _write_version(source: Store, dest: Store, record: VersionRecord) -> None:
         dest.backend.write_if_absent(key, source.backend.read(key))
     except FileExistsError:
         theirs = read_version(dest.backend, record.project, record.name, record.version)
-        if theirs.digest != record.digest:
+        if theirs.digest != record.digest or theirs.source != record.source:
             raise DivergedError(
                 f"{record.project}/{record.name}:v{record.version} was written in {dest.url} by another "
                 "writer during the copy, with other contents: the histories diverged"
@@ -272,7 +197,7 @@ def _copy_aliases(source: Store, dest: Store, project: str, name: str, upto: int
     version the source does not hold (then the destination's choice is kept), or the
     destination deleted the version it names (a deletion is never undone)."""
     gone = deleted_at(dest, project, name)
-    shared = set(_numbers(source, project, name, upto)) - gone
+    shared = set(numbers_upto(source, project, name, upto)) - gone
     theirs = {a: v for v, names in aliases_of(dest.backend, project, name).items() for a in names}
     for number, names in aliases_of(source.backend, project, name).items():
         if number in gone:

@@ -180,3 +180,18 @@ def test_a_copy_interrupted_anywhere_resumes_and_no_deleted_version_is_ever_aliv
 
     assert records(dst) == records(src)
     assert registry.Api(dst).artifact("registry/mnist:production").source_qualified_name == "team-a/convnet:v1"
+
+
+def test_a_destination_whose_link_names_another_source_is_diverged(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    for url, project in ((src, "team-a"), (dst, "team-b")):  # the same contents, other sources
+        monkeypatch.setenv("REGISTRY_URL", url)
+        model = log_files("convnet", {"w.bin": b"same weights"}, project=project, type="model")
+        with registry.init(project=project, job_type="promote") as run:
+            run.link_artifact(model, "registry/mnist")
+    before = records(dst)
+
+    with pytest.raises(registry.mirror.DivergedError, match="a link to team-b/convnet:v0"):
+        registry.copy_store(src, dst, addresses=["registry/mnist:v0"])
+    assert records(dst) == before
