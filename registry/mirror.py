@@ -96,9 +96,10 @@ def copy(source: Store, dest: Store, selection: Selection, *, dry_run: bool = Fa
     for key in sorted(plans, key=lambda k: k in selection.link_collections):  # sources before links
         project, name = key
         upto = selection.artifacts[key]
-        _copy_versions(source, dest, project, name, plans[key], report, crash)
-        _copy_lifecycle(source, dest, project, name, upto, report)
-        _copy_aliases(source, dest, project, name, upto, report)
+        deleted = deleted_at(source, project, name)
+        _copy_versions(source, dest, project, name, plans[key], deleted, report, crash)
+        deleted_here = _copy_lifecycle(source, dest, project, name, upto, deleted, report)
+        _copy_aliases(source, dest, project, name, upto, deleted_here, report)
     for project in selection.run_projects:
         if copy_document(source, dest, keys.project_retention(project)):
             report.updated.append(keys.project_retention(project))
@@ -135,9 +136,8 @@ def _contents(record: VersionRecord) -> str:
     return f"digest {record.digest[:12]}...{linked}"
 
 
-def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers: list[int],
+def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers: list[int], gone: set[int],
                    report: CopyReport, crash: CrashPoint) -> None:
-    gone = deleted_at(source, project, name)
     for number in numbers:  # in order: the destination's numbers stay dense whenever a copy stops
         record = read_version(source.backend, project, name, number)
         if number in gone:  # tombstone first: never alive here; no blobs (gc may have taken them)
@@ -158,18 +158,22 @@ def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers:
 
 
 def _copy_lifecycle(source: Store, dest: Store, project: str, name: str, upto: int | None,
-                    report: CopyReport) -> None:
+                    deleted: set[int], report: CopyReport) -> set[int]:
     """Deletions of versions the destination held already, then what only grows (used-by,
     link-index and audit entries), then the mutable documents (the source's win)."""
-    for number in deleted_at(source, project, name):
-        if (upto is None or number <= upto) and copy_tombstone(source, dest, project, name, number):
+    there = deleted_at(dest, project, name)
+    wanted = {n for n in deleted if upto is None or n <= upto}
+    for number in sorted(wanted - there):
+        if copy_tombstone(source, dest, project, name, number):
             report.deleted.append(f"{project}/{name}:v{number}")
-    settle_deleted_aliases(dest, project, name, deleted_at(dest, project, name))
+    deleted_here = there | wanted
+    settle_deleted_aliases(dest, project, name, deleted_here)
     root = keys.artifact_prefix(project, name)
     copy_version_entries(source, dest, f"{root}used-by/", upto)
     report.audit += copy_version_entries(source, dest, f"{root}linked-to/", upto)
     report.audit += copy_audit_log(source, dest, project, name, upto)
     report.updated.extend(copy_documents(source, dest, project, name, upto))
+    return deleted_here
 
 
 def _write_version(source: Store, dest: Store, record: VersionRecord) -> None:
@@ -191,12 +195,11 @@ def _write_version(source: Store, dest: Store, record: VersionRecord) -> None:
             ) from None
 
 
-def _copy_aliases(source: Store, dest: Store, project: str, name: str, upto: int | None,
+def _copy_aliases(source: Store, dest: Store, project: str, name: str, upto: int | None, gone: set[int],
                   report: CopyReport) -> None:
     """``latest`` moves forward only; another alias is set unless the destination moved it to a
     version the source does not hold (then the destination's choice is kept), or the
     destination deleted the version it names (a deletion is never undone)."""
-    gone = deleted_at(dest, project, name)
     shared = set(numbers_upto(source, project, name, upto)) - gone
     theirs = {a: v for v, names in aliases_of(dest.backend, project, name).items() for a in names}
     for number, names in aliases_of(source.backend, project, name).items():

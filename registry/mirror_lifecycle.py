@@ -105,7 +105,9 @@ def _missing(listing: Iterator[ObjectInfo], there: set[str]) -> Iterator[ObjectI
 def settle_deleted_aliases(dest: Store, project: str, name: str, gone: set[int]) -> list[str]:
     """Aliases at the destination that point at a deleted version: user aliases are removed (only
     while they still point there), ``latest`` moves back to the newest version left."""
-    removed = []
+    removed: list[str] = []
+    if not gone:
+        return removed
     for number, names in aliases_of(dest.backend, project, name).items():
         if number not in gone:
             continue
