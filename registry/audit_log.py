@@ -44,12 +44,17 @@ def append(backend: Backend, project: str, name: str, entry: AuditEntry) -> str:
 
 
 def record(store: Store, logs: Iterable[tuple[str, str]], action: str, subject: str, *,
-           alias: str | None = None, before: str | None = None, after: str | None = None) -> AuditEntry:
+           alias: str | None = None, before: str | None = None,
+           after: str | None = None) -> AuditEntry | None:
     """Append one entry, by this process, to each log in ``logs`` (``(project, name)`` pairs).
 
     Called after the action succeeded. If an entry cannot be written the action still stands,
-    so the error says so rather than suggesting it failed.
+    so the error says so rather than suggesting it failed. Offline, nothing is written: an
+    outbox's numbers are not the store's, so ``registry sync`` logs the alias moves it publishes,
+    with the real numbers, when it publishes them.
     """
+    if store.offline:  # (and no STS request for the actor's identity: offline sends nothing)
+        return None
     entry = AuditEntry(at=now(), actor=current_actor(store.url), action=action, subject=subject,
                        alias=alias, before=before, after=after)
     for project, name in dict.fromkeys(logs):

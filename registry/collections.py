@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import audit_log, keys
 from .errors import ConflictError, NotFoundError
-from .lifecycle import delete_version, deleted_numbers, live_links, validate_tags
+from .lifecycle import delete_version, deleted_numbers, live_links, require_online, validate_tags
 from .mutable import read_doc, update_doc
 from .names import REGISTRY_PROJECT
 from .records import CollectionInfo, VersionRecord, now
@@ -97,6 +97,7 @@ class ArtifactCollection:
 
     def save(self) -> None:
         """Store the description and tags (compare-and-swap), with an audit entry per change."""
+        require_online(self.store, "editing a collection")
         self.store.check_writable()
         wanted = {"description": self.description, "tags": list(self._tags)}
 

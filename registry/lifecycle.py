@@ -16,7 +16,7 @@ from typing import Literal
 from backends import Backend
 
 from . import audit_log, keys
-from .errors import ConflictError, InvalidNameError, NotFoundError
+from .errors import ConflictError, InvalidNameError, NotFoundError, StorageError
 from .mutable import read_doc, update_doc
 from .records import Annotations, LinkIndexEntry, Tombstone, VersionRecord, now, parse
 from .store import Store
@@ -49,6 +49,15 @@ def validate_tags(tags: Iterable[str] | str) -> list[str]:
                 f"invalid tag {tag!r}: use letters, digits, '-' and '_', words separated by spaces"
             )
     return list(dict.fromkeys(listed))
+
+
+def require_online(store: Store, action: str) -> None:
+    """Deleting, linking and editing tags, TTL, descriptions or policies act on the store's own
+    numbers, which an offline outbox does not know: ``registry sync`` publishes versions,
+    aliases and runs only, so these are refused offline rather than lost at sync."""
+    if store.offline:
+        raise StorageError(f"{action} works on the store itself, not offline: go online "
+                           "(without --offline or REGISTRY_MODE=offline) and run it again")
 
 
 # -- which versions are gone -------------------------------------------------------------------
@@ -96,6 +105,7 @@ def delete_version(store: Store, record: VersionRecord, *, delete_aliases: bool 
                    reason: DeleteReason = "delete") -> Deletion:
     """Delete one version: refused while a user alias points at it (unless ``delete_aliases``)
     or while the registry links it; its blobs go at the first ``gc`` after the grace period."""
+    require_online(store, "deleting a version")
     aliases = _deletable(store.backend, record, delete_aliases)
     store.check_writable()
     _write_tombstone(store.backend, record, reason)
@@ -191,6 +201,7 @@ def update_annotations(store: Store, record: VersionRecord, **changes: object) -
         raise TypeError(f"unknown annotation fields: {sorted(unknown)}")
     if "tags" in changes:
         changes["tags"] = validate_tags(changes["tags"])  # type: ignore[arg-type]
+    require_online(store, "editing tags, TTL, description or metadata")
     store.check_writable()
     key = keys.version_annotations(record.project, record.name, record.version)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import audit_log, keys
 from .errors import InvalidNameError, NotFoundError
-from .lifecycle import delete_version
+from .lifecycle import delete_version, require_online
 from .names import REGISTRY_PROJECT, canonical_project, is_registry_project, validate_name
 from .records import LinkIndexEntry, RunRef, VersionRecord, now
 from .store import Store
@@ -66,6 +66,7 @@ def link_version(store: Store, source: VersionRecord, target: LinkTarget, aliase
 
     Linking a link links its source, as in W&B.
     """
+    require_online(store, "linking into the registry")
     backend = store.backend
     if source.source is not None:
         source = read_version(backend, source.source.project, source.source.name, source.source.version)

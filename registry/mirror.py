@@ -7,6 +7,12 @@ sha256, every blob written is checked by the destination) and resumable (blobs g
 version record is written only by write-if-absent once its blobs are there, aliases and runs
 last, so a killed copy run again simply continues). A destination whose history diverged
 (``v3`` there holds other contents than ``v3`` here) is refused before anything is written.
+
+The lifecycle travels too (``mirror_lifecycle``): a version deleted at the source arrives with
+its tombstone written before its record (its blobs, perhaps collected already, are not
+sent), so it is never alive at the destination; annotations, collection info, retention
+policies, link-index entries and the audit log follow. A registry link brings the version it
+links (and that version's lineage), copied before the link, so the link resolves there.
 """
 from __future__ import annotations
 
@@ -16,16 +22,30 @@ from dataclasses import dataclass, field
 from . import keys
 from .blob_transfer import Sent, send_blobs
 from .endpoints import open_side
-from .errors import ConflictError, InvalidNameError, NotFoundError
+from .errors import ConflictError, InvalidNameError
 from .filelists import read_file_list
-from .names import parse_address, validate_name
+from .mirror_lifecycle import (
+    copy_audit_log,
+    copy_document,
+    copy_documents,
+    copy_tombstone,
+    copy_version_entries,
+    deleted_at,
+    settle_deleted_aliases,
+)
+from .mirror_selection import ArtifactKey, Selection, numbers_upto, select
 from .protection import Protection
 from .records import DigestIndexEntry, RunRecord, VersionRecord, parse
 from .run_transfer import transfer_run
 from .store import Store
-from .versions import advance_latest, aliases_of, read_version, resolve, set_alias, version_numbers
+from .versions import (
+    advance_latest,
+    aliases_of,
+    read_version,
+    set_alias,
+    version_numbers,
+)
 
-ArtifactKey = tuple[str, str]
 CrashPoint = Callable[[str], None]
 
 
@@ -35,17 +55,6 @@ def _no_crash(point: str) -> None:
 
 class DivergedError(ConflictError):
     """The destination holds a version that the source holds with other contents (or not at all)."""
-
-
-@dataclass
-class Selection:
-    """What to copy: versions ``0..upto`` of each artifact (``None``: all), and which runs."""
-
-    artifacts: dict[ArtifactKey, int | None] = field(default_factory=dict)
-    run_projects: list[str] = field(default_factory=list)
-    """Projects whose every run is copied (a whole-project copy)."""
-    runs: set[tuple[str, str]] = field(default_factory=set)
-    """Single runs: those that logged the selected versions."""
 
 
 @dataclass
@@ -59,46 +68,14 @@ class CopyReport:
     aliases: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     sent: Sent = field(default_factory=Sent)
-
-
-def select(source: Store, projects: list[str], addresses: list[str], default_project: str) -> Selection:
-    """Whole ``projects``, plus each address's artifact up to the version it names, the runs that
-    logged those versions and, upstream, the versions those runs used: the lineage travels along."""
-    selection = Selection()
-    for project in projects:
-        validate_name(project, "project")
-        names = source.backend.list_children(keys.artifacts_prefix(project))
-        if not names and not source.backend.list_children(keys.runs_prefix(project)):
-            raise NotFoundError(
-                f"project {project!r} does not exist in {source.url}: list projects with `registry ls`"
-            )
-        selection.artifacts.update({(project, name): None for name in names})
-        selection.run_projects.append(project)
-    todo = [(r.project, r.name, r.version)
-            for r in (resolve(source.backend, parse_address(text, default_project)) for text in addresses)]
-    while todo:
-        project, name, number = todo.pop()
-        known = selection.artifacts.get((project, name), -1)
-        if known is None or known >= number or project in selection.run_projects:
-            continue
-        selection.artifacts[(project, name)] = number
-        for older in range(known + 1, number + 1):
-            todo.extend(_upstream(source, project, name, older, selection))
-    return selection
-
-
-def _upstream(source: Store, project: str, name: str, number: int,
-              selection: Selection) -> list[tuple[str, str, int]]:
-    """The versions the run that logged ``project/name:v<number>`` used (and note that run)."""
-    creator = read_version(source.backend, project, name, number).created_by
-    if creator is None or (creator.project, creator.id) in selection.runs:
-        return []
-    selection.runs.add((creator.project, creator.id))
-    try:
-        run = parse(RunRecord, source.backend.read(keys.run(creator.project, creator.id)), "run record")
-    except FileNotFoundError:
-        return []
-    return [(ref.project, ref.name, ref.version) for ref in run.inputs]
+    deleted: list[str] = field(default_factory=list)
+    """Tombstones written: versions deleted at the source, now deleted here too."""
+    updated: list[str] = field(default_factory=list)
+    """Annotations, collection info and retention policies written (absent, or the source's differed)."""
+    audit: int = 0
+    """Audit entries (and link-index entries) the destination lacked."""
+    kept_deleted: list[str] = field(default_factory=list)
+    """Source aliases not set because the destination deleted their version (deletion stands)."""
 
 
 def copy(source: Store, dest: Store, selection: Selection, *, dry_run: bool = False,
@@ -116,32 +93,34 @@ def copy(source: Store, dest: Store, selection: Selection, *, dry_run: bool = Fa
     if dry_run:
         return report
     dest.check_writable()
-    for (project, name), numbers in plans.items():
-        _copy_versions(source, dest, project, name, numbers, report, crash)
-        _copy_used_by(source, dest, project, name, selection.artifacts[(project, name)])
-        _copy_aliases(source, dest, project, name, selection.artifacts[(project, name)], report)
+    for key in sorted(plans, key=lambda k: k in selection.link_collections):  # sources before links
+        project, name = key
+        upto = selection.artifacts[key]
+        deleted = deleted_at(source, project, name)
+        _copy_versions(source, dest, project, name, plans[key], deleted, report, crash)
+        deleted_here = _copy_lifecycle(source, dest, project, name, upto, deleted, report)
+        _copy_aliases(source, dest, project, name, upto, deleted_here, report)
+    for project in selection.run_projects:
+        if copy_document(source, dest, keys.project_retention(project)):
+            report.updated.append(keys.project_retention(project))
     crash("copy-before-runs")
     for project, run_id in _runs(source, selection):
         _copy_run(source, dest, project, run_id, selection, report)
     return report
 
 
-def _numbers(store: Store, project: str, name: str, upto: int | None) -> list[int]:
-    return [n for n in version_numbers(store.backend, project, name) if upto is None or n <= upto]
-
-
 def _plan(source: Store, dest: Store, key: ArtifactKey, upto: int | None, report: CopyReport) -> list[int]:
     """The versions to write; raises ``DivergedError`` when the destination's history differs."""
     project, name = key
-    wanted = _numbers(source, project, name, upto)
+    wanted = numbers_upto(source, project, name, upto)
     there = set(version_numbers(dest.backend, project, name))
     for number in sorted(there & set(wanted)):
         ours = read_version(source.backend, project, name, number)
         theirs = read_version(dest.backend, project, name, number)
-        if ours.digest != theirs.digest:
+        if ours.digest != theirs.digest or ours.source != theirs.source:  # a link: which source, too
             raise DivergedError(
-                f"{dest.url} has {project}/{name}:v{number} with digest {theirs.digest[:12]}..., "
-                f"but {source.url} has {ours.digest[:12]}... under that number: the histories diverged; "
+                f"{dest.url} has {project}/{name}:v{number} with {_contents(theirs)}, "
+                f"but {source.url} has {_contents(ours)} under that number: the histories diverged; "
                 "nothing was copied (copy into another prefix or bucket, "
                 "or remove the destination's artifact)"
             )
@@ -152,10 +131,21 @@ def _plan(source: Store, dest: Store, key: ArtifactKey, upto: int | None, report
     return todo
 
 
-def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers: list[int],
+def _contents(record: VersionRecord) -> str:
+    linked = f" (a link to {record.source.qualified_name})" if record.source is not None else ""
+    return f"digest {record.digest[:12]}...{linked}"
+
+
+def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers: list[int], gone: set[int],
                    report: CopyReport, crash: CrashPoint) -> None:
     for number in numbers:  # in order: the destination's numbers stay dense whenever a copy stops
         record = read_version(source.backend, project, name, number)
+        if number in gone:  # tombstone first: never alive here; no blobs (gc may have taken them)
+            if copy_tombstone(source, dest, project, name, number):
+                report.deleted.append(f"{project}/{name}:v{number}")
+            _write_version(source, dest, record)
+            report.copied.append(f"{project}/{name}:v{number}")
+            continue
         files = read_file_list(source, record)
         with Protection(dest.blobs) as guard:
             report.sent.add(send_blobs(source.blobs, guard, {f.sha256 for f in files.files}))
@@ -167,14 +157,23 @@ def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers:
         report.copied.append(f"{project}/{name}:v{number}")
 
 
-def _copy_used_by(source: Store, dest: Store, project: str, name: str, upto: int | None) -> None:
-    """Used-by entries of the copied versions that the destination lacks (one listing per side)."""
-    prefix = f"{keys.artifact_prefix(project, name)}used-by/"
-    there = {info.key for info in dest.backend.list(prefix)}
-    for info in source.backend.list(prefix):
-        number = int(info.key[len(prefix):].split("/", 1)[0].removeprefix("v"))
-        if info.key not in there and (upto is None or number <= upto):
-            dest.backend.write(info.key, source.backend.read(info.key))
+def _copy_lifecycle(source: Store, dest: Store, project: str, name: str, upto: int | None,
+                    deleted: set[int], report: CopyReport) -> set[int]:
+    """Deletions of versions the destination held already, then what only grows (used-by,
+    link-index and audit entries), then the mutable documents (the source's win)."""
+    there = deleted_at(dest, project, name)
+    wanted = {n for n in deleted if upto is None or n <= upto}
+    for number in sorted(wanted - there):
+        if copy_tombstone(source, dest, project, name, number):
+            report.deleted.append(f"{project}/{name}:v{number}")
+    deleted_here = there | wanted
+    settle_deleted_aliases(dest, project, name, deleted_here)
+    root = keys.artifact_prefix(project, name)
+    copy_version_entries(source, dest, f"{root}used-by/", upto)
+    report.audit += copy_version_entries(source, dest, f"{root}linked-to/", upto)
+    report.audit += copy_audit_log(source, dest, project, name, upto)
+    report.updated.extend(copy_documents(source, dest, project, name, upto))
+    return deleted_here
 
 
 def _write_version(source: Store, dest: Store, record: VersionRecord) -> None:
@@ -189,20 +188,23 @@ def _write_version(source: Store, dest: Store, record: VersionRecord) -> None:
         dest.backend.write_if_absent(key, source.backend.read(key))
     except FileExistsError:
         theirs = read_version(dest.backend, record.project, record.name, record.version)
-        if theirs.digest != record.digest:
+        if theirs.digest != record.digest or theirs.source != record.source:
             raise DivergedError(
                 f"{record.project}/{record.name}:v{record.version} was written in {dest.url} by another "
                 "writer during the copy, with other contents: the histories diverged"
             ) from None
 
 
-def _copy_aliases(source: Store, dest: Store, project: str, name: str, upto: int | None,
+def _copy_aliases(source: Store, dest: Store, project: str, name: str, upto: int | None, gone: set[int],
                   report: CopyReport) -> None:
     """``latest`` moves forward only; another alias is set unless the destination moved it to a
-    version the source does not hold (then the destination's choice is kept)."""
-    shared = set(_numbers(source, project, name, upto))
+    version the source does not hold (then the destination's choice is kept), or the
+    destination deleted the version it names (a deletion is never undone)."""
+    shared = set(numbers_upto(source, project, name, upto)) - gone
     theirs = {a: v for v, names in aliases_of(dest.backend, project, name).items() for a in names}
     for number, names in aliases_of(source.backend, project, name).items():
+        if number in gone:
+            report.kept_deleted.extend(f"{project}/{name}:{a}" for a in names if a != "latest")
         if number not in shared:
             continue
         record = read_version(dest.backend, project, name, number)

@@ -43,3 +43,24 @@ def update_doc(backend: Backend, key: str, model: type[Doc], change: Callable[[D
             return before, after
         pause_before_retry(attempt)
     raise ConflictError(f"{key} kept changing under {CAS_ATTEMPTS} attempts: retry later")
+
+
+def replace_doc(backend: Backend, key: str, body: bytes) -> bool:
+    """Make ``key`` hold exactly ``body`` (a copy: the source's document wins) by compare-and-swap,
+    so a concurrent local edit is never half-overwritten; returns whether anything was written."""
+    for attempt in range(CAS_ATTEMPTS):
+        try:
+            current, token = backend.read_with_token(key)
+        except FileNotFoundError:
+            current, token = None, None
+        if current == body:
+            return False
+        try:
+            if token is None:
+                backend.write_if_absent(key, body)
+            else:
+                backend.write_if_match(key, body, token)
+            return True
+        except (FileExistsError, PreconditionFailed):
+            pause_before_retry(attempt)
+    raise ConflictError(f"{key} kept changing under {CAS_ATTEMPTS} attempts: retry later")

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from backends.local import LocalBackend
 
 from . import keys
+from .alias_moves import audit_moves
 from .blob_transfer import Sent, send_blobs
 from .blobs import BlobStore
 from .errors import ConflictError, IntegrityError
@@ -40,7 +41,15 @@ from .records import (
 from .run_transfer import transfer_run
 from .seen import remember_record
 from .store import Store, open_store
-from .versions import advance_latest, commit_version, read_alias, read_version, set_alias, version_numbers
+from .versions import (
+    advance_latest,
+    commit_version,
+    is_deleted,
+    read_alias,
+    read_version,
+    set_alias,
+    version_numbers,
+)
 
 CrashPoint = Callable[[str], None]
 _USED_BY = re.compile(r"projects/([^/]+)/artifacts/([^/]+)/used-by/v(\d+)/([^/]+\.json)")
@@ -154,8 +163,8 @@ class OutboxSync:
                 result = commit_version(self.store.backend, offline, [], crash=self.crash,
                                         commit_id=offline.commit_id)
                 real, created = result.record, result.created
-            else:  # committed by a sync that died before it moved ``latest``, perhaps
-                advance_latest(self.store.backend, real)
+            elif not is_deleted(self.store.backend, real.project, real.name, real.version):
+                advance_latest(self.store.backend, real)  # a sync that died before it moved ``latest``
             guard.settle()
         self.crash("sync-after-version")
         progress = SyncProgress(version=real.version, commit_id=real.commit_id)
@@ -207,10 +216,15 @@ class OutboxSync:
             current = found[0].version if found else None
             if current == target.version:
                 continue
+            if is_deleted(self.store.backend, project, name, target.version):
+                self.report.conflicts.append(f"alias {shown} was not moved: v{target.version} was deleted in "
+                                             "the store (a deletion is never undone)")
+                continue
             try:
                 if current != base:
                     raise ConflictError(f"now v{current}" if current is not None else "removed")
                 set_alias(self.store.backend, target, alias.alias, expected_version=base)
+                audit_moves(self.store, target, {alias.alias: base})  # the real numbers, as published
                 self.report.aliases.append(f"{shown} -> v{target.version}")
                 self.moved.setdefault((project, name, target.version), []).append(alias.alias)
             except ConflictError:

@@ -23,6 +23,7 @@ from .lifecycle import (
     live_links,
     live_version_numbers,
     read_annotations,
+    require_online,
 )
 from .mutable import read_doc, update_doc
 from .records import RetentionPolicy, VersionRecord, now
@@ -72,6 +73,7 @@ def read_policy(backend: Backend, project: str, name: str | None = None) -> Rete
 def set_policy(store: Store, project: str, name: str | None, *, keep_last: int | None = None,
                keep_aliased: bool = True, older_than: timedelta | None = None) -> RetentionPolicy:
     """Set (replace) the policy of an artifact, or of a project when ``name`` is None."""
+    require_online(store, "setting a retention policy")
     store.check_writable()
     seconds = int(older_than.total_seconds()) if older_than else None
     wanted = RetentionPolicy(keep_last=keep_last, keep_aliased=keep_aliased, updated_at=now(),

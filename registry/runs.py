@@ -25,6 +25,7 @@ from .errors import ConflictError, InvalidNameError, RegistryError
 from .filelists import read_file_list
 from .hashing import sha256_bytes
 from .jsonable import to_jsonable
+from .lifecycle import require_online
 from .links import refuse_logging_into_registry
 from .media import Image
 from .names import parse_address, validate_name, validate_path
@@ -124,6 +125,8 @@ class Run(ModelCalls):
             artifact_from_path(artifact_or_path, name or default_name(self.id, artifact_or_path), type)
         files = artifact.draft  # raises if it is already logged: a version never changes
         refuse_logging_into_registry(self.project)
+        if tags:  # offline, refused before anything is logged rather than after
+            require_online(self.store, "tagging a version")
         metadata = to_jsonable(artifact.metadata, "metadata")
         draft = draft_record(self.project, artifact.name, artifact.type, artifact.description, metadata,
                              self.ref)

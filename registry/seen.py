@@ -19,6 +19,7 @@ from .names import Address, is_version_alias
 from .offline import seen_dir
 from .records import AliasRecord, DigestIndexEntry, VersionRecord, now
 from .store import Store
+from .versions import read_version
 
 logger = logging.getLogger("registry")
 
@@ -32,6 +33,9 @@ def remember(store: Store, address: Address, record: VersionRecord) -> None:
         alias = address.alias or "latest"
         aliases = [] if address.digest or is_version_alias(alias) else [alias]
         remember_record(seen, record, aliases)
+        if record.source is not None:  # a registry link: its source too (``link.source_artifact``)
+            remember_record(seen, read_version(store.backend, record.source.project, record.source.name,
+                                               record.source.version), [])
         read_file_list(store, record)  # into the download cache (no request when it is there already)
     except (OSError, LookupError, IntegrityError) as e:  # the caller's own reads report real problems
         logger.info("registry: could not remember %s for offline use: %s", address, e)

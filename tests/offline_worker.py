@@ -3,6 +3,8 @@
 Usage: python offline_worker.py COMMAND [ARGS]
   pipeline          offline: train on raw:best, log model:best (history image, saved file), evaluate it
   log NAME COUNT TAG  offline: COUNT runs, each logging a new version of NAME (contents from TAG)
+  use-model ADDRESS   offline: use_artifact(ADDRESS) and use_model(ADDRESS), both downloaded
+  alias ADDRESS ALIAS  offline: point ALIAS at the version ADDRESS names
   sync [PAUSE_AT]   online: registry.sync(); with PAUSE_AT, print "PAUSED <point>" there and wait to be killed
   copy SRC DST PROJECT PAUSE_AT   registry.copy_store(), pausing likewise
 
@@ -93,6 +95,32 @@ def log(name: str, count: int, tag: str) -> dict:
     return {"logged": logged}
 
 
+def use_model(address: str) -> dict:
+    with registry.init(project="proj", job_type="evaluate", mode="offline") as run:
+        art = run.use_artifact(address)
+        folder = Path(art.download("used-offline"))
+        path = run.use_model(address)
+        return {"qualified_name": art.qualified_name, "source": art.source_qualified_name,
+                "files": sorted(p.name for p in folder.iterdir()), "model_bytes": Path(path).read_text()}
+
+
+def move_alias(address: str, alias: str) -> dict:
+    art = registry.Api(mode="offline").artifact(address)
+    art.aliases.append(alias)
+    art.save()
+    return {"moved": f"{art.qualified_name} {alias}"}
+
+
+def offline_command(command: str, args: list[str]) -> dict:
+    if command == "pipeline":
+        return pipeline()
+    if command == "use-model":
+        return use_model(args[0])
+    if command == "alias":
+        return move_alias(args[0], args[1])
+    return log(args[0], int(args[1]), args[2])
+
+
 def pause_at(wanted: str | None):
     """Pause at ``point`` (its first time) or ``point@N`` (its N-th time)."""
     label, _, nth = (wanted or "").partition("@")
@@ -122,7 +150,7 @@ def main() -> None:
         result = {"copied": report.copied}
     else:
         refuse_network()
-        result = pipeline() if command == "pipeline" else log(args[0], int(args[1]), args[2])
+        result = offline_command(command, args)
     print(json.dumps(result), flush=True)
 
 

@@ -90,6 +90,12 @@ def copy_cmd(state: State, src_url: str, dst_url: str, addresses: tuple[str, ...
         state.out(f"{verb} {version}")
     for run in report.runs:
         state.out(f"copied run {run}")
+    for version in report.deleted:
+        state.out(f"deleted {version} (deleted at the source)")
+    for key in report.updated:
+        state.out(f"updated {key}")
+    for alias in report.kept_deleted:
+        state.out(f"not set: {alias} (its version is deleted here)")
     state.note(f"{len(report.copied)} version(s) {verb}, {report.present} already there; "
                f"sent {report.sent.blobs} blob(s) ({format_size(report.sent.bytes)}), "
                f"{report.sent.present} already there")
