@@ -55,12 +55,7 @@ def replace_doc(backend: Backend, key: str, body: bytes) -> bool:
             current, token = None, None
         if current == body:
             return False
-        try:
-            if token is None:
-                backend.write_if_absent(key, body)
-            else:
-                backend.write_if_match(key, body, token)
+        if swap_in(backend, key, body, token):
             return True
-        except (FileExistsError, PreconditionFailed):
-            pause_before_retry(attempt)
+        pause_before_retry(attempt)
     raise ConflictError(f"{key} kept changing under {CAS_ATTEMPTS} attempts: retry later")
