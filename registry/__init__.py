@@ -13,7 +13,6 @@ from typing import Any
 from . import active
 from .api import Api, ApiRun
 from .artifact import Artifact, ArtifactFile
-from .bundle import export_bundle, import_bundle
 from .errors import (
     ConflictError,
     IntegrityError,
@@ -24,18 +23,26 @@ from .errors import (
     StorageError,
 )
 from .media import Image
-from .mirror import copy_store
-from .outbox_sync import sync
 from .run_config import Config, Summary
 from .runs import Run, finish, init, log, save
 
 __version__ = "0.1.0"
 
 
+_MOVING = {"sync": "outbox_sync", "copy_store": "mirror",
+           "export_bundle": "bundle", "import_bundle": "bundle"}
+"""Moving work between stores: imported on first use, so that every other call starts faster."""
+
+
 def __getattr__(name: str) -> Any:
-    """``registry.run``, ``registry.config``, ``registry.summary``: the active run's, as in W&B."""
+    """``registry.run``, ``registry.config``, ``registry.summary``: the active run's, as in W&B;
+    ``sync``, ``copy_store``, ``export_bundle``, ``import_bundle`` from their modules."""
     if name in ("run", "config", "summary"):
         return getattr(active, name)
+    if name in _MOVING:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_MOVING[name]}", __name__), name)
     raise AttributeError(f"module 'registry' has no attribute {name!r}")
 
 __all__ = [

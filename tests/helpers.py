@@ -67,3 +67,17 @@ def close_and_reap(procs) -> None:
             p.kill()
     for p in procs:
         assert p.returncode == 0, p.stderr.read()[-3000:]
+
+
+def kill_when_paused(proc: subprocess.Popen, point: str) -> None:
+    """Wait for a worker to print ``PAUSED <point>``, then SIGKILL it there (as a crash would)."""
+    import os
+    import signal
+
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith(f"PAUSED {point}"), proc.stderr.read()[-2000:]  # type: ignore[union-attr]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()

@@ -2,8 +2,6 @@
 diverged history."""
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -13,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import registry
+from helpers import kill_when_paused
 from registry.cli import cli
 from registry.endpoints import open_side
 from registry.mirror import DivergedError
@@ -189,13 +188,7 @@ def test_a_copy_killed_at_any_point_then_rerun_ends_mirrored(kind: str, point: s
     proc = subprocess.Popen([sys.executable, worker, "copy", src, dst, "proj", point],
                             env=subprocess_env(src, tmp_path / "copier-cache"), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith(f"PAUSED {point}"), proc.stderr.read()[-2000:]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
+    kill_when_paused(proc, point)
 
     registry.copy_store(src, dst, projects=["proj"])
 

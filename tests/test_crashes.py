@@ -1,7 +1,6 @@
 """A writer killed at any point of logging leaves no version or a complete one; the next succeeds."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import registry
+from helpers import kill_when_paused
 from store_fixtures import subprocess_env
 from test_races import WORKER
 
@@ -57,13 +57,7 @@ def test_writer_exiting_at_each_point_leaves_nothing_half_visible(store_url: str
 def test_sigkill_mid_upload_leaves_no_version(store_url: str, tmp_path: Path) -> None:
     env = writer_env(store_url, tmp_path, REGISTRY_TEST_PAUSE_AT="after-blobs")
     proc = subprocess.Popen([sys.executable, WORKER, "data", "0", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("PAUSED after-blobs"), proc.stderr.read()[-2000:]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
+    kill_when_paused(proc, "after-blobs")
     assert proc.returncode == -signal.SIGKILL
     api = registry.Api(store_url)
     with pytest.raises(registry.NotFoundError):

@@ -7,8 +7,6 @@ listens, so any attempt to reach the store fails the test.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +16,7 @@ from click.testing import CliRunner
 
 import registry
 from registry.cli import cli
-from helpers import log_files
+from helpers import kill_when_paused, log_files
 from servers import pick_ports
 from store_fixtures import subprocess_env
 
@@ -171,13 +169,7 @@ def test_sync_killed_at_any_point_then_rerun_publishes_exactly_once(store_url: s
     logged = run_machine(store_url, machine, "log", "data", "2", "a")["logged"]
     proc = subprocess.Popen([sys.executable, WORKER, "sync", point], env=machine_env(store_url, machine, offline=False),
                             cwd=machine, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith(f"PAUSED {point}"), proc.stderr.read()[-2000:]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
+    kill_when_paused(proc, point)
 
     report = sync_as(machine, monkeypatch)
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from .. import copy_store, export_bundle, import_bundle, sync
 from ..errors import ConflictError
 from ..settings import format_size
 from .errors import CliError
@@ -25,6 +24,8 @@ def sync_cmd(state: State, dry_run: bool) -> None:
     someone moved in the store meanwhile is reported (exit 3) and left alone. Safe to run
     again, also after being killed: nothing is ever published twice.
     """
+    from ..outbox_sync import sync  # these modules load only for their commands: a faster start
+
     report = sync(state.url, dry_run=dry_run)
     if state.json:
         state.emit_json(asdict(report))
@@ -78,6 +79,8 @@ def copy_cmd(state: State, src_url: str, dst_url: str, addresses: tuple[str, ...
     when run again. A destination whose history diverged (a version number holding other
     contents) is refused (exit 3) before anything is written.
     """
+    from ..mirror import copy_store
+
     report = copy_store(src_url, dst_url, projects=list(projects), addresses=list(addresses),
                         default_project=state.default_project, dry_run=dry_run,
                         source_endpoint=src_endpoint, source_profile=src_profile,
@@ -114,6 +117,8 @@ def export_cmd(state: State, addresses: tuple[str, ...], projects: tuple[str, ..
     and the runs that logged them, for a site with no network: `registry import` reads it."""
     if not addresses and not projects:
         raise click.UsageError("name at least one ADDRESS or --project")
+    from ..bundle import export_bundle
+
     report = export_bundle(state.api.store, output, projects=list(projects), addresses=list(addresses),
                            default_project=state.default_project)
     if state.json:
@@ -129,6 +134,8 @@ def export_cmd(state: State, addresses: tuple[str, ...], projects: tuple[str, ..
 @pass_state
 def import_cmd(state: State, bundle: Path) -> None:
     """Verify every byte of BUNDLE (from `registry export`) and commit what it holds into the store."""
+    from ..bundle import import_bundle
+
     report = import_bundle(state.api.store, bundle)
     if state.json:
         state.emit_json(asdict(report))
