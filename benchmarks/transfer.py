@@ -99,16 +99,20 @@ def _stats():
 if os.environ.get("BENCH_NO_COUNT"):
     import registry
 else:
-    import backends.s3 as _s3
-    _maker = "make_client" if hasattr(_s3, "make_client") else "_make_client"  # newer / older code
-    _make = getattr(_s3, _maker)
-    def _count(model, **kw):
-        _calls.append(model.name)
-    def _make_counted():
-        client = _make()
-        client.meta.events.register("before-call.s3", _count)
-        return client
-    setattr(_s3, _maker, _make_counted)
+    import importlib.util
+    if importlib.util.find_spec("backends.s3_obstore") is None or os.environ.get("REGISTRY_S3_ENGINE") == "botocore":
+        # older code, or the botocore engine: count through botocore's hook (importing botocore
+        # here costs the worker ~0.15 s of start-up, so it is done only when botocore is in use)
+        import backends.s3 as _s3
+        _maker = "make_client" if hasattr(_s3, "make_client") else "_make_client"  # newer / older code
+        _make = getattr(_s3, _maker)
+        def _count(model, **kw):
+            _calls.append(model.name)
+        def _make_counted():
+            client = _make()
+            client.meta.events.register("before-call.s3", _count)
+            return client
+        setattr(_s3, _maker, _make_counted)
     try:  # the obstore engine: count its calls (a multipart upload counts once, as "MultipartUpload")
         import obstore as _ob
         def _counted(fn, label):
