@@ -407,6 +407,22 @@ def own_seaweed(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
         server.stop()
 
 
+def wait_until_the_bucket_answers(server, bucket: str, timeout: float = 60) -> None:
+    """A restarted SeaweedFS answers its gateway first and InternalError on a bucket's objects for a
+    while; on a busy machine that outlasts botocore's retry quota, which the outage has used up."""
+    client = server.client(retries={"max_attempts": 1})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.put_object(Bucket=bucket, Key="ready-check", Body=b"1")
+            client.delete_object(Bucket=bucket, Key="ready-check")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def test_seaweed_stopped_and_restarted_during_a_run(own_seaweed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While the server is down every attempt fails (short backoff, to fail fast); once it is
     back, botocore's real backoff applies, as a server that has just restarted may answer 500
@@ -430,6 +446,7 @@ def test_seaweed_stopped_and_restarted_during_a_run(own_seaweed, tmp_path: Path,
         with pytest.raises(registry.StorageError):
             registry.Api(url).artifact("proj/data:v0")  # reads too
         server.restart()
+        wait_until_the_bucket_answers(server, "restart")
         monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", REAL_DELAY_AMOUNT)
         again = registry.Artifact("data", type="dataset")
         with again.new_file("a.txt") as f:
