@@ -81,28 +81,12 @@ _log = logging.getLogger("registry")
 _STATUS = re.compile(r"status code: (\d{3})")
 _CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>|\(code: ([A-Za-z0-9.]+)\)")
 """The S3 error code: from an XML answer, or from obstore's text for a bulk delete's per-key error."""
-_METHOD = re.compile(r"Error performing (GET|PUT|POST|DELETE|HEAD) \S+?(?:\?(\S*))?(?: in |$)")
 T = TypeVar("T")
 
 
 def _status(error: Exception) -> int | None:
     found = _STATUS.search(str(error))
     return int(found.group(1)) if found else None
-
-
-def _operation(error: Exception) -> str:
-    """The S3 operation a failed request was, from obstore's "Error performing PUT http://..." text."""
-    if "DeleteObjects request failed" in str(error):
-        return "DeleteObject"
-    found = _METHOD.search(str(error))
-    method, query = (found.group(1), found.group(2) or "") if found else ("", "")
-    if method == "PUT":
-        return "UploadPart" if "partNumber" in query else "PutObject"
-    if method == "POST":
-        return "DeleteObjects" if query.startswith("delete") else "CompleteMultipartUpload"
-    if method == "GET":
-        return "ListObjectsV2" if "list-type" in query else "GetObject"
-    return {"HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method, "request")
 
 
 def _code(error: Exception) -> str:
@@ -135,7 +119,7 @@ class ObstoreS3Backend(ProbedOnce, Backend):
         self._announced = threading.local()
 
     # -- requests, retries and errors --------------------------------------------------------
-    def _request(self, key: str, send: Callable[[], T]) -> T:
+    def _request(self, key: str, send: Callable[[], T], operation: str = "GetObject") -> T:
         """One request, retried as the module docstring says; errors become builtin or backend ones."""
         self._announced.done = False
         cost = RETRY_COST
@@ -152,7 +136,7 @@ class ObstoreS3Backend(ProbedOnce, Backend):
                 retryable = server_busy or (connection_failed and self.answered)
                 cost = RETRY_COST_CONNECTION if connection_failed else RETRY_COST
                 if not retryable or attempt == MAX_ATTEMPTS or not self.quota.spend(cost):
-                    raise self._translate(e, key) from None
+                    raise self._translate(e, key, operation) from None
                 self._wait(attempt, f"HTTP {status}" if status else "connection failed")
                 continue
             self.answered = True
@@ -169,7 +153,7 @@ class ObstoreS3Backend(ProbedOnce, Backend):
             _log.warning(waiting_message(self.endpoint, reason))
         time.sleep(random.uniform(0, min(MAX_BACKOFF, FIRST_BACKOFF * 2**attempt)))
 
-    def _translate(self, error: Exception, key: str) -> Exception:
+    def _translate(self, error: Exception, key: str, operation: str) -> Exception:
         where = f"{self.url} at {self.endpoint}"
         code = _code(error)
         if code == "NoSuchBucket":
@@ -182,7 +166,7 @@ class ObstoreS3Backend(ProbedOnce, Backend):
             return PreconditionFailed(f"{key} changed since it was read")
         status = _status(error)
         if code in FORBIDDEN_CODES:  # valid credentials, refused by the server's permissions
-            return AccessDenied(permission_message(_operation(error), key, self.url))
+            return AccessDenied(permission_message(operation, key, self.url))
         if isinstance(error, ox.PermissionDeniedError | ox.UnauthenticatedError) or status in (401, 403):
             return denied(where, code)
         if status is None and not self.answered:
@@ -269,7 +253,7 @@ class ObstoreS3Backend(ProbedOnce, Backend):
                 self.budget.release(PART_SIZE)
 
     def stat(self, key: str) -> ObjectInfo:
-        return _info(self._request(key, lambda: obstore.head(self.store, key)), key)
+        return _info(self._request(key, lambda: obstore.head(self.store, key), "HeadObject"), key)
 
     def list(self, prefix: str, offset: str | None = None) -> Iterator[ObjectInfo]:
         """Keys under ``prefix`` (a "directory": every caller's prefix ends with ``/``), after
@@ -287,7 +271,7 @@ class ObstoreS3Backend(ProbedOnce, Backend):
                 stream = None
                 raise
 
-        while (batch := self._request(prefix, next_page)) is not None:
+        while (batch := self._request(prefix, next_page, "ListObjectsV2")) is not None:
             for meta in batch:
                 after = meta["path"]
                 yield _info(meta)
@@ -296,12 +280,18 @@ class ObstoreS3Backend(ProbedOnce, Backend):
         if start_after is not None:  # the few names after a recent one: their objects, listed from there
             rests = (info.key[len(prefix) :] for info in self.list(prefix, offset=prefix + start_after))
             return sorted({rest.split("/", 1)[0] for rest in rests if "/" in rest} - {start_after})
-        listing = self._request(prefix, lambda: obstore.list_with_delimiter(self.store, prefix or None))
+        listing = self._request(
+            prefix, lambda: obstore.list_with_delimiter(self.store, prefix or None), "ListObjectsV2")
         return sorted(p[len(prefix) :].rstrip("/") for p in listing["common_prefixes"])
 
     # -- writes ----------------------------------------------------------------------------
+    def _put(self, key: str, data: bytes, mode: Any = None) -> Any:
+        """One PUT of bytes held in memory (a retry resends exactly them); ``mode`` as obstore's."""
+        return self._request(key, lambda: obstore.put(self.store, key, data, use_multipart=False, mode=mode),
+                             "PutObject")
+
     def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
-        self._request(key, lambda: obstore.put(self.store, key, data, use_multipart=False))
+        self._put(key, data)
 
     def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:
         """What is sent is hashed as it is read and must match ``sha256``: a file that changed
@@ -314,7 +304,7 @@ class ObstoreS3Backend(ProbedOnce, Backend):
                     data = _read_exactly(file, size)
                     if sha256 and hashlib.sha256(data).hexdigest() != sha256:
                         raise ContentMismatch(changed_message(path, sha256))
-                    self._request(key, lambda: obstore.put(self.store, key, data, use_multipart=False))
+                    self._put(key, data)
                 if progress:
                     progress(size)
                 return
@@ -323,21 +313,21 @@ class ObstoreS3Backend(ProbedOnce, Backend):
                 self._request(key, lambda: obstore.put(
                     store, key, _hashed_parts(file, size, sha256, path, progress),
                     use_multipart=True, chunk_size=PART_SIZE, max_concurrency=PARTS_IN_FLIGHT,
-                ))
+                ), "PutObject")
 
     def write_if_absent(self, key: str, data: bytes) -> str:
-        result = self._request(key, lambda: obstore.put(self.store, key, data, mode="create"))
+        result = self._put(key, data, "create")
         return str(result["e_tag"])
 
     def write_if_match(self, key: str, data: bytes, token: str) -> str:
         try:
-            result = self._request(key, lambda: obstore.put(self.store, key, data, mode={"e_tag": token}))
+            result = self._put(key, data, {"e_tag": token})
         except FileNotFoundError:
             raise PreconditionFailed(f"{key} was deleted since it was read") from None
         return str(result["e_tag"])
 
     def delete(self, key: str) -> None:
-        self._request(key, lambda: obstore.delete(self.store, key))
+        self._request(key, lambda: obstore.delete(self.store, key), "DeleteObject")
 
     def delete_if_match(self, key: str, token: str) -> None:
         """obstore has no conditional DELETE: a presigned DELETE carrying ``If-Match``."""
@@ -354,13 +344,12 @@ class ObstoreS3Backend(ProbedOnce, Backend):
                     raise ox.PreconditionError("status code: 412") from None
                 if e.code == 404:
                     raise FileNotFoundError(key) from None
-                raise ox.GenericError(f"Error performing DELETE {key} in a presigned request - "
-                                      f"status code: {e.code} {body}") from None
+                raise ox.GenericError(f"status code: {e.code} {body}") from None
             except (OSError, http.client.HTTPException):  # refused, reset, or the answer lost
                 raise ox.GenericError("error sending request") from None
 
         try:
-            self._request(key, send)
+            self._request(key, send, "DeleteObject")
         except FileNotFoundError:
             raise PreconditionFailed(f"{key} was deleted since it was read") from None
 

@@ -133,29 +133,12 @@ class HashedInOrder:
         while view:
             view = view[os.pwrite(self.fd, view, self._offset) :]
             self._offset = start + len(data) - len(view)
-        self._joined(start)
-        return len(data)
-
-    def write_at(self, start: int, data) -> None:
-        """Write ``data`` at ``start`` (threads may call this at once, for different stretches)."""
-        view, at = memoryview(data), start
-        while view:
-            written = os.pwrite(self.fd, view, at)
-            view, at = view[written:], at + written
-        with self._changed:
-            self._written[start] = max(at, self._written.get(start, 0))
-            self._advance()
-
-    def _joined(self, start: int) -> None:
         with self._changed:
             self._written[start] = max(self._offset, self._written.get(start, 0))
-            self._advance()
-
-    def _advance(self) -> None:
-        """Extend the written prefix over stretches that now join it (holding ``_changed``)."""
-        while self._prefix in self._written:
-            self._prefix = max(self._prefix, self._written.pop(self._prefix))
-        self._changed.notify()
+            while self._prefix in self._written:
+                self._prefix = max(self._prefix, self._written.pop(self._prefix))
+            self._changed.notify()
+        return len(data)
 
     def _follow(self) -> None:
         hashed = 0
