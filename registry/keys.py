@@ -20,6 +20,28 @@ def sha_of_blob_key(key: str) -> str:
     return two + rest
 
 
+def packs_prefix() -> str:
+    return "packs/"
+
+
+def pack(pack_id: str) -> str:
+    """A pack of chunks (format 2), named by the sha256 of its bytes."""
+    return f"packs/{pack_id[:2]}/{pack_id}.pack"
+
+
+def pack_index_prefix() -> str:
+    return "index/"
+
+
+def pack_index(pack_id: str) -> str:
+    """A copy of a pack's footer, so the dedup index is built from small objects alone."""
+    return f"index/{pack_id[:2]}/{pack_id}.idx"
+
+
+def pack_id_of_index_key(key: str) -> str:
+    return key.rsplit("/", 1)[-1].removesuffix(".idx")
+
+
 def projects_prefix() -> str:
     return "projects/"
 

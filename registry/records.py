@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -38,15 +38,17 @@ def canonical_json(value: Any) -> bytes:
 
 class Record(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+    SCHEMAS: ClassVar[tuple[int, ...]] = (SCHEMA_VERSION,)
+    """The schema numbers this version of registry reads for this kind of record."""
     schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
 
     @field_validator("schema_version")
     @classmethod
     def _known_schema(cls, value: int) -> int:
-        if value != SCHEMA_VERSION:
+        if value not in cls.SCHEMAS:
             raise ValueError(
-                f"schema {value} is not supported by this version of registry (expects {SCHEMA_VERSION}); "
-                "upgrade registry"
+                f"schema {value} is not supported by this version of registry (expects "
+                f"{' or '.join(map(str, cls.SCHEMAS))}); upgrade registry"
             )
         return value
 
@@ -89,8 +91,23 @@ class RunRef(BaseModel):
     id: str
 
 
+def _omit_none(data: dict[str, Any], *fields: str) -> dict[str, Any]:
+    """Drop optional fields that are absent, so records written without them keep their bytes."""
+    for name in fields:
+        if name in data and data[name] is None:
+            del data[name]
+    return data
+
+
 class VersionRecord(Record):
-    """``projects/<p>/artifacts/<name>/versions/v<N>.json``: immutable once written."""
+    """``projects/<p>/artifacts/<name>/versions/v<N>.json``: immutable once written.
+
+    Schema 1: ``digest`` is the sha256 of one file-list blob. Schema 2 (docs/FORMAT.md, format 2):
+    ``digest`` is the sha256 of the root manifest page, and ``packs`` names the packs that held
+    the version's chunks when it was written (a hint: gc may have repacked them since).
+    """
+
+    SCHEMAS: ClassVar[tuple[int, ...]] = (1, 2)
 
     project: str
     name: str
@@ -106,6 +123,17 @@ class VersionRecord(Record):
     commit_id: str
     source: ArtifactRef | None = None
     """Set on a registry link (``registry/<collection>:vN``): the version whose contents it is."""
+    packs: tuple[str, ...] | None = None
+    """Schema 2 only: ids of the packs its chunks were written to or found in (absent otherwise)."""
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_packs(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_none(handler(self), "packs")
+
+    @property
+    def paged(self) -> bool:
+        """Whether ``digest`` names a root manifest page (format 2) rather than a file list."""
+        return self.schema_version == 2
 
     @field_validator("project", "name", "type")
     @classmethod
@@ -180,13 +208,17 @@ class FileEntry(BaseModel):
     size: int = Field(ge=0)
     ref: Reference | None = None
     """Set only on a reference; absent from the JSON otherwise, so older entries keep their bytes."""
+    chunks: tuple[tuple[str, int], ...] | None = None
+    """Format 2, files of ``chunking.SMALL_FILE_MAX`` bytes or more: (chunk sha256, length) in
+    file order. Absent for a file stored whole (its chunk id is its own sha256)."""
 
     @model_serializer(mode="wrap")
     def _omit_absent_ref(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
-        if data.get("ref", 0) is None:
-            del data["ref"]
-        return data
+        return _omit_none(handler(self), "ref", "chunks")
+
+    def chunk_list(self) -> tuple[tuple[str, int], ...]:
+        """The chunks that make up this file's bytes: its own sha256 when stored whole."""
+        return self.chunks if self.chunks is not None else ((self.sha256, self.size),)
 
     @field_validator("path")
     @classmethod
