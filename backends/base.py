@@ -38,6 +38,11 @@ class Backend(ABC):
         """Object and the token to pass to ``write_if_match``."""
 
     @abstractmethod
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of an object (a pack's chunks); ``FileNotFoundError`` when missing.
+        Shorter data comes back when the object ends early: the caller checks."""
+
+    @abstractmethod
     def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
         """Stream an object into ``path`` (overwritten), never holding it all in memory.
 

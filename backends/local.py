@@ -81,6 +81,10 @@ class LocalBackend(Backend):
         with open(self._path(key), "rb") as f:
             return f.read(), _token(os.fstat(f.fileno()))
 
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        with open(self._path(key), "rb") as f:
+            return os.pread(f.fileno(), max(0, end - start), start)
+
     def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
         with open(self._path(key), "rb") as src, open(path, "wb") as out:
             while chunk := src.read(_CHUNK):

@@ -168,6 +168,15 @@ class S3Backend(ProbedOnce, Backend):
         except (BotoCoreError, OSError) as e:
             raise self._translate(e, key) from None
 
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        response = self._call(key, "get_object", Range=f"bytes={start}-{end - 1}")
+        try:
+            return response["Body"].read()
+        except (BotoCoreError, OSError) as e:
+            raise self._translate(e, key) from None
+
     def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
         """Returns True when ``hasher`` was fed every byte written, in order.
 

@@ -188,6 +188,11 @@ class ObstoreS3Backend(ProbedOnce, Backend):
 
         return self._request(key, send)
 
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        return bytes(self._request(key, lambda: obstore.get_range(self.store, key, start=start, end=end)))
+
     def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
         """Small objects in one GET; large ones as ranged GETs in parallel, written and hashed
         in order as they arrive: every byte is written once and never read back."""

@@ -295,7 +295,7 @@ class Api:
         >>> artifact = Api().artifact("mnist-pipeline/mnist-raw:v0")                  # doctest: +SKIP
         >>> path = Api().cached_file(artifact.file_list().by_path()["README.md"])    # doctest: +SKIP
         """
-        path = self.store.cache.ensure(entry.sha256, entry.size, what=entry.path)
+        path = self.store.cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks)
         self.store.cache.touch([path])
         self.store.cache.clean(keep=frozenset([path]))  # REGISTRY_CACHE_MAX (if set): evict, but not this one
         return path

@@ -17,14 +17,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .api_run import ApiRun
 from .artifact_state import VersionState
-from .download import DownloadReport, materialize
+from .download import DownloadReport, Prefetch, materialize
 from .download_root import safe_destination
 from .draft import ArtifactDraft, SymlinkPolicy
 from .errors import IntegrityError, InvalidNameError, NotFoundError, RegistryError
-from .filelists import read_file_list
+from .filelists import read_file_list, version_entries
 from .hashing import sha256_file
 from .jsonable import to_jsonable
 from .names import validate_name, validate_path
+from .pack_reader import PackedReader
 from .records import ArtifactRef, FileEntry, FileList, VersionRecord
 from .references import find_references, place_references, source_matches, staged
 from .run_records import read_run, users_of
@@ -287,8 +288,11 @@ class Artifact(VersionState):
         >>> report = artifact.pull("./model", overwrite=False)   # doctest: +SKIP
         >>> report.fetched_bytes, report.unchanged                # doctest: +SKIP
         """
-        store, _ = self._logged()
-        files = _select(self.file_list(), path_prefix, paths)
+        store, record = self._logged()
+        if self._files is None and record.paged:  # format 2: read only the pages under the prefix
+            files = _select(version_entries(store, record, path_prefix or None), None, paths)
+        else:
+            files = _select(self.file_list().files, path_prefix, paths)
         target = Path(root) if root is not None else self.default_root()
         stored = [f for f in files if f.ref is None]
         refs = [f for f in files if f.ref is not None]
@@ -297,12 +301,20 @@ class Artifact(VersionState):
                         allow_missing=allow_missing_references) as references:
                 report = materialize(store.cache, store.hashes, stored, target,
                                      workers=store.settings.workers, clean=clean and not refs,
-                                     overwrite=overwrite, progress=progress)
+                                     overwrite=overwrite, progress=progress, prefetch=self._prefetch(store))
                 if refs:
                     place_references(report, references, store.hashes, clean)
         finally:
             store.cache.clean()  # REGISTRY_CACHE_MAX (if set): evict least recently used entries
         return report
+
+    def _prefetch(self, store: Store) -> Prefetch | None:
+        """A remote store: fetch the files held in packs (format 2, or migrated) in bulk."""
+        record = self.record
+        if store.cache.is_store:
+            return None
+        reader = PackedReader(store.backend, store.pack_indexes, store.cache)
+        return lambda entries, progress: reader.fetch(entries, hints=record.packs or (), progress=progress)
 
     def download(self, root: str | os.PathLike | None = None, path_prefix: str | None = None, *,
                  clean: bool = False, overwrite: bool = True, progress=None,
@@ -390,8 +402,8 @@ class Artifact(VersionState):
         return f"<Artifact {self.qualified_name} {self.type}>"
 
 
-def _select(files: FileList, path_prefix: str | None, paths: Iterable[str] | None) -> list[FileEntry]:
-    selected = list(files.files)
+def _select(files: Iterable[FileEntry], path_prefix: str | None, paths: Iterable[str] | None) -> list[FileEntry]:
+    selected = list(files)
     if path_prefix:
         selected = [f for f in selected if f.path.startswith(path_prefix)]
     if paths is not None:

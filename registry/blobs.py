@@ -14,6 +14,7 @@ from backends import Backend, ContentMismatch
 from . import keys
 from .errors import IntegrityError, NotFoundError
 from .hashing import sha256_bytes, sha256_file, write_all
+from .pack_locations import PackIndexes
 from .tempnames import temp_beside
 
 LIST_THRESHOLD = 256
@@ -26,11 +27,13 @@ Progress = Callable[[int], None]
 
 
 class BlobStore:
-    """Content-addressed bodies: ``blobs/sha256/<2 hex>/<rest>``; every read is verified."""
+    """Content-addressed bodies: ``blobs/sha256/<2 hex>/<rest>``, or (format 2) chunks in packs
+    found through ``packs``; every read is verified."""
 
-    def __init__(self, backend: Backend, workers: int = 16) -> None:
+    def __init__(self, backend: Backend, workers: int = 16, packs: PackIndexes | None = None) -> None:
         self.backend = backend
         self.workers = workers
+        self.packs = packs
 
     def exists(self, sha256: str) -> bool:
         return self.backend.exists(keys.blob(sha256))
@@ -38,7 +41,12 @@ class BlobStore:
     def missing(self, shas: Iterable[str]) -> set[str]:
         """Which of ``shas`` the store lacks: one HEAD each in parallel, or, for many blobs in a
         store that is not huge, one listing per ``<2 hex>`` prefix (at most 256 requests)."""
-        todo = sorted(set(shas))
+        absent = self._missing_loose(sorted(set(shas)))
+        if absent and self.packs is not None:
+            absent -= self.packs.locate(absent).keys()
+        return absent
+
+    def _missing_loose(self, todo: list[str]) -> set[str]:
         if not todo:
             return set()
         if len(todo) >= LIST_THRESHOLD:
@@ -107,10 +115,7 @@ class BlobStore:
         try:
             data = self.backend.read(keys.blob(sha256))
         except FileNotFoundError:
-            raise NotFoundError(
-                f"blob {keys.blob(sha256)}{_for(what)} is missing from the store: "
-                "re-log the artifact that holds it"
-            ) from None
+            data = self._read_packed(sha256, what)
         if sha256_bytes(data) != sha256:
             raise IntegrityError(
                 f"blob {keys.blob(sha256)}{_for(what)} does not match its sha256: "
@@ -118,22 +123,43 @@ class BlobStore:
             )
         return data
 
+    def _read_packed(self, chunk_id: str, what: str) -> bytes:
+        """A chunk's bytes out of its pack (unverified: the caller checks them)."""
+        where = self.packs.locate([chunk_id]).get(chunk_id) if self.packs is not None else None
+        if where is None:
+            raise NotFoundError(
+                f"blob {keys.blob(chunk_id)}{_for(what)} is missing from the store: "
+                "re-log the artifact that holds it"
+            )
+        data = self.backend.read_range(keys.pack(where.pack), where.offset, where.offset + where.length)
+        if len(data) != where.length:
+            raise IntegrityError(f"pack {keys.pack(where.pack)} is shorter than its index says: the store copy "
+                                 "is corrupt; re-log the artifact that holds it")
+        return data
+
     def fetch(
         self, sha256: str, dest: Path, size: int | None = None, what: str = "", copy_to: Path | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, chunks: tuple[tuple[str, int], ...] | None = None,
     ) -> None:
         """Download a blob to ``dest`` through a temp file; bad bytes never reach ``dest``.
 
         With ``copy_to`` (a new file) the same bytes are written there too while they stream
         in, which saves copying the entry afterwards; the caller must discard that file
-        unless this returns. ``progress`` gets byte counts as they arrive.
+        unless this returns. ``progress`` gets byte counts as they arrive. A file stored as
+        ``chunks`` (format 2) is put together from them, each checked, then the whole.
         """
         temp = temp_beside(dest)
         try:
             hasher = hashlib.sha256()
             try:
                 with _Tee(hasher, copy_to, progress) as sink:
-                    streamed = self.backend.read_to_file(keys.blob(sha256), temp, size=size, hasher=sink)
+                    if chunks is not None:
+                        streamed = self._assemble(chunks, temp, sink, what)
+                    else:
+                        try:
+                            streamed = self.backend.read_to_file(keys.blob(sha256), temp, size=size, hasher=sink)
+                        except FileNotFoundError:
+                            streamed = self._assemble(((sha256, size or 0),), temp, sink, what)
                     if not streamed:
                         if copy_to is not None:
                             copy_to.unlink()
@@ -154,6 +180,18 @@ class BlobStore:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
+
+    def _assemble(self, chunks: Iterable[tuple[str, int]], temp: Path, sink: _Tee, what: str) -> bool:
+        """Write chunks in order into ``temp``, each checked against its id, feeding ``sink``."""
+        with open(temp, "wb", buffering=0) as out:
+            for chunk_id, _ in chunks:
+                data = self._read_packed(chunk_id, what)
+                if sha256_bytes(data) != chunk_id:
+                    raise IntegrityError(f"chunk {chunk_id[:12]}...{_for(what)} does not match its sha256: "
+                                         "the store copy is corrupt; re-log it")
+                write_all(out, data)
+                sink.update(data)
+        return True
 
 
 class _Tee:

@@ -24,6 +24,7 @@ from .errors import IntegrityError, InvalidNameError
 from .hashing import sha256_file
 from .mirror import CopyReport, copy, select
 from .names import validate_path
+from .packs import parse_index
 from .records import Record, now, parse
 from .settings import Settings
 from .store import Store
@@ -31,6 +32,8 @@ from .tempnames import temp_beside
 
 MANIFEST = "bundle.json"
 _BLOB = re.compile(r"blobs/sha256/[0-9a-f]{2}/[0-9a-f]{62}")
+_PACK = re.compile(r"packs/([0-9a-f]{2})/(\1[0-9a-f]{62})\.pack")
+_INDEX = re.compile(r"index/([0-9a-f]{2})/(\1[0-9a-f]{62})\.idx")
 _SKIPPED = (".tmp/", ".locks/", "inflight/", "gc/")
 
 
@@ -138,7 +141,8 @@ def _checked_name(member: tarfile.TarInfo, bundle: Path) -> str:
         validate_path(name)  # no absolute paths, no '..', no backslashes or control characters
     except InvalidNameError:
         raise InvalidNameError(f"{bundle} holds an unsafe path {name!r}: refusing it") from None
-    if name != MANIFEST and not name.startswith(keys.projects_prefix()) and not _BLOB.fullmatch(name):
+    if name != MANIFEST and not name.startswith(keys.projects_prefix()) \
+            and not any(form.fullmatch(name) for form in (_BLOB, _PACK, _INDEX)):
         raise InvalidNameError(f"{bundle} holds {name!r}, which is not part of a store: refusing it")
     return name
 
@@ -151,7 +155,8 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
 
 
 def _verify_blobs(root: Path) -> None:
-    """Every blob's bytes must hash to its name before anything reaches the destination."""
+    """Every blob's and pack's bytes must hash to its name, and every pack index must parse,
+    before anything reaches the destination."""
     blobs = root / keys.blob_prefix()
     for path in blobs.rglob("*") if blobs.is_dir() else []:
         if path.is_file():
@@ -159,4 +164,12 @@ def _verify_blobs(root: Path) -> None:
             if sha256_file(path) != sha:
                 raise IntegrityError(f"bundle blob {keys.blob(sha)} does not match its sha256: "
                                      "the bundle is corrupt; nothing was imported")
+    packs = root / keys.packs_prefix()
+    for path in packs.rglob("*.pack") if packs.is_dir() else []:
+        if sha256_file(path) != path.stem:
+            raise IntegrityError(f"bundle pack {keys.pack(path.stem)} does not match its sha256: "
+                                 "the bundle is corrupt; nothing was imported")
+    indexes = root / keys.pack_index_prefix()
+    for path in indexes.rglob("*.idx") if indexes.is_dir() else []:
+        parse_index(path.read_bytes(), f"bundle {keys.pack_index(path.stem)}")
 

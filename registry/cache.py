@@ -17,7 +17,7 @@ from . import keys
 from .blobs import BlobStore, Progress
 from .cache_index import CacheIndex, as_recorded
 from .errors import IntegrityError, NotFoundError
-from .hashing import sha256_file
+from .hashing import sha256_file, write_all
 from .placement import Placement, copy_file
 from .settings import LinkMode
 from .tempnames import temp_beside
@@ -25,6 +25,7 @@ from .tempnames import temp_beside
 LOCK_MIN = 8 * 1024 * 1024
 """From this size a fetch takes a file lock, so that two processes never fetch it twice."""
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+Chunks = tuple[tuple[str, int], ...]
 
 
 class Cache:
@@ -71,7 +72,7 @@ class Cache:
 
     # -- entries ---------------------------------------------------------------------------
     def ensure(self, sha256: str, size: int | None, what: str = "", copy_to: Path | None = None,
-               progress: Progress | None = None) -> Path:
+               progress: Progress | None = None, chunks: Chunks | None = None) -> Path:
         """A verified local copy of a blob, obtained only when missing or altered.
 
         ``copy_to`` (a new file) gets the same bytes: written as they stream in when the
@@ -79,25 +80,30 @@ class Cache:
         counts: as they arrive, or all at once when it was already here.
         """
         path = self.entry_path(sha256)
-        fetched = not self.is_valid(path, size) and self._obtain(sha256, path, size, what, copy_to, progress)
+        fetched = not self.is_valid(path, size) and self._obtain(sha256, path, size, what, copy_to, progress, chunks)
         if not fetched:
             if copy_to is not None:
                 try:
                     copy_file(path, copy_to)
                 except FileNotFoundError:  # evicted by another process since it was checked
-                    return self.ensure(sha256, size, what, copy_to, progress)
+                    return self.ensure(sha256, size, what, copy_to, progress, chunks)
             if progress:
                 progress(size if size is not None else os.path.getsize(path))
         return path
 
     def _obtain(self, sha256: str, path: Path, size: int | None, what: str, copy_to: Path | None,
-                progress: Progress | None) -> bool:
+                progress: Progress | None, chunks: Chunks | None = None) -> bool:
         """Make the entry valid; True when its bytes also went to ``copy_to`` and ``progress``."""
         raise NotImplementedError
 
     def keep(self, sha256: str, data: bytes) -> None:
         """Add bytes this process holds and trusts (a file list it just uploaded), so reading them
         back costs no request. Small things only: uploads are not copied into the cache."""
+
+    def adopt(self, sha256: str, verified: Path | bytes) -> Path:
+        """Make a file (renamed into place) or bytes this process has just verified against
+        ``sha256`` an entry; recorded with the next ``touch``. Files read out of packs land here."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no fetched files")
 
     def verify_entry(self, sha256: str) -> bool:
         """Full re-hash of an entry (``registry verify``)."""
@@ -127,40 +133,53 @@ class DownloadCache(Cache):
     """Blobs fetched from a remote store into the cache directory."""
 
     def _obtain(self, sha256: str, path: Path, size: int | None, what: str, copy_to: Path | None,
-                progress: Progress | None) -> bool:
+                progress: Progress | None, chunks: Chunks | None = None) -> bool:
         if size is not None and size < LOCK_MIN:  # fetching twice costs less than a lock file
-            return self._fetch(sha256, path, size, what, copy_to, progress)
+            return self._fetch(sha256, path, size, what, copy_to, progress, chunks)
         from filelock import FileLock  # imported on first use: it costs every CLI call ~15 ms
 
         with FileLock(str(self._lock_path(sha256))):
             if self.is_valid(path, size):  # another process fetched it meanwhile
                 return False
-            return self._fetch(sha256, path, size, what, copy_to, progress)
+            return self._fetch(sha256, path, size, what, copy_to, progress, chunks)
 
     def _fetch(self, sha256: str, path: Path, size: int | None, what: str, copy_to: Path | None,
-               progress: Progress | None) -> bool:
+               progress: Progress | None, chunks: Chunks | None = None) -> bool:
         if not path.parent.is_dir():  # a stat: cheaper than mkdir's exception when it exists
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.blobs.fetch(sha256, path, size=size, what=what, copy_to=copy_to, progress=progress)
+        self.blobs.fetch(sha256, path, size=size, what=what, copy_to=copy_to, progress=progress, chunks=chunks)
         os.chmod(path, READ_ONLY)
         self.index.record(path, sha256)
         return True
 
     def keep(self, sha256: str, data: bytes) -> None:
+        if not self.is_valid(self.entry_path(sha256), len(data)):
+            self.adopt(sha256, data)
+            self.index.flush()
+
+    def temp_for(self, sha256: str) -> Path:
+        """A new temp file's name beside the entry (same filesystem: ``adopt`` renames it)."""
         path = self.entry_path(sha256)
-        if self.is_valid(path, len(data)):
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = temp_beside(path)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return temp_beside(path)
+
+    def adopt(self, sha256: str, verified: Path | bytes) -> Path:
+        path = self.entry_path(sha256)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        temp = verified if isinstance(verified, Path) else temp_beside(path)
         try:
-            temp.write_bytes(data)
+            if not isinstance(verified, Path):
+                with open(temp, "xb", buffering=0) as out:
+                    write_all(out, verified)
             os.chmod(temp, READ_ONLY)
             os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
         self.index.record(path, sha256)
-        self.index.flush()
+        return path
 
     def verify_entry(self, sha256: str) -> bool:
         """Full re-hash; a bad entry is removed so that the next use fetches it again."""
@@ -221,11 +240,12 @@ class StoreCache(Cache):
         return False  # the fetch of a store blob is a verification: nothing streams to copy along
 
     def _obtain(self, sha256: str, path: Path, size: int | None, what: str, copy_to: Path | None,
-                progress: Progress | None) -> bool:
+                progress: Progress | None, chunks: Chunks | None = None) -> bool:
         if not path.exists():
-            raise NotFoundError(f"blob {keys.blob(sha256)} (file {what!r}) is missing from the store: "
-                                "re-log the artifact that holds it")
-        if sha256_file(path) != sha256:
+            # format 2 chunks copied in from a remote store: written out whole (and verified) on first use
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.blobs.fetch(sha256, path, size=size, what=what, chunks=chunks)
+        elif sha256_file(path) != sha256:
             raise IntegrityError(f"blob {keys.blob(sha256)} (file {what!r}) does not match its sha256: "
                                  "the store copy is corrupt; re-log it")
         os.chmod(path, READ_ONLY)  # hardlinked into download roots: an edit there must not reach the store

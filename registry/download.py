@@ -34,6 +34,8 @@ cache (``copy_file_range``: several times faster than writing the bytes again fr
 
 Progress = Callable[[int, int], None]
 """Called with (bytes, 0) as blobs arrive (or are found locally), then (0, 1) as each file lands."""
+Prefetch = Callable[[list[FileEntry], Callable[[int], None] | None], object]
+"""Fills the cache with as many of these files as it can in bulk (format 2: out of packs)."""
 
 
 @dataclass
@@ -69,8 +71,12 @@ def materialize(
     clean: bool = False,
     overwrite: bool = True,
     progress: Progress | None = None,
+    prefetch: Prefetch | None = None,
 ) -> DownloadReport:
     """Make ``root`` hold ``files`` (plus extras, removed only with ``clean``).
+
+    ``prefetch``, if given, fetches the files the machine lacks into the cache in bulk first;
+    whatever it leaves is fetched one blob at a time.
 
     A file edited locally is overwritten (and listed in ``restored``) only with ``overwrite``;
     without it, ``LocalEditsError`` lists them all before anything is written.
@@ -87,7 +93,7 @@ def materialize(
         raise LocalEditsError(root, edited)
     todo = [target for target, s in zip(targets, states) if s is not DestState.CURRENT]
     report.unchanged = [e.path for (e, _), s in zip(targets, states) if s is DestState.CURRENT]
-    sources = _gather(cache, hashes, todo, cached, root, report, workers, progress)
+    sources = _gather(cache, hashes, todo, cached, root, report, workers, progress, prefetch)
     make_directories(root, todo)  # again: a symlink could have appeared during the fetch
     placed_stats = _place_all(cache, todo, sources, progress)
     report.placed = [entry.path for entry, _ in todo]
@@ -124,7 +130,8 @@ Target = tuple[FileEntry, Path]
 
 
 def _gather(cache: Cache, hashes: HashState, todo: list[Target], cached: dict[str, Path | None], root: Path,
-            report: DownloadReport, workers: int, progress: Progress | None) -> dict[str, _Source]:
+            report: DownloadReport, workers: int, progress: Progress | None,
+            prefetch: Prefetch | None = None) -> dict[str, _Source]:
     """A verified source for every blob ``todo`` needs; blobs the machine lacks are fetched
     (all before any placement, so a bad blob leaves the root as it was)."""
     unique = list({e.sha256: e for e, _ in todo}.values())
@@ -138,8 +145,15 @@ def _gather(cache: Cache, hashes: HashState, todo: list[Target], cached: dict[st
             if e.sha256 in sources:
                 progress(e.size, 0)
     missing = [e for e in unique if e.sha256 not in sources]
-    if missing:
-        sources.update(_fetch_missing(cache, todo, missing, root, workers, progress))
+    if missing and prefetch is not None:
+        prefetch(missing, (lambda count: progress(count, 0)) if progress else None)
+        now_cached = cache.valid_entries({e.sha256: e.size for e in missing})
+        sources.update((sha, _Source(path)) for sha, path in now_cached.items() if path is not None)
+        rest = [e for e in missing if e.sha256 not in sources]
+    else:
+        rest = missing
+    if rest:
+        sources.update(_fetch_missing(cache, todo, rest, root, workers, progress))
     if cache.is_store:  # the local store serves as the cache: nothing crosses a network
         report.cached_bytes += sum(e.size for e in missing)
     else:
@@ -172,7 +186,7 @@ def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: li
     def fetch(entry: FileEntry) -> tuple[str, _Source]:
         temp, dest = early.get(entry.sha256, (None, None))
         path = cache.ensure(entry.sha256, entry.size, what=entry.path, copy_to=temp,
-                            progress=(lambda count: progress(count, 0)) if progress else None)
+                            progress=(lambda count: progress(count, 0)) if progress else None, chunks=entry.chunks)
         return entry.sha256, _Source(path, early=temp, early_dest=dest)
 
     try:
@@ -203,11 +217,12 @@ def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source],
             source.early = None
         elif not (source.verify and _copy_verified(source.path, dest, entry.sha256)):
             # from the cache (a local copy that failed its check is fetched into the cache first)
-            cached = cache.ensure(entry.sha256, entry.size, what=entry.path) if source.verify else source.path
+            cached = cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks) \
+                if source.verify else source.path
             try:
                 cache.place(cached, dest)
             except FileNotFoundError:  # evicted by another process between fetch and placement
-                cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path), dest)
+                cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks), dest)
         if progress:
             progress(0, 1)
         return dest.absolute(), os.stat(dest), entry.sha256

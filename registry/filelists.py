@@ -5,19 +5,48 @@ all read file lists this way, so none of them needs to import another's module f
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from . import keys
 from .errors import IntegrityError
-from .records import FileList, VersionRecord, parse
+from .manifest_pages import iter_entries
+from .records import FileEntry, FileList, VersionRecord, parse
 from .store import Store
 from .versions import read_alias, read_version
 
 
 def read_file_list(store: Store, record: VersionRecord) -> FileList:
-    """A version's file list, from the cache when already fetched, verified against the digest."""
+    """A version's file list, from the cache when already fetched, verified against the digest.
+
+    Format 2 keeps it as a tree of manifest pages: all of them are read (prefer
+    ``version_entries`` where a part of a large version will do)."""
+    if record.paged:
+        return FileList.build(list(version_entries(store, record)))
     what = f"file list of {record.project}/{record.name}:v{record.version}"
     path = store.cache.ensure(record.digest, size=None, what=what)
     store.cache.touch([path])
     return parse(FileList, path.read_bytes(), keys.blob(record.digest))
+
+
+def version_entries(store: Store, record: VersionRecord, prefix: str | None = None) -> Iterator[FileEntry]:
+    """A version's files whose paths start with ``prefix`` (all without one), streamed: a
+    format-2 version reads only the manifest pages that can hold them."""
+    if not record.paged:
+        files = read_file_list(store, record).files
+        yield from (f for f in files if prefix is None or f.path.startswith(prefix))
+        return
+    yield from iter_entries(page_reader(store, record), record.digest, prefix)
+
+
+def page_reader(store: Store, record: VersionRecord | None = None) -> Callable[[str], bytes]:
+    """Manifest pages by sha256, verified, through the cache (a page is an ordinary blob)."""
+    what = f"manifest of {record.project}/{record.name}:v{record.version}" if record else "manifest"
+
+    def read(sha256: str) -> bytes:
+        path = store.cache.ensure(sha256, size=None, what=what)
+        return path.read_bytes()
+
+    return read
 
 
 def latest_file_list(store: Store, project: str, name: str) -> FileList | None:

@@ -11,28 +11,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
 
 from . import keys
 from .errors import NotFoundError, StorageError
-from .filelists import read_file_list
+from .filelists import page_reader, read_file_list, version_entries
+from .gc_packs import collect_packs
+from .gc_report import GcReport
 from .lifecycle import deleted_numbers
+from .manifest_pages import page_digests
 from .protection import collecting, live_markers
-from .records import RunRecord, parse
+from .records import RunRecord, VersionRecord, parse
 from .store import Store
 from .versions import read_version, version_numbers
 
 DEFAULT_GRACE_SECONDS = 24 * 3600
-
-
-@dataclass
-class GcReport:
-    deleted: list[str] = field(default_factory=list)
-    freed_bytes: int = 0
-    kept_young: int = 0
-    kept_in_flight: int = 0
-    referenced: int = 0
-    dry_run: bool = False
 
 
 def referenced_blobs(store: Store, tombstone_grace: float = 0.0,
@@ -58,7 +50,7 @@ def referenced_blobs(store: Store, tombstone_grace: float = 0.0,
                 record = read_version(backend, project, name, number)
                 used.add(record.digest)
                 try:
-                    used.update(f.sha256 for f in read_file_list(store, record).files)
+                    used.update(_blobs_of(store, record))
                 except NotFoundError:
                     continue  # already broken: nothing of it to protect
         for run_id in backend.list_children(keys.runs_prefix(project)):
@@ -69,6 +61,17 @@ def referenced_blobs(store: Store, tombstone_grace: float = 0.0,
             used.update(f.sha256 for f in run.files)
             for info in backend.list(keys.history_prefix(project, run_id)):
                 used.update(_image_blobs(backend.read(info.key)))
+    return used
+
+
+def _blobs_of(store: Store, record: VersionRecord) -> set[str]:
+    """The blobs and chunks a version needs: its files' (or their chunks') and its manifest pages."""
+    if not record.paged:
+        return {f.sha256 for f in read_file_list(store, record).files}
+    used = set(page_digests(page_reader(store, record), record.digest))
+    for entry in version_entries(store, record):
+        if entry.ref is None:
+            used.update(chunk for chunk, _ in entry.chunk_list())
     return used
 
 
@@ -126,4 +129,5 @@ def collect_garbage(
                     store.backend.delete(info.key)
                 report.deleted.append(info.key)
                 report.freed_bytes += info.size
+        collect_packs(store, used, protected, started, grace_seconds, report)
     return report

@@ -20,10 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import keys
-from .blob_transfer import Sent, send_blobs
+from .blob_transfer import Sent, send_packs, send_version
 from .endpoints import open_side
 from .errors import ConflictError, InvalidNameError
-from .filelists import read_file_list
 from .mirror_lifecycle import (
     copy_audit_log,
     copy_document,
@@ -34,7 +33,7 @@ from .mirror_lifecycle import (
     settle_deleted_aliases,
 )
 from .mirror_selection import ArtifactKey, Selection, numbers_upto, select
-from .protection import Protection
+from .protection import Protection, wait_while_collecting
 from .records import DigestIndexEntry, RunRecord, VersionRecord, parse
 from .run_transfer import transfer_run
 from .store import Store
@@ -146,13 +145,15 @@ def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers:
             _write_version(source, dest, record)
             report.copied.append(f"{project}/{name}:v{number}")
             continue
-        files = read_file_list(source, record)
         with Protection(dest.blobs) as guard:
-            report.sent.add(send_blobs(source.blobs, guard, {f.sha256 for f in files.files}))
-            report.sent.add(send_blobs(source.blobs, guard, {record.digest}))
+            sent, packs = send_version(source, guard, record)
+            report.sent.add(sent)
             crash("copy-after-blobs")
             _write_version(source, dest, record)
             guard.settle()
+            if packs:  # a collector that ran meanwhile may have taken a pack found there: send it again
+                wait_while_collecting(dest.backend)
+                report.sent.add(send_packs(source, guard, packs))
         crash("copy-after-version")
         report.copied.append(f"{project}/{name}:v{number}")
 

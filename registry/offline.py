@@ -108,6 +108,12 @@ class OfflineBackend(Backend):
             return data, SEEN_TOKEN + token
         raise FileNotFoundError(key)
 
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        for source in self._readers(key):
+            if source.exists(key):
+                return source.read_range(key, start, end)
+        raise FileNotFoundError(key)
+
     def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
         for source in self._readers(key):
             if source.exists(key):

@@ -9,6 +9,7 @@ uploaded) are checked again and uploaded if a collector removed them meanwhile.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -16,15 +17,20 @@ from pathlib import Path
 
 from . import keys
 from .blobs import Progress
-from .errors import NotFoundError
-from .filelists import latest_file_list
+from .chunk_upload import ChunkPlan, plan_chunks, send_chunks, with_chunks
+from .errors import IntegrityError, NotFoundError
+from .filelists import latest_file_list, page_reader, version_entries
 from .hashing import sha256_bytes
-from .protection import Protection
+from .manifest_pages import build_manifest, page_digests
+from .pack_writer import PackUploader
+from .path_order import path_key
+from .protection import Protection, wait_while_collecting
 from .records import FileEntry, FileList, RunRef, VersionRecord, now
 from .store import Store
 from .versions import CommitResult, commit_version, read_alias, read_version
 
 CrashPoint = Callable[[str], None]
+logger = logging.getLogger("registry")
 
 
 def _no_crash(label: str) -> None:
@@ -62,29 +68,26 @@ def publish(
 
     An entry with no source (a file an incremental draft keeps from an earlier version) must
     already be in the store: it is checked, never uploaded. A reference (``entry.ref``) has no
-    blob: it is only listed in the file list. ``after``: see ``commit_version``.
+    blob: it is only listed in the file list. ``after``: see ``commit_version``. The store's
+    format (``REGISTRY_FORMAT``) decides how: one file list (1) or manifest pages (2).
     """
+    if store.settings.store_format == 2 and not store.offline:  # the outbox stays format 1: sync replays it
+        return _publish_paged(store, draft, entries, sources, aliases, progress, after)
     crash = _crash_hook()
     file_list = FileList.build(entries)
     body = file_list.to_bytes()
     digest = sha256_bytes(body)
     draft = draft.model_copy(update={"digest": digest, "size": file_list.size, "file_count": len(entries)})
-    found = read_alias(store.backend, draft.project, draft.name, "latest")
-    if found is not None and found[0].digest == digest and not aliases \
-            and not store.backend.exists(keys.version(draft.project, draft.name, found[0].version + 1)):
-        # the same contents as the latest version: nothing to upload, no probe, no in-flight marker
-        latest = read_version(store.backend, draft.project, draft.name, found[0].version)
-        return CommitResult(latest, created=False)
+    unchanged = _same_as_latest(store, draft, aliases)
+    if unchanged is not None:
+        return unchanged
     previous = latest_file_list(store, draft.project, draft.name)
     known = {f.sha256 for f in previous.files if f.ref is None} if previous else set()
     stored = [e for e in entries if e.ref is None]
     wanted = {e.sha256 for e in stored} | {digest}
     store.check_writable()
     with Protection(store.blobs, wanted - known) as guard:  # before checking which blobs exist
-        new_shas = {e.sha256 for e in stored} - known
-        held = new_shas - set(sources)
-        _require_present(store, held, stored)
-        guard.upload_missing({sha: sources[sha] for sha in new_shas - held}, progress=progress)
+        _send_blobs(store, guard, stored, sources, known, progress)
         crash("after-blobs")
         guard.upload_missing({digest: body})
         store.cache.keep(digest, body)  # a pull on this machine needs no request for it
@@ -93,6 +96,114 @@ def publish(
         if result.created:
             guard.settle()
     return result
+
+
+def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry], sources: dict[str, Path],
+                   aliases: list[str], progress: Progress | None, after: int | None) -> CommitResult:
+    """Format 2: chunks (in packs on a remote store) -> manifest pages -> version record."""
+    crash = _crash_hook()
+    packed = store.writes_packs
+    if packed:
+        entries = with_chunks(entries, sources, store.chunk_memory)
+    pages: dict[str, bytes] = {}
+    root = build_manifest(sorted(entries, key=lambda e: path_key(e.path)), pages.__setitem__)
+    draft = draft.model_copy(update={"schema_version": 2, "digest": root.digest, "size": root.bytes,
+                                     "file_count": root.files})
+    unchanged = _same_as_latest(store, draft, aliases)
+    if unchanged is not None:
+        return unchanged
+    previous = _latest_record(store, draft.project, draft.name)
+    known_pages = _pages_of(store, previous)
+    stored = [e for e in entries if e.ref is None]
+    store.check_writable()
+    with Protection(store.blobs, set(pages) - known_pages) as guard:  # before checking which exist
+        plan = None
+        if packed:
+            hints = previous.packs or () if previous is not None else ()
+            plan = plan_chunks(store.pack_indexes, store.blobs, stored, hints, sources)
+            guard.cover(plan.relied_packs | plan.loose)
+            with PackUploader(store.backend) as uploader:
+                send_chunks(uploader, stored, sources, plan.new, progress)
+            plan.located.update(uploader.locations)
+            draft = draft.model_copy(update={"packs": tuple(sorted({loc.pack for loc in plan.located.values()}))})
+        else:
+            known = {e.sha256 for e in _entries_of(store, previous)}
+            _send_blobs(store, guard, stored, sources, known, progress)
+        crash("after-blobs")
+        guard.upload_missing({sha: body for sha, body in pages.items() if sha not in known_pages})
+        store.cache.keep(root.digest, pages[root.digest])  # a pull on this machine needs no request for it
+        crash("after-file-list")
+        result = commit_version(store.backend, draft, aliases, crash=crash, after=after)
+        if result.created:
+            guard.settle()
+            if plan is not None:
+                _settle_packs(store, plan, stored, sources)
+    return result
+
+
+def _same_as_latest(store: Store, draft: VersionRecord, aliases: list[str]) -> CommitResult | None:
+    """The latest version, when ``draft`` holds the same contents and nothing else is to change:
+    nothing to upload, no probe, no in-flight marker."""
+    found = read_alias(store.backend, draft.project, draft.name, "latest")
+    if found is not None and found[0].digest == draft.digest and not aliases \
+            and not store.backend.exists(keys.version(draft.project, draft.name, found[0].version + 1)):
+        return CommitResult(read_version(store.backend, draft.project, draft.name, found[0].version), created=False)
+    return None
+
+
+def _latest_record(store: Store, project: str, name: str) -> VersionRecord | None:
+    found = read_alias(store.backend, project, name, "latest")
+    if found is None:
+        return None
+    try:
+        return read_version(store.backend, project, name, found[0].version)
+    except LookupError:
+        return None
+
+
+def _pages_of(store: Store, record: VersionRecord | None) -> set[str]:
+    """The manifest pages the store holds for ``record`` (unchanged pages are not sent again)."""
+    if record is None or not record.paged:
+        return set()
+    try:
+        return set(page_digests(page_reader(store, record), record.digest))
+    except (LookupError, IntegrityError):
+        return set()
+
+
+def _entries_of(store: Store, record: VersionRecord | None) -> list[FileEntry]:
+    if record is None:
+        return []
+    try:
+        return [e for e in version_entries(store, record) if e.ref is None]
+    except (LookupError, IntegrityError):
+        return []
+
+
+def _send_blobs(store: Store, guard: Protection, stored: list[FileEntry], sources: dict[str, Path],
+                known: set[str], progress: Progress | None) -> None:
+    """Files stored whole as blobs: upload those the store lacks; kept ones must be there."""
+    new_shas = {e.sha256 for e in stored} - known
+    held = new_shas - set(sources)
+    _require_present(store, held, stored)
+    guard.upload_missing({sha: sources[sha] for sha in new_shas - held}, progress=progress)
+
+
+def _settle_packs(store: Store, plan: ChunkPlan, entries: list[FileEntry], sources: dict[str, Path]) -> None:
+    """After the commit: a collector that ran meanwhile may have removed a pack this writer found
+    chunks in. Those chunks are found elsewhere (a repack) or sent again from the local files."""
+    wait_while_collecting(store.backend)
+    gone = {pack for pack in plan.relied_packs if not store.backend.exists(keys.pack(pack))}
+    if not gone:
+        return
+    for pack in gone:
+        store.pack_indexes.forget(pack)
+    lost = {chunk for chunk, loc in plan.located.items() if loc.pack in gone}
+    lost -= store.pack_indexes.locate(lost).keys()
+    if lost:
+        logger.info("registry: %d chunk(s) removed by a concurrent gc are sent again", len(lost))
+        with PackUploader(store.backend) as uploader:
+            send_chunks(uploader, [e for e in entries if e.sha256 in sources], sources, lost)
 
 
 def _require_present(store: Store, shas: set[str], entries: list[FileEntry]) -> None:

@@ -60,6 +60,9 @@ def format_size(n: int | None) -> str:
     return f"{size:.1f} TB"
 
 
+DEFAULT_FORMAT = 2
+
+
 class Settings(BaseModel):
     url: str
     project: str
@@ -70,6 +73,8 @@ class Settings(BaseModel):
     mode: Mode = "online"
     reference_endpoints: dict[str, str] = {}
     """Bucket -> S3 endpoint URL for references to buckets served elsewhere than the store."""
+    store_format: int = 1
+    """The format new versions are written in (``REGISTRY_FORMAT``); both are always read."""
 
     @classmethod
     def from_env(cls, url: str | None = None, mode: str | None = None) -> Settings:
@@ -91,7 +96,15 @@ class Settings(BaseModel):
             workers=int(env.get("REGISTRY_WORKERS") or 16),
             mode=mode,
             reference_endpoints=parse_endpoints(env.get("REGISTRY_REFERENCE_ENDPOINTS", "")),
+            store_format=parse_format(env.get("REGISTRY_FORMAT", "")),
         )
+
+
+def parse_format(text: str) -> int:
+    """``REGISTRY_FORMAT``: 1 (a blob per file, one file list) or 2 (packs, chunks, manifest pages)."""
+    if text.strip() in ("", "1", "2"):
+        return int(text.strip() or DEFAULT_FORMAT)
+    raise InvalidNameError(f"REGISTRY_FORMAT={text!r} is not 1 or 2 (the store format new versions are written in)")
 
 
 def parse_endpoints(text: str) -> dict[str, str]:

@@ -11,9 +11,11 @@ from backends import AccessDenied, Backend, StorageUnavailable, open_backend
 
 from .blobs import BlobStore
 from .cache import Cache, open_cache
+from .chunk_memory import ChunkMemory
 from .errors import NotFoundError, PermissionDenied, StorageError
 from .hashing import HashState
 from .offline import open_offline_backend
+from .pack_locations import PackIndexes
 from .settings import Settings
 
 
@@ -65,9 +67,17 @@ class Store:
         self.url = raw.url
         self._checked = False
         self.hashes = _hash_state_at(str(settings.cache_dir))
-        self.blobs = BlobStore(self.backend, workers=settings.workers)
+        self.pack_indexes = PackIndexes(self.backend, Path(settings.cache_dir), workers=settings.workers)
+        self.blobs = BlobStore(self.backend, workers=settings.workers, packs=self.pack_indexes)
         self.cache: Cache = open_cache(Path(settings.cache_dir), self.blobs, settings.link_mode,
                                        settings.cache_max)
+        self.chunk_memory = ChunkMemory(Path(settings.cache_dir) / "state.sqlite")
+
+    @property
+    def writes_packs(self) -> bool:
+        """Whether new versions put their bytes in packs: format 2 on a remote store. A local
+        directory keeps each file whole (placed by reflink or hardlink from the store itself)."""
+        return self.settings.store_format == 2 and not self.cache.is_store
 
     def require_present(self) -> None:
         """Refuse to read a store that is not there (a typo in its URL is not an empty store)."""

@@ -10,7 +10,7 @@ from .artifacts import ls_cmd, show_cmd
 from .audit import diff_cmd, lineage_cmd, verify_cmd
 from .errors import RegistryGroup
 from .lifecycle import delete_cmd, history_cmd, link_cmd, tag_cmd, unlink_cmd
-from .maintenance import cache_group, gc_cmd
+from .maintenance import cache_group, gc_cmd, migrate_cmd
 from .moving import copy_cmd, export_cmd, import_cmd, sync_cmd
 from .retention import retention_group
 from .runs import run_cmd, runs_cmd
@@ -58,7 +58,7 @@ def cli(ctx: click.Context, url: str | None, project: str | None, as_json: bool,
 # The order here is the order of `registry -h` and docs/CLI.md.
 for _command in (ls_cmd, show_cmd, pull_cmd, push_cmd, alias_group, link_cmd, unlink_cmd, tag_cmd,
                  delete_cmd, history_cmd, runs_cmd, run_cmd, lineage_cmd, diff_cmd, verify_cmd, sync_cmd,
-                 copy_cmd, export_cmd, import_cmd, cache_group, gc_cmd, retention_group, ui_cmd):
+                 copy_cmd, export_cmd, import_cmd, cache_group, gc_cmd, migrate_cmd, retention_group, ui_cmd):
     cli.add_command(_command)
 
 

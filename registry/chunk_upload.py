@@ -1,0 +1,108 @@
+"""The writer's side of format 2: cut large files into chunks, learn which chunks the store
+holds, and send the rest in packs.
+
+Which chunks the store holds is learnt without a request per chunk: the packs the previous
+version names (a few small index GETs), then the store's pack indexes (``index/``, kept on
+this machine once read), then, for files stored whole, the format-1 blobs. Every chunk sent is
+hashed on the very bytes that go into the pack, so a file that changed after it was added
+fails the log before any record names it.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import chunking
+from .blobs import BlobStore
+from .chunk_memory import ChunkMemory
+from .errors import IntegrityError, NotFoundError
+from .hashing import sha256_bytes
+from .pack_locations import Location, PackIndexes
+from .pack_writer import PackUploader
+from .records import FileEntry
+
+CHUNK_PARAMS = f"fastcdc-{chunking.MIN_CHUNK}-{chunking.AVG_CHUNK}-{chunking.MAX_CHUNK}"
+"""Names the chunker's settings in the chunk-list memory: other settings cut other lists."""
+
+
+def with_chunks(entries: list[FileEntry], sources: dict[str, Path], memory: ChunkMemory) -> list[FileEntry]:
+    """Entries of large files gain their chunk lists (remembered by sha256, else cut now)."""
+    out = []
+    for entry in entries:
+        if entry.ref is None and entry.chunks is None and entry.size >= chunking.SMALL_FILE_MAX \
+                and entry.sha256 in sources:
+            chunks = memory.get(entry.sha256, CHUNK_PARAMS)
+            if chunks is None:
+                cut = chunking.chunk_file(sources[entry.sha256])
+                if cut.sha256 != entry.sha256:
+                    raise _changed(sources[entry.sha256], entry.sha256)
+                chunks = cut.chunks
+                memory.put(entry.sha256, CHUNK_PARAMS, chunks)
+            entry = entry.model_copy(update={"chunks": chunks})
+        out.append(entry)
+    return out
+
+
+@dataclass
+class ChunkPlan:
+    """What the store holds of a version's chunks, and what must be sent."""
+
+    located: dict[str, Location]
+    loose: set[str]
+    """Files stored whole that the store holds as format-1 blobs."""
+    new: set[str]
+    relied_packs: set[str] = field(default_factory=set)
+
+
+def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry], hints: Iterable[str],
+                sources: dict[str, Path]) -> ChunkPlan:
+    """Find every chunk of ``entries`` in the store; those found nowhere must come from ``sources``."""
+    wanted = {chunk for e in entries for chunk, _ in e.chunk_list()}
+    located = indexes.locate(wanted, hints)
+    unplaced_whole = {e.sha256 for e in entries if e.chunks is None and e.sha256 not in located}
+    loose = unplaced_whole - blobs.missing(unplaced_whole) if unplaced_whole else set()
+    new = wanted - located.keys() - loose
+    held = [e for e in entries if e.sha256 not in sources and any(c in new for c, _ in e.chunk_list())]
+    if held:
+        paths = sorted(e.path for e in held)
+        raise NotFoundError(
+            f"{len(paths)} file(s) kept from an earlier version are no longer in the store: "
+            f"{', '.join(paths[:5])}; add them again from local files"
+        )
+    return ChunkPlan(located, loose, new, relied_packs={loc.pack for loc in located.values()})
+
+
+def send_chunks(uploader: PackUploader, entries: list[FileEntry], sources: dict[str, Path],
+                new: set[str], progress=None) -> None:
+    """Pack and upload the ``new`` chunks, read from the source files and checked on the way."""
+    done: set[str] = set()
+    for entry in entries:
+        if entry.sha256 in done or not any(c in new for c, _ in entry.chunk_list()):
+            continue
+        done.add(entry.sha256)
+        path = sources[entry.sha256]
+        if entry.chunks is None:
+            data = _read(path)
+            if sha256_bytes(data) != entry.sha256:
+                raise _changed(path, entry.sha256)
+            uploader.add(entry.sha256, data)
+            if progress:
+                progress(len(data))
+            continue
+        for chunk, data in chunking.iter_chunk_bytes(path, entry.chunks, only=new):  # each checked
+            uploader.add(chunk, data)
+            if progress:
+                progress(len(data))
+
+
+def _read(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _changed(path: Path, sha256: str) -> IntegrityError:
+    return IntegrityError(
+        f"{path} changed after it was added (its bytes no longer match the sha256 recorded then, "
+        f"{sha256[:12]}...): nothing was logged; add it again once nothing is writing to it"
+    )

@@ -1,0 +1,43 @@
+"""Reclaiming packs (format 2): a pack goes once none of its chunks is referenced.
+
+A pack is deleted (the pack, then its index) only when no live version uses any chunk in it,
+it is older than the grace period, and no running writer's in-flight marker names it (a
+writer names the packs it found chunks in). A pack whose index is missing holds chunks no
+reader can find, so it goes once it is older than the grace period (a writer killed between
+the two uploads). Packs that are only partly dead are kept whole.
+"""
+from __future__ import annotations
+
+from . import keys
+from .gc_report import GcReport
+from .store import Store
+
+
+def collect_packs(store: Store, used: set[str], protected: set[str], started: float, grace_seconds: float,
+                  report: GcReport) -> None:
+    backend = store.backend
+    packs = {_pack_id(info.key): info for info in backend.list(keys.packs_prefix())}
+    indexes = {keys.pack_id_of_index_key(info.key): info for info in backend.list(keys.pack_index_prefix())}
+    store.pack_indexes.load(indexes)
+    for pack_id in sorted(set(packs) | set(indexes)):
+        info = packs.get(pack_id) or indexes[pack_id]
+        chunks = store.pack_indexes.entries_of(pack_id)
+        if any(chunk in used for chunk in chunks):
+            report.referenced += 1
+        elif started - info.modified < grace_seconds:
+            report.kept_young += 1
+        elif pack_id in protected:
+            report.kept_in_flight += 1
+        else:
+            for key, item in ((keys.pack(pack_id), packs.get(pack_id)), (keys.pack_index(pack_id), indexes.get(pack_id))):
+                if item is None:
+                    continue
+                if not report.dry_run:
+                    backend.delete(key)
+                report.deleted.append(key)
+                report.freed_bytes += item.size
+            store.pack_indexes.forget(pack_id)
+
+
+def _pack_id(key: str) -> str:
+    return key.rsplit("/", 1)[-1].removesuffix(".pack")

@@ -1,0 +1,122 @@
+"""Where chunks live (format 2): pack indexes, fetched once and kept on this machine.
+
+A pack never changes once written, and neither does its index (``index/<2 hex>/<pack>.idx``),
+so each index is fetched at most once per machine and kept under ``<cache>/packs-index/``.
+Readers and writers first look in the packs a version names (its ``packs`` hint: a few small
+GETs), and only for what is still missing list the store's whole ``index/`` (gc may have
+repacked a chunk elsewhere, or another artifact holds it).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from backends import Backend
+
+from . import keys
+from .errors import IntegrityError
+from .packs import parse_index
+from .tempnames import temp_beside
+
+
+@dataclass(frozen=True)
+class Location:
+    """A chunk's bytes: ``length`` bytes at ``offset`` in pack ``pack``."""
+
+    pack: str
+    offset: int
+    length: int
+
+
+class PackIndexes:
+    """Pack indexes of one store, loaded on demand; ``locate`` maps chunk ids to locations."""
+
+    def __init__(self, backend: Backend, cache_root: Path, workers: int = 16) -> None:
+        self.backend = backend
+        self.root = Path(cache_root) / "packs-index"
+        self.workers = workers
+        self._loaded: dict[str, dict[str, tuple[int, int]]] = {}
+
+    # -- loading ---------------------------------------------------------------------------
+    def load(self, pack_ids: Iterable[str]) -> set[str]:
+        """Load these packs' indexes (from disk, else the store); returns the ids whose index is
+        gone from the store (their packs were collected)."""
+        todo = sorted(set(pack_ids) - set(self._loaded))
+        if not todo:
+            return set()
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(todo)))) as pool:
+            found = list(pool.map(self._read_index, todo))
+        gone = set()
+        for pack_id, entries in zip(todo, found):
+            if entries is None:
+                gone.add(pack_id)
+            else:
+                self._loaded[pack_id] = entries
+        return gone
+
+    def _read_index(self, pack_id: str) -> dict[str, tuple[int, int]] | None:
+        key = keys.pack_index(pack_id)
+        local = self.root / pack_id[:2] / f"{pack_id}.idx"
+        try:
+            return parse_index(local.read_bytes(), key)
+        except (OSError, IntegrityError):
+            pass  # not here yet, or damaged on disk: fetch it again
+        try:
+            data = self.backend.read(key)
+        except FileNotFoundError:
+            return None
+        entries = parse_index(data, key)
+        _keep(local, data)
+        return entries
+
+    def load_all(self) -> None:
+        """Load the index of every pack in the store (listing ``index/``; new ones only are read)."""
+        self.load(keys.pack_id_of_index_key(info.key) for info in self.backend.list(keys.pack_index_prefix()))
+
+    # -- finding ---------------------------------------------------------------------------
+    def entries_of(self, pack_id: str) -> dict[str, tuple[int, int]]:
+        """chunk id -> (offset, length) in a loaded pack."""
+        return self._loaded.get(pack_id, {})
+
+    def locate(self, chunk_ids: Iterable[str], hints: Iterable[str] = (), search_all: bool = True) -> dict[str, Location]:
+        """Locations of those ``chunk_ids`` found in the hinted packs, then (with ``search_all``)
+        anywhere in the store; chunks found nowhere are left out."""
+        wanted = set(chunk_ids)
+        self.load(hints)
+        found = self._find(wanted, [h for h in hints if h in self._loaded])
+        if len(found) < len(wanted):
+            found.update(self._find(wanted - set(found), list(self._loaded)))
+        if len(found) < len(wanted) and search_all:
+            self.load_all()
+            found.update(self._find(wanted - set(found), list(self._loaded)))
+        return found
+
+    def _find(self, wanted: set[str], pack_ids: list[str]) -> dict[str, Location]:
+        found: dict[str, Location] = {}
+        for pack_id in pack_ids:
+            if not wanted:
+                break
+            entries = self._loaded[pack_id]
+            for chunk_id in entries.keys() & wanted:
+                offset, length = entries[chunk_id]
+                found[chunk_id] = Location(pack_id, offset, length)
+            wanted = wanted - found.keys()
+        return found
+
+    def forget(self, pack_id: str) -> None:
+        """Drop a pack that turned out to be gone, so a later ``locate`` looks elsewhere."""
+        self._loaded.pop(pack_id, None)
+
+
+def _keep(path: Path, data: bytes) -> None:
+    """Save an index on disk (temp file, then rename): never a half-written one."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = temp_beside(path)
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    except OSError:
+        pass  # only a later re-fetch is lost

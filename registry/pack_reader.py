@@ -1,0 +1,167 @@
+"""Reading files of format-2 versions out of packs into the download cache.
+
+The chunks a download needs are grouped by pack, neighbouring ranges are coalesced
+(``packs.plan_reads``) and fetched by ranged GETs, several in flight. Every chunk is checked
+against its id as it arrives; a file of one chunk is then a verified cache entry at once, a
+file of many is assembled in a temp file beside its entry and checked against its sha256
+before it is renamed into place. So nothing unverified ever becomes an entry, and the caller
+places files from the cache exactly as for format-1 blobs.
+"""
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backends import Backend
+
+from . import keys
+from .cache import Cache
+from .errors import IntegrityError, NotFoundError
+from .pack_locations import Location, PackIndexes
+from .packs import Span, plan_reads, split_span
+from .records import FileEntry
+
+SPAN_MAX = 8 * 1024 * 1024
+"""Largest coalesced ranged GET: with ``READS_IN_FLIGHT`` of them, ~64 MiB held at most."""
+GAP = 1024 * 1024
+"""Unwanted bytes between two wanted chunks that are read through rather than split into two GETs."""
+READS_IN_FLIGHT = 8
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class _Assembly:
+    """A file of several chunks being written into its temp file as chunks arrive."""
+
+    entry: FileEntry
+    temp: Path
+    fd: int
+    remaining: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class PackedReader:
+    """Fills a cache with files whose chunks are in packs."""
+
+    def __init__(self, backend: Backend, indexes: PackIndexes, cache: Cache, workers: int = READS_IN_FLIGHT) -> None:
+        self.backend = backend
+        self.indexes = indexes
+        self.cache = cache
+        self.workers = workers
+
+    def fetch(self, entries: Iterable[FileEntry], hints: Iterable[str] = (),
+              progress: Progress | None = None) -> list[FileEntry]:
+        """Fetch ``entries`` into the cache; returns those not found in any pack (stored whole as
+        format-1 blobs, for the caller to fetch as such). A chunk of a multi-chunk file found
+        nowhere is ``NotFoundError``."""
+        entries = list({e.sha256: e for e in entries}.values())
+        wanted = {chunk for e in entries for chunk, _ in e.chunk_list()}
+        located = self.indexes.locate(wanted, hints)
+        loose = [e for e in entries if e.chunks is None and e.sha256 not in located]
+        for e in entries:
+            lost = [c for c, _ in e.chunks or () if c not in located]
+            if lost:
+                raise NotFoundError(
+                    f"chunk {lost[0][:12]}... of {e.path!r} is in no pack of the store: "
+                    "re-log the artifact that holds it"
+                )
+        loose_shas = {e.sha256 for e in loose}
+        packed = [e for e in entries if e.sha256 not in loose_shas]
+        if packed:
+            self._read_packed(packed, located, progress)
+        return loose
+
+    def _read_packed(self, entries: list[FileEntry], located: dict[str, Location],
+                     progress: Progress | None) -> None:
+        uses: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)  # chunk -> (file, offset) of each use
+        assemblies: dict[str, _Assembly] = {}
+        for entry in entries:
+            offset = 0
+            for chunk, length in entry.chunk_list():
+                uses[chunk].append((entry, offset))
+                offset += length
+        try:
+            for entry in entries:
+                if entry.chunks is not None:
+                    assemblies[entry.sha256] = self._start_assembly(entry)
+            by_pack: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+            for chunk in uses:
+                where = located[chunk]
+                by_pack[where.pack].append((chunk, where.offset, where.length))
+            spans = [(pack, span) for pack, items in by_pack.items()
+                     for span in plan_reads(items, gap=GAP, max_span=SPAN_MAX)]
+
+            def read(job: tuple[str, Span]) -> None:
+                pack, span = job
+                self._read_span(pack, span, uses, assemblies, progress)
+
+            with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(spans)))) as pool:
+                list(pool.map(read, spans))
+            for assembly in assemblies.values():
+                self._finish_assembly(assembly)
+        finally:
+            for assembly in assemblies.values():
+                if assembly.fd >= 0:
+                    os.close(assembly.fd)
+                assembly.temp.unlink(missing_ok=True)
+            self.cache.touch([])
+
+    def _read_span(self, pack: str, span: Span, uses: dict[str, list[tuple[FileEntry, int]]],
+                   assemblies: dict[str, _Assembly], progress: Progress | None) -> None:
+        key = keys.pack(pack)
+        try:
+            data = self.backend.read_range(key, span.start, span.end)
+        except FileNotFoundError:
+            raise NotFoundError(f"pack {key} is missing from the store: re-log the artifact that holds it") from None
+        for chunk, view in split_span(data, span, key):
+            for entry, offset in uses[chunk]:
+                assembly = assemblies.get(entry.sha256)
+                if assembly is None:  # a file of one chunk, just verified
+                    self.cache.adopt(entry.sha256, bytes(view))
+                else:
+                    _write_at(assembly, view, offset)
+            if progress:
+                progress(len(view))
+
+    def _start_assembly(self, entry: FileEntry) -> _Assembly:
+        temp = self.cache.temp_for(entry.sha256)
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        os.ftruncate(fd, entry.size)
+        return _Assembly(entry, temp, fd, remaining=len(entry.chunk_list()))
+
+    def _finish_assembly(self, assembly: _Assembly) -> None:
+        entry = assembly.entry
+        if assembly.remaining:
+            raise IntegrityError(f"{entry.path!r} could not be assembled from its chunks")
+        if _sha256_of_fd(assembly.fd, entry.size) != entry.sha256:
+            raise IntegrityError(
+                f"{entry.path!r}: its chunks do not add up to its sha256 {entry.sha256[:12]}...: "
+                "the version's manifest is corrupt; re-log it"
+            )
+        os.close(assembly.fd)
+        assembly.fd = -1
+        self.cache.adopt(entry.sha256, assembly.temp)
+
+
+def _write_at(assembly: _Assembly, data: memoryview, offset: int) -> None:
+    view = data
+    while view:
+        written = os.pwrite(assembly.fd, view, offset)
+        view, offset = view[written:], offset + written
+    with assembly.lock:
+        assembly.remaining -= 1
+
+
+def _sha256_of_fd(fd: int, size: int) -> str:
+    if size == 0:
+        return hashlib.sha256().hexdigest()
+    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
+        return hashlib.sha256(mapped).hexdigest()

@@ -1,0 +1,281 @@
+"""Format 2 end to end (docs/FORMAT.md): packs, content-defined chunks and manifest pages on a
+real SeaweedFS (and the other backends where they apply), old stores, gc and migration."""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+import registry
+from registry import keys
+from registry.errors import IntegrityError
+from registry.gc import collect_garbage
+from registry.migrate import migrate
+from registry.packs import parse_index
+from registry.protection import Protection
+from registry.store import open_store
+from store_fixtures import proxy_of
+
+KiB, MiB = 1024, 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def format_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGISTRY_FORMAT", "2")
+
+
+def _dataset(count: int = 300, seed: int = 1) -> dict[str, bytes]:
+    rng = random.Random(seed)
+    files = {f"d{i % 7}/f{i:04d}.bin": rng.randbytes(rng.randint(1, 4 * KiB)) for i in range(count)}
+    files["empty.txt"] = b""
+    files["copy/of/first.bin"] = files["d0/f0000.bin"]  # the same bytes twice: packed once
+    files["model.bin"] = rng.randbytes(3 * MiB + 123)  # cut into chunks
+    return files
+
+
+def _log(name: str, files: dict[str, bytes], tmp_path: Path, project: str = "proj") -> registry.Artifact:
+    source = tmp_path / f"src-{name}-{len(files)}-{os.urandom(3).hex()}"
+    for path, data in files.items():
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_bytes(data)
+    with registry.init(project=project, job_type="build") as run:
+        artifact = registry.Artifact(name, type="dataset")
+        artifact.add_dir(str(source))
+        return run.log_artifact(artifact)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _fresh_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> None:
+    monkeypatch.setenv("REGISTRY_CACHE_DIR", str(tmp_path / f"cache-{name}"))
+
+
+def _keys(prefix: str) -> list[str]:
+    return [info.key for info in open_store().backend.list(prefix)]
+
+
+@pytest.mark.parametrize("store_url", ["local", "moto", "seaweed"], indirect=True)
+def test_a_version_round_trips_byte_for_byte(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = _dataset()
+    logged = _log("data", files, tmp_path)
+    assert logged.record.paged and logged.record.schema_version == 2
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    art = registry.Api(store_url).artifact("proj/data:latest")
+    out = Path(art.download(tmp_path / "out"))
+    assert _tree(out) == files
+    shown = {f.path: f.sha256 for f in art.file_list().files}
+    assert shown == {p: hashlib.sha256(b).hexdigest() for p, b in files.items()}  # sha256sum matches show
+
+
+@pytest.mark.parametrize("store_url", ["seaweed"], indirect=True)
+def test_small_files_live_in_packs_and_large_ones_in_chunks(store_url: str, tmp_path: Path) -> None:
+    files = _dataset()
+    logged = _log("data", files, tmp_path)
+    packs = _keys(keys.packs_prefix())
+    assert packs and len(_keys(keys.pack_index_prefix())) == len(packs)
+    assert logged.record.packs and {keys.pack(p) for p in logged.record.packs} == set(packs)
+    model = next(f for f in logged.file_list().files if f.path == "model.bin")
+    assert model.chunks is not None and len(model.chunks) > 2
+    assert sum(length for _, length in model.chunks) == len(files["model.bin"])
+    chunk_ids = set()
+    for key in _keys(keys.pack_index_prefix()):
+        chunk_ids |= parse_index(open_store().backend.read(key), key).keys()
+    distinct_small = {hashlib.sha256(b).hexdigest() for p, b in files.items() if p != "model.bin"}
+    assert distinct_small | {c for c, _ in model.chunks} == chunk_ids  # each chunk once, nothing else
+    # no blob per file: only the manifest pages are blobs
+    assert len(_keys(keys.blob_prefix())) < 5
+
+
+@pytest.mark.parametrize("store_url", ["seaweed-proxied"], indirect=True)
+def test_pulling_many_small_files_takes_a_few_requests(store_url: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {f"d{i % 10}/{i}.txt": os.urandom(512) for i in range(1000)}
+    _log("many", files, tmp_path)
+    puts = proxy_of(store_url).requests("PUT")
+    assert len(puts) < 30  # packs, indexes, pages, records: not a request per file
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    before = len(proxy_of(store_url).requests("GET"))
+    out = Path(registry.Api(store_url).artifact("proj/many:latest").download(tmp_path / "out"))
+    gets = len(proxy_of(store_url).requests("GET")) - before
+    assert _tree(out) == files
+    assert gets < 15
+
+
+@pytest.mark.parametrize("store_url", ["seaweed-proxied"], indirect=True)
+def test_an_edited_checkpoint_uploads_only_the_chunks_around_the_edits(store_url: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(7)
+    original = rng.randbytes(16 * MiB)
+    _log("ckpt", {"model.bin": original}, tmp_path)
+    edited = bytearray(original)
+    for offset in (3 * MiB, 11 * MiB):
+        edited[offset : offset + KiB] = rng.randbytes(KiB)
+    inserted = original[: 8 * MiB] + rng.randbytes(KiB) + original[8 * MiB :]
+    proxy = proxy_of(store_url)
+    for name, data in (("overwrite", bytes(edited)), ("insert", inserted)):
+        before = len(proxy.requests("PUT"))
+        _log("ckpt", {"model.bin": data}, tmp_path)
+        sent = sum(int(r.headers.get("content-length", 0)) for r in proxy.requests("PUT")[before:]
+                   if f"/{keys.packs_prefix()}" in r.path)
+        assert 0 < sent < 4 * MiB, f"{name}: {sent} bytes of packs for a 16 MiB file"
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    api = registry.Api(store_url)
+    for version, data in (("v1", bytes(edited)), ("v2", inserted)):
+        out = Path(api.artifact(f"proj/ckpt:{version}").download(tmp_path / version))
+        assert (out / "model.bin").read_bytes() == data
+
+
+def _rewrite_pack(transform) -> None:
+    backend = open_store().backend
+    key = _keys(keys.packs_prefix())[0]
+    backend.write(key, transform(backend.read(key)))
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated", "swapped"])
+@pytest.mark.parametrize("store_url", ["seaweed"], indirect=True)
+def test_a_damaged_pack_is_detected_and_nothing_is_placed(store_url: str, tmp_path: Path, damage: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _log("other", {"x.bin": os.urandom(3000)}, tmp_path, project="elsewhere")
+    other_pack = _keys(keys.packs_prefix())[0]
+    files = {f"f{i}.bin": os.urandom(2000) for i in range(50)}
+    logged = _log("data", files, tmp_path)
+    backend = open_store().backend
+    key = keys.pack(logged.record.packs[0])
+    body = backend.read(key)
+    if damage == "flipped byte":
+        body = body[:100] + bytes([body[100] ^ 1]) + body[101:]
+    elif damage == "truncated":
+        body = body[: len(body) // 2]
+    else:
+        body = backend.read(other_pack)
+    backend.write(key, body)
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    with pytest.raises(IntegrityError):
+        registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.bin"))
+
+
+@pytest.mark.parametrize("store_url", ["seaweed"], indirect=True)
+def test_gc_drops_dead_packs_and_spares_live_and_in_flight_ones(store_url: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _log("data", {f"a{i}": os.urandom(1000) for i in range(20)}, tmp_path)
+    second_files = {f"b{i}": os.urandom(1000) for i in range(20)}
+    second = _log("data", second_files, tmp_path)
+    third = _log("keep", {"k": os.urandom(1000)}, tmp_path)
+    first.delete()
+    store = open_store()
+    with Protection(store.blobs) as guard:
+        guard.cover(third.record.packs or ())
+        third_only = set(third.record.packs or ())
+        registry.Api(store_url).artifact("proj/keep:v0").delete()
+        report = collect_garbage(store, grace_seconds=0)
+        assert {keys.pack(p) for p in first.record.packs or ()} <= set(report.deleted)
+        assert not {keys.pack(p) for p in third_only} & set(report.deleted)  # named by a writer in flight
+    left = set(_keys(keys.packs_prefix()))
+    assert {keys.pack(p) for p in second.record.packs or ()} <= left
+    assert not {keys.pack(p) for p in first.record.packs or ()} & left
+    assert not {keys.pack_index(p) for p in first.record.packs or ()} & set(_keys(keys.pack_index_prefix()))
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    out = Path(registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "out"))
+    assert _tree(out) == second_files
+
+
+@pytest.mark.parametrize("store_url", ["local", "seaweed"], indirect=True)
+def test_a_format_1_store_stays_readable_and_takes_format_2_versions(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRY_FORMAT", "1")
+    old_files = {f"f{i}.bin": os.urandom(1500) for i in range(100)}
+    old = _log("data", old_files, tmp_path)
+    assert not old.record.paged
+    monkeypatch.setenv("REGISTRY_FORMAT", "2")
+    new_files = {**old_files, "f0.bin": b"changed", "new.bin": os.urandom(100)}
+    new = _log("data", new_files, tmp_path)
+    assert new.record.paged and new.record.version == 1
+    if store_url.startswith("s3://"):  # unchanged small files are found as format-1 blobs: not packed again
+        (index_key,) = _keys(keys.pack_index_prefix())
+        assert len(parse_index(open_store().backend.read(index_key), index_key)) == 2
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    api = registry.Api(store_url)
+    assert _tree(Path(api.artifact("proj/data:v0").download(tmp_path / "v0"))) == old_files
+    assert _tree(Path(api.artifact("proj/data:v1").download(tmp_path / "v1"))) == new_files
+
+
+@pytest.mark.parametrize("store_url", ["seaweed-proxied"], indirect=True)
+def test_migrate_packs_a_format_1_store_idempotently(store_url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGISTRY_FORMAT", "1")
+    files = {f"d{i % 4}/{i}.bin": os.urandom(800) for i in range(300)}
+    files["big.bin"] = os.urandom(2 * MiB)  # large blobs stay loose
+    _log("data", files, tmp_path)
+    store = open_store()
+    listing = _keys("")
+    plan = migrate(store, dry_run=True)
+    assert plan.to_pack == 300 and plan.versions == 1
+    assert _keys("") == listing  # a dry run changes nothing
+    done = migrate(store, dry_run=False)
+    assert done.to_pack == 300 and done.loose_deleted == 300 and done.packs
+    assert len(_keys(keys.blob_prefix())) == 2  # the file list and the large file
+    again = migrate(store, dry_run=False)
+    assert again.to_pack == 0 and again.already_packed == 300
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    before = len(proxy_of(store_url).requests("GET"))
+    out = Path(registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "out"))
+    assert _tree(out) == files
+    assert len(proxy_of(store_url).requests("GET")) - before < 15
+
+
+@pytest.mark.parametrize("store_url", ["seaweed"], indirect=True)
+def test_an_interrupted_migration_loses_nothing_and_resumes(store_url: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import registry.migrate as migrate_module
+    import registry.pack_writer as pack_writer
+    from registry.packs import PackBuilder
+
+    monkeypatch.setenv("REGISTRY_FORMAT", "1")
+    files = {f"{i}.bin": os.urandom(1000) for i in range(200)}
+    _log("data", files, tmp_path)
+    store = open_store()
+    monkeypatch.setattr(pack_writer, "PackBuilder", lambda: PackBuilder(20_000))  # many small packs
+    monkeypatch.setattr(migrate_module, "READ_BATCH", 20)
+    reads = {"n": 0}
+    real_read = store.blobs.read
+
+    def failing_read(sha: str, what: str = "") -> bytes:
+        reads["n"] += 1
+        if reads["n"] > 120:
+            raise OSError("disk on fire")
+        return real_read(sha, what)
+
+    monkeypatch.setattr(store.blobs, "read", failing_read)
+    with pytest.raises(OSError):
+        migrate(store, dry_run=False)
+    assert len(_keys(keys.blob_prefix())) == 201  # nothing deleted before every pack was complete
+    monkeypatch.setattr(store.blobs, "read", real_read)
+    resumed = migrate(store, dry_run=False)
+    assert resumed.already_packed >= 100 and resumed.to_pack == 200 - resumed.already_packed
+    assert len(_keys(keys.blob_prefix())) == 1
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    assert _tree(Path(registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "o"))) == files
+
+
+@pytest.mark.parametrize("store_url", ["seaweed"], indirect=True)
+def test_copy_and_bundles_carry_packed_versions(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry import copy_store, export_bundle, import_bundle
+
+    files = _dataset(count=50)
+    _log("data", files, tmp_path)
+    local = str(tmp_path / "local-store")
+    copy_store(store_url, local, projects=["proj"])
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    assert _tree(Path(registry.Api(local).artifact("proj/data:latest").download(tmp_path / "a"))) == files
+    bundle = tmp_path / "b.tar"
+    export_bundle(open_store(), bundle, projects=["proj"], addresses=[], default_project="proj")
+    other = str(tmp_path / "imported")
+    import_bundle(open_store(other), bundle)
+    assert _tree(Path(registry.Api(other).artifact("proj/data:latest").download(tmp_path / "b"))) == files
