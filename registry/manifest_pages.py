@@ -103,7 +103,7 @@ def _ends_page(path: str, zero_bits: int) -> bool:
 
 class ManifestBuilder:
     """Builds the pages of a manifest from entries given in ``path_key`` order, holding one
-    leaf's entries and one unfinished page per level, never the whole list.
+    leaf's entries (as JSON) and one unfinished page per level, never the whole list.
 
     >>> store = {}
     >>> root = build_manifest([FileEntry(path="a.txt", sha256="0" * 64, size=1)], store.__setitem__)
@@ -119,46 +119,62 @@ class ManifestBuilder:
     def __init__(self, put_page: PutPage) -> None:
         self._put_page = put_page
         self._paths = SortedPaths()
-        self._leaf: list[FileEntry] = []
+        self._leaf: list[dict[str, Any]] = []
+        """The unfinished leaf's entries as JSON values: plain dicts, not models, are a third
+        cheaper to hold (the garbage collector does not track them), and the entries can go."""
         self._open: list[list[PageChild]] = []
-        """``_open[i]``: the children so far of the unfinished page at level i + 1."""
+        """``_open[L - 1]``: the children so far of the unfinished page at level L."""
+        self._first: list[PageChild | None] = []
+        """``_first[L]``: the first page written at level L (0: leaves), held back from the level
+        above until a second one comes; if none does, it is the root. Pushing it up at once
+        could close pages of one child above it, which the tree of the rules does not have."""
 
     def add(self, entry: FileEntry) -> None:
         """Take the next entry; ``InvalidNameError`` if its path is out of order or clashes."""
         self._paths.add(entry.path)
-        self._leaf.append(entry)
+        self._leaf.append(_entry_json(entry))
         if len(self._leaf) >= self.LEAF_CAP or _ends_page(entry.path, self.LEAF_BITS):
             self._close_leaf()
 
     def finish(self) -> ManifestRoot:
-        """Write the unfinished pages bottom-up; the one page left at the top is the root."""
-        if not self._open and not self._leaf:
+        """Write the unfinished pages bottom-up, up to the first level that has one page: the root."""
+        if not self._first and not self._leaf:
             return ManifestRoot(self._put(LeafPage(files=()).to_bytes()), 0, 0)
         if self._leaf:
             self._close_leaf()
-        level = 1
-        while level < len(self._open) or len(self._open[level - 1]) > 1:
+        level, root = 0, self._first[0]
+        while root is None:
+            level += 1
             if self._open[level - 1]:
                 self._close_inner(level)
-            level += 1
-        top = self._open[level - 1][0]
-        return ManifestRoot(top.sha256, top.files, top.bytes)
+            root = self._first[level]
+        return ManifestRoot(root.sha256, root.files, root.bytes)
 
     def _close_leaf(self) -> None:
-        entries, self._leaf = self._leaf, []
-        body = canonical_json({"schema": 2, "kind": "leaf", "files": [_entry_json(e) for e in entries]})
-        self._push(1, PageChild.model_construct(
-            sha256=self._put(body), first=entries[0].path, last=entries[-1].path, files=len(entries),
-            bytes=sum(e.size for e in entries)))
+        files, self._leaf = self._leaf, []
+        body = canonical_json({"schema": 2, "kind": "leaf", "files": files})
+        self._written(0, PageChild.model_construct(
+            sha256=self._put(body), first=files[0]["path"], last=files[-1]["path"], files=len(files),
+            bytes=sum(f["size"] for f in files)))
 
     def _close_inner(self, level: int) -> None:
         children, self._open[level - 1] = self._open[level - 1], []
         sha = self._put(InnerPage(level=level, children=tuple(children)).to_bytes())
-        self._push(level + 1, PageChild.model_construct(
+        self._written(level, PageChild.model_construct(
             sha256=sha, first=children[0].first, last=children[-1].last,
             files=sum(c.files for c in children), bytes=sum(c.bytes for c in children)))
 
-    def _push(self, level: int, child: PageChild) -> None:
+    def _written(self, level: int, page: PageChild) -> None:
+        """A page of ``level`` is written: make it a child at the level above (see ``_first``)."""
+        if len(self._first) == level:
+            self._first.append(page)
+            return
+        first, self._first[level] = self._first[level], None
+        if first is not None:
+            self._add_child(level + 1, first)
+        self._add_child(level + 1, page)
+
+    def _add_child(self, level: int, child: PageChild) -> None:
         if len(self._open) < level:
             self._open.append([])
         page = self._open[level - 1]
