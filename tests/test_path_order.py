@@ -37,11 +37,10 @@ def test_the_paths_with_a_prefix_are_one_run_and_range_may_hold_finds_it(some: l
     assert [side == 0 for side in sides] == [p.startswith(prefix) for p in ordered]
     for i in range(len(ordered)):
         for j in range(i, len(ordered)):
-            holds = any(p.startswith(prefix) for p in ordered[i:j + 1])
-            if holds:  # a range holding a match is never skipped (a range may hold none and still be read)
-                assert range_may_hold(ordered[i], ordered[j], prefix)
-            if not range_may_hold(ordered[i], ordered[j], prefix):
-                assert not holds
+            may_hold = range_may_hold(ordered[i], ordered[j], prefix)
+            assert may_hold == (sides[i] <= 0 <= sides[j])  # skipped only when wholly before or after
+            if any(p.startswith(prefix) for p in ordered[i:j + 1]):
+                assert may_hold
 
 
 @settings(max_examples=300, deadline=None, database=None)
