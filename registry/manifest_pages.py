@@ -10,9 +10,12 @@ give identical pages (dedup by digest keeps working) and one edited file rewrite
 the pages above it. A path's *height* is the number of zero bits at the low end of the first
 8 bytes of its sha256; a page at level L (0: a leaf) ends after an entry or child whose (last)
 path is at least ``LEAF_BITS + INNER_BITS * L`` high (about 4,096 entries per leaf, 32
-children per inner page), or when it is full. Each level needs higher paths than the one
-below, as in a skip list: the paths that end leaves all have 12 zero bits, so "5 zero bits"
-alone would end an inner page after every child.
+children per inner page), or when it is full (65,536 entries, 1,024 children). Levels are
+built until one has a single page, the root: a manifest that fits one leaf has it as its root,
+an empty one is one empty leaf. Each level needs higher paths than the one below, as in a skip
+list: the paths that end leaves all have 12 zero bits, so "5 zero bits" alone would end an
+inner page after every child. These numbers are part of the format: other numbers give other
+digests, and dedup against earlier versions would stop.
 
 This module never touches a store: a builder hands each page to ``put_page``, readers get
 verified bytes from ``get_page`` and check the structure themselves.
