@@ -101,12 +101,12 @@ class PackBuilder:
         return self.size >= self.target
 
     def build(self) -> BuiltPack:
-        """The finished pack; the builder must not be used afterwards."""
+        """The finished pack; the builder is left empty, ready for the next one."""
         index = encode_index(self._entries, self.size)
         self._body.write(index)
-        body = self._body.getvalue()
-        self._body = io.BytesIO()
-        return BuiltPack(hashlib.sha256(body).hexdigest(), body, index, dict(self._entries))
+        body, entries = self._body.getvalue(), self._entries
+        self._body, self._entries = io.BytesIO(), {}
+        return BuiltPack(hashlib.sha256(body).hexdigest(), body, index, entries)
 
 
 def encode_index(entries: Entries, body_length: int) -> bytes:

@@ -68,6 +68,17 @@ def test_a_chunk_added_twice_is_stored_once() -> None:
     assert (builder.count, builder.size) == (1, 4)
 
 
+def test_the_builder_starts_afresh_after_build() -> None:
+    builder = PackBuilder()
+    builder.add(sha(b"one"), b"one")
+    first = builder.build()
+    assert (builder.count, builder.size) == (0, 0)
+    builder.add(sha(b"two"), b"two")
+    second = builder.build()
+    assert index_of_pack(second.body, WHAT) == {sha(b"two"): (0, 3)}
+    assert index_of_pack(first.body, WHAT) == first.entries == {sha(b"one"): (0, 3)}
+
+
 def test_the_builder_reports_when_full() -> None:
     builder = PackBuilder(target=10)
     builder.add(sha(b"12345"), b"12345")
