@@ -16,6 +16,10 @@ everything, then hash and chunk), to show what its hashing threads buy on this m
 
     python benchmarks/chunk_sizes.py                 # 1 GiB
     python benchmarks/chunk_sizes.py --size 256M --tmp /somewhere/with/room
+    python benchmarks/chunk_sizes.py --threads-only --repeats 5
+
+Throughput needs a quiet machine: other processes on the same cores slow both sides and take
+away the core the hashing threads would use.
 """
 from __future__ import annotations
 
@@ -144,11 +148,16 @@ def main() -> int:
     parser.add_argument("--size", type=parse_size, default=1024 * MIB, help="file size, e.g. 1G, 256M (default 1G)")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--tmp", default=None, help="parent directory for the three files (default: $TMPDIR)")
+    parser.add_argument("--threads-only", action="store_true", help="only compare chunk_file with one thread")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side of the thread comparison")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         files = {name: Path(tmp) / f"{name}.bin" for name in ("base", "overwrite", "insert")}
         write_random(files["base"], args.size, rng)
+        if args.threads_only:
+            compare_threads(files["base"], chunking.SIZES, args.repeats)
+            return 0
         changed = write_overwritten(files["base"], files["overwrite"], rng)
         write_inserted(files["base"], files["insert"], rng)
         print(f"file {args.size / MIB:.0f} MiB; overwrite: 10 x {changed // 10 / MIB:.2f} MiB "
@@ -162,7 +171,7 @@ def main() -> int:
                   f"{row['overwrite_pct']:11.2f} {row['insert_pct']:8.3f} {row['index_kb']:8.0f} "
                   f"{row['manifest_kb']:11.0f}{mark}")
         print(f"threads, at the chosen sizes ({label(chunking.SIZES)}):")
-        compare_threads(files["base"], chunking.SIZES)
+        compare_threads(files["base"], chunking.SIZES, args.repeats)
     return 0
 
 

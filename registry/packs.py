@@ -43,6 +43,7 @@ MAGIC = b"RGPACK02"
 ENTRY = struct.Struct("<32sQI")
 TRAILER = struct.Struct("<32sQI8s")
 TRAILER_SIZE = TRAILER.size
+MAX_CHUNK_LENGTH = 2**32 - 1
 READ_GAP = 1024 * 1024
 """Chunks this close together are fetched by one ranged read, reading the gap through."""
 MAX_SPAN = 16 * 1024 * 1024
@@ -54,6 +55,9 @@ Entries = Mapping[str, tuple[int, int]]
 
 @dataclass(frozen=True)
 class BuiltPack:
+    """A finished pack, ready to be written under ``keys.pack(pack_id)``, and its index under
+    ``keys.pack_index(pack_id)``."""
+
     pack_id: str
     body: bytes
     """The whole pack: bodies, footer and trailer."""
@@ -84,6 +88,8 @@ class PackBuilder:
             return
         if len(chunk_id) != 64 or bytes.fromhex(chunk_id).hex() != chunk_id:  # fail now, not at build
             raise ValueError(f"a chunk id is 64 lowercase hex digits, not {chunk_id!r}")
+        if len(data) > MAX_CHUNK_LENGTH:
+            raise ValueError(f"a chunk of {len(data)} bytes is longer than a pack entry can say")
         self._entries[chunk_id] = (self._body.tell(), len(data))
         self._body.write(data)
 
