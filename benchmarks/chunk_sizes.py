@@ -12,14 +12,14 @@ count implies (44 B per pack-index entry, ~80 B of manifest JSON per chunk). Iss
 target: at most 3 % uploaded for both edits.
 
 Finally, for the chosen sizes, ``chunk_file`` against one thread doing the same work (read
-everything, then hash and chunk), to show what its hashing threads buy on this machine.
+everything, then hash and chunk), to show what its hashing thread buys on this machine.
 
     python benchmarks/chunk_sizes.py                 # 1 GiB
     python benchmarks/chunk_sizes.py --size 256M --tmp /somewhere/with/room
     python benchmarks/chunk_sizes.py --threads-only --repeats 5
 
 Throughput needs a quiet machine: other processes on the same cores slow both sides and take
-away the core the hashing threads would use.
+away the core the hashing thread would use.
 """
 from __future__ import annotations
 
@@ -117,15 +117,15 @@ def one_thread(path: Path, sizes: ChunkSizes) -> chunking.ChunkedFile:
 
 def compare_threads(path: Path, sizes: ChunkSizes, repeats: int = 3) -> None:
     size = path.stat().st_size
-    best = {"chunk_file (3 threads)": 0.0, "one thread": 0.0}
+    best = {"chunk_file (2 threads)": 0.0, "one thread": 0.0}
     for _ in range(repeats):
-        for label, run in (("chunk_file (3 threads)", chunk_file), ("one thread", one_thread)):
+        for label, run in (("chunk_file (2 threads)", chunk_file), ("one thread", one_thread)):
             start = time.perf_counter()
             run(path, sizes=sizes)
             best[label] = max(best[label], size / (time.perf_counter() - start) / 1e6)
     for label, speed in best.items():
         print(f"  {label:24s} {speed:7.0f} MB/s (best of {repeats})")
-    print(f"  ratio {best['chunk_file (3 threads)'] / best['one thread']:.2f}x;"
+    print(f"  ratio {best['chunk_file (2 threads)'] / best['one thread']:.2f}x;"
           f" sha256 alone on this machine: {sha256_speed():.0f} MB/s")
 
 

@@ -159,9 +159,10 @@ def _fill(readinto: Readinto, view: memoryview, filled: int) -> int:
 def _chunk_stream(head: bytes, readinto: Readinto, block: int, sizes: ChunkSizes) -> ChunkedFile:
     """Chunk a file block by block, ``head`` being its first bytes.
 
-    This thread reads and cuts; one thread hashes the whole file, in order, and another the
-    chunks of each block, so the two sha256 passes use both cores (hashlib releases the GIL).
-    Two buffers are used in turn: one is filled and cut while the other may still be hashed.
+    This thread reads, cuts and hashes the chunks while another hashes the whole file, so the
+    two sha256 passes use both cores (hashlib releases the GIL). Two buffers are used in turn:
+    one is filled and cut while the other may still be hashed. (A third thread hashing the
+    chunks measured no faster on two cores.)
 
     A chunk cut with fewer than ``max`` bytes after its start might end elsewhere once more bytes
     arrive, so it is carried into the next block; FastCDC never looks further than ``max`` bytes,
@@ -169,38 +170,30 @@ def _chunk_stream(head: bytes, readinto: Readinto, block: int, sizes: ChunkSizes
     """
     buffers = [bytearray(block), bytearray(block)]
     whole = hashlib.sha256(head)
-    batches: list[Future[list[tuple[str, int]]]] = []
-    busy: deque[tuple[Future[None], Future[list[tuple[str, int]]]]] = deque()
+    chunks: list[tuple[str, int]] = []
+    busy: deque[Future[None]] = deque()
     carry = head
-    with ThreadPoolExecutor(max_workers=1) as file_hasher, ThreadPoolExecutor(max_workers=1) as chunk_hasher:
+    with ThreadPoolExecutor(max_workers=1) as file_hasher:
         for turn in itertools.count():
             if len(busy) == 2:  # this turn's buffer is the one hashed two turns ago
-                for future in busy.popleft():
-                    future.result()
+                busy.popleft().result()
             view = memoryview(buffers[turn % 2])
             view[: len(carry)] = carry
             filled = _fill(readinto, view, len(carry))
-            whole_done = file_hasher.submit(whole.update, view[len(carry) : filled])
+            busy.append(file_hasher.submit(whole.update, view[len(carry) : filled]))
             at_end = filled < block
-            ready, carry = _cut_block(view[:filled], at_end, sizes)
-            batches.append(chunk_hasher.submit(_hash_each, ready))
-            busy.append((whole_done, batches[-1]))
+            carry = _cut_block(view[:filled], at_end, sizes, chunks)
             if at_end:
                 break
-        chunks = tuple(chunk for batch in batches for chunk in batch.result())
-        whole_done.result()
-    return ChunkedFile(whole.hexdigest(), sum(length for _, length in chunks), chunks)
+        for future in busy:
+            future.result()
+    return ChunkedFile(whole.hexdigest(), sum(length for _, length in chunks), tuple(chunks))
 
 
-def _cut_block(view: memoryview, at_end: bool, sizes: ChunkSizes) -> tuple[list[memoryview], bytes]:
-    """The block's final chunks, and the bytes after them to carry into the next block."""
-    ready: list[memoryview] = []
+def _cut_block(view: memoryview, at_end: bool, sizes: ChunkSizes, chunks: list[tuple[str, int]]) -> bytes:
+    """Append the block's final chunks to ``chunks``; return the bytes after them, to carry over."""
     for chunk in _chunker(sizes).cut_buf(view):
         if not at_end and len(view) - chunk.offset < sizes.max:
-            return ready, bytes(view[chunk.offset :])
-        ready.append(chunk.data)
-    return ready, b""
-
-
-def _hash_each(views: list[memoryview]) -> list[tuple[str, int]]:
-    return [(_sha(view), len(view)) for view in views]
+            return bytes(view[chunk.offset :])
+        chunks.append((_sha(chunk.data), chunk.length))
+    return b""
