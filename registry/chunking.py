@@ -1,0 +1,199 @@
+"""Cutting files into content-defined chunks (format 2), so an edit costs what it changes.
+
+A file under ``SMALL_FILE_MAX`` bytes is one chunk whose id is the file's sha256. A larger file
+is cut by FastCDC (``pyfastcdc``): cut points depend only on the bytes near them, so an
+overwrite or an insertion changes the chunks around it and leaves the rest, which the store
+already holds, untouched. Chunk ids are the sha256 of their bytes.
+
+The chunk list is part of a file's manifest entry and so of the version digest: the same bytes
+must always give the same list. The sizes below, the FastCDC normalisation level and its gear
+table (seed 0) are therefore part of the store format; changing any of them makes re-logged
+contents look new (never wrong), so they change only with a new format. ``pyfastcdc`` is pinned
+to one minor version for the same reason.
+
+Sizes were picked by ``benchmarks/chunk_sizes.py`` (1 GiB file, issue 16's target of at most
+3 % re-uploaded for a 1 % overwrite and for a 1 KiB insertion). FastCDC's mean chunk is about
+``AVG_CHUNK + MIN_CHUNK``, as its cut-point skipping starts looking at ``MIN_CHUNK``.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from collections import deque
+from collections.abc import Callable, Container, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Final
+
+from pyfastcdc import FastCDC
+
+from .errors import IntegrityError
+
+SMALL_FILE_MAX = 1024 * 1024
+"""Files smaller than this are stored whole, as one chunk named by the file's sha256."""
+MIN_CHUNK = 64 * 1024
+AVG_CHUNK = 256 * 1024
+MAX_CHUNK = 1024 * 1024
+NORMALIZATION: Final = 1
+"""FastCDC's normalised chunking level (0-3): 1 keeps chunk sizes near the mean without
+hurting dedup, as the FastCDC paper and ``fastcdc-rs`` recommend."""
+READ_BLOCK = 16 * 1024 * 1024
+"""Bytes read per block (fewer for a smaller file, never under twice ``max``): large, so the
+work per block (a thread hand-off, the carried-over tail) is negligible."""
+
+
+@dataclass(frozen=True)
+class ChunkSizes:
+    """FastCDC's size bounds, ``min <= avg <= max``: no chunk is longer than ``max``, and only
+    a file's last chunk is shorter than ``min``."""
+
+    min: int
+    avg: int
+    max: int
+
+
+SIZES = ChunkSizes(MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+
+
+@dataclass(frozen=True)
+class ChunkedFile:
+    """A file's sha256, size and chunks (chunk sha256, length) in file order.
+
+    A file under ``SMALL_FILE_MAX`` has one chunk, itself; ``manifest_chunks`` is then None,
+    as its manifest entry lists no chunks (``FileEntry.chunk_list()`` gives them back).
+    """
+
+    sha256: str
+    size: int
+    chunks: tuple[tuple[str, int], ...]
+
+    @property
+    def manifest_chunks(self) -> tuple[tuple[str, int], ...] | None:
+        return None if self.size < SMALL_FILE_MAX else self.chunks
+
+
+def chunk_bytes(data: bytes | bytearray | memoryview, *, sizes: ChunkSizes = SIZES) -> ChunkedFile:
+    """The chunks of bytes held in memory; equal to ``chunk_file`` of a file holding them.
+
+    >>> chunk_bytes(b"abc").chunks == ((chunk_bytes(b"abc").sha256, 3),)
+    True
+    """
+    view = memoryview(data).cast("B")
+    whole = hashlib.sha256(view).hexdigest()
+    if len(view) < SMALL_FILE_MAX:
+        return ChunkedFile(whole, len(view), ((whole, len(view)),))
+    chunks = tuple((_sha(c.data), c.length) for c in _chunker(sizes).cut_buf(view))
+    return ChunkedFile(whole, len(view), chunks)
+
+
+def chunk_file(path: Path, *, sizes: ChunkSizes = SIZES) -> ChunkedFile:
+    """Read ``path`` once and return its sha256 and chunks.
+
+    Blocks are read into memory (not mapped), so a file truncated meanwhile cannot crash the
+    process, and both digests come from the very same bytes: the result is self-consistent even
+    if the file changes while read. The whole-file sha256 runs in a second thread (hashlib
+    releases the GIL), while this one cuts and hashes the chunks.
+    """
+    with open(path, "rb", buffering=0) as f:
+        head = _read_up_to(f.read, SMALL_FILE_MAX)
+        if len(head) < SMALL_FILE_MAX:
+            return chunk_bytes(head, sizes=sizes)
+        block = max(2 * sizes.max, min(READ_BLOCK, os.fstat(f.fileno()).st_size + 1))
+        return _chunk_stream(head, f.readinto, block, sizes)
+
+
+def iter_chunk_bytes(
+    path: Path, chunks: tuple[tuple[str, int], ...], *, only: Container[str] | None = None,
+) -> Iterator[tuple[str, bytes]]:
+    """(chunk id, bytes) of ``path``'s chunks in file order, reading the file once, for packing.
+
+    With ``only``, other chunks are skipped without being read. Each chunk read is checked
+    against its id, so a file changed since it was chunked raises ``IntegrityError`` before a
+    wrong byte reaches a pack.
+    """
+    with open(path, "rb") as f:
+        for index, (chunk_id, length) in enumerate(chunks):
+            if only is not None and chunk_id not in only:
+                f.seek(length, 1)
+                continue
+            data = f.read(length)
+            if len(data) != length or _sha(data) != chunk_id:
+                raise IntegrityError(
+                    f"{path} changed after it was chunked (chunk {index} no longer matches): "
+                    "nothing was logged; add it again once nothing is writing to it"
+                )
+            yield chunk_id, data
+
+
+@lru_cache(maxsize=8)
+def _chunker(sizes: ChunkSizes) -> FastCDC:
+    return FastCDC(sizes.avg, min_size=sizes.min, max_size=sizes.max, normalized_chunking=NORMALIZATION)
+
+
+def _sha(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+Readinto = Callable[[memoryview], int | None]
+
+
+def _read_up_to(read: Callable[[int], bytes | None], size: int) -> bytes:
+    """The first ``size`` bytes (fewer at the end of the file), in one read when the file allows."""
+    parts: list[bytes] = []
+    while size and (part := read(size)):
+        parts.append(part)
+        size -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _fill(readinto: Readinto, view: memoryview, filled: int) -> int:
+    """Read into ``view[filled:]`` until it is full or the file ends; return the length filled."""
+    while filled < len(view) and (n := readinto(view[filled:])):
+        filled += n
+    return filled
+
+
+def _chunk_stream(head: bytes, readinto: Readinto, block: int, sizes: ChunkSizes) -> ChunkedFile:
+    """Chunk a file block by block, ``head`` being its first bytes.
+
+    This thread reads, cuts and hashes the chunks while another hashes the whole file, so the
+    two sha256 passes use both cores (hashlib releases the GIL). Two buffers are used in turn:
+    one is filled and cut while the other may still be hashed. (A third thread hashing the
+    chunks measured no faster on two cores.)
+
+    A chunk cut with fewer than ``max`` bytes after its start might end elsewhere once more bytes
+    arrive, so it is carried into the next block; FastCDC never looks further than ``max`` bytes,
+    so the cuts equal those of the whole file in memory.
+    """
+    buffers = [bytearray(block), bytearray(block)]
+    whole = hashlib.sha256(head)
+    chunks: list[tuple[str, int]] = []
+    busy: deque[Future[None]] = deque()
+    carry = head
+    with ThreadPoolExecutor(max_workers=1) as file_hasher:
+        for turn in itertools.count():
+            if len(busy) == 2:  # this turn's buffer is the one hashed two turns ago
+                busy.popleft().result()
+            view = memoryview(buffers[turn % 2])
+            view[: len(carry)] = carry
+            filled = _fill(readinto, view, len(carry))
+            busy.append(file_hasher.submit(whole.update, view[len(carry) : filled]))
+            at_end = filled < block
+            carry = _cut_block(view[:filled], at_end, sizes, chunks)
+            if at_end:
+                break
+        for future in busy:
+            future.result()
+    return ChunkedFile(whole.hexdigest(), sum(length for _, length in chunks), tuple(chunks))
+
+
+def _cut_block(view: memoryview, at_end: bool, sizes: ChunkSizes, chunks: list[tuple[str, int]]) -> bytes:
+    """Append the block's final chunks to ``chunks``; return the bytes after them, to carry over."""
+    for chunk in _chunker(sizes).cut_buf(view):
+        if not at_end and len(view) - chunk.offset < sizes.max:
+            return bytes(view[chunk.offset :])
+        chunks.append((_sha(chunk.data), chunk.length))
+    return b""
