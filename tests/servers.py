@@ -96,9 +96,12 @@ class SeaweedServer:
         access_key: str | None = None,
         secret_key: str | None = None,
         identities: dict[str, list[str]] | None = None,
+        metrics: bool = False,
     ) -> None:
         """``identities``: extra S3 identities besides the admin, name -> SeaweedFS actions
-        (e.g. ``{"deploy": ["Read", "List"]}``); each gets fresh keys (``env(name)``)."""
+        (e.g. ``{"deploy": ["Read", "List"]}``); each gets fresh keys (``env(name)``).
+        ``metrics``: also serve weed's Prometheus counters (requests and bytes per bucket) at
+        ``metrics_url``, which benchmarks read to count traffic outside the measured client."""
         self.data_dir = Path(data_dir).resolve()
         self.access_key = access_key or "test-" + secrets.token_hex(6)
         self.secret_key = secret_key or secrets.token_hex(20)
@@ -107,7 +110,8 @@ class SeaweedServer:
                    "secretKey": secrets.token_hex(20)}
             for name, actions in (identities or {}).items()
         }
-        self.master_port, self.volume_port, self.filer_port, self.s3_port = pick_ports(4)
+        self.master_port, self.volume_port, self.filer_port, self.s3_port, *extra = pick_ports(5 if metrics else 4)
+        self.metrics_port: int | None = extra[0] if extra else None
         self.log_path = self.data_dir / "weed.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -116,8 +120,15 @@ class SeaweedServer:
         return f"http://127.0.0.1:{self.s3_port}"
 
     @property
+    def metrics_url(self) -> str:
+        if self.metrics_port is None:
+            raise RuntimeError("started without metrics=True")
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
     def ports(self) -> list[int]:
         main = [self.master_port, self.volume_port, self.filer_port, self.s3_port]
+        main += [self.metrics_port] if self.metrics_port is not None else []
         return main + [p + GRPC_OFFSET for p in main]
 
     def _write_configs(self) -> Path:
@@ -159,6 +170,7 @@ class SeaweedServer:
             "-volume.preStopSeconds=0",
             "-master.telemetry=false",
             "-master.electionTimeout=1s",  # restart on old state: ~3 s, not ~19 s
+            *([f"-metricsPort={self.metrics_port}", "-metricsIp=127.0.0.1"] if self.metrics_port else []),
         ]
 
     def client(self, **config: Any) -> Any:
