@@ -40,7 +40,7 @@ def version_entries(store: Store, record: VersionRecord, prefix: str | None = No
 
 def page_reader(store: Store, record: VersionRecord | None = None) -> Callable[[str], bytes]:
     """Manifest pages by sha256, verified, through the cache (a page is an ordinary blob)."""
-    what = f"manifest of {record.project}/{record.name}:v{record.version}" if record else "manifest"
+    what = f"file list of {record.project}/{record.name}:v{record.version}" if record else "file list"
 
     def read(sha256: str) -> bytes:
         path = store.cache.ensure(sha256, size=None, what=what)

@@ -88,6 +88,7 @@ def link_version(store: Store, source: VersionRecord, target: LinkTarget, aliase
             project=target.project, name=target.collection, version=0, type=source.type,
             description=source.description, metadata=source.metadata, digest=source.digest, size=source.size,
             file_count=source.file_count, created_at=now(), created_by=run, commit_id="", source=source.ref(),
+            schema=source.schema_version, packs=source.packs,  # the source's contents, in its format
         )
         result = commit_version(backend, draft, aliases, dedupe=False)
     _audit_link(store, source, result)
