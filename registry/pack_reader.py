@@ -117,11 +117,16 @@ class PackedReader:
     def _read_span(self, pack: str, span: Span, uses: dict[str, list[tuple[FileEntry, int]]],
                    assemblies: dict[str, _Assembly], progress: Progress | None) -> None:
         key = keys.pack(pack)
+
+        def describe(chunk: str) -> str:
+            return f"file {uses[chunk][0][0].path!r}"
+
         try:
             data = self.backend.read_range(key, span.start, span.end)
         except FileNotFoundError:
-            raise NotFoundError(f"pack {key} is missing from the store: re-log the artifact that holds it") from None
-        for chunk, view in split_span(data, span, key):
+            raise NotFoundError(f"pack {key} ({describe(span.items[0][0])}) is missing from the store: "
+                                "re-log the artifact that holds it") from None
+        for chunk, view in split_span(data, span, key, describe):
             for entry, offset in uses[chunk]:
                 assembly = assemblies.get(entry.sha256)
                 if assembly is None:  # a file of one chunk, just verified

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from .errors import IntegrityError
@@ -226,19 +226,25 @@ def plan_reads(
     return spans
 
 
-def split_span(data: bytes, span: Span, what: str) -> Iterator[tuple[str, memoryview]]:
-    """Each chunk of a fetched span, checked against its id before it is yielded."""
+def split_span(data: bytes, span: Span, what: str,
+               describe: Callable[[str], str] | None = None) -> Iterator[tuple[str, memoryview]]:
+    """Each chunk of a fetched span, checked against its id before it is yielded; ``describe``
+    names what a chunk belongs to (a file) in the error."""
+    def named(chunk_id: str) -> str:
+        return f" ({describe(chunk_id)})" if describe is not None else ""
+
     if len(data) != span.end - span.start:
         raise IntegrityError(
-            f"{what}: a ranged read of bytes {span.start}-{span.end} returned {len(data)} bytes, not "
-            f"{span.end - span.start}: the pack is truncated or was replaced; re-log the versions that use it"
+            f"{what}{named(span.items[0][0]) if span.items else ''}: a ranged read of bytes {span.start}-{span.end} "
+            f"returned {len(data)} bytes, not {span.end - span.start}: the pack is truncated or was replaced; "
+            "re-log the versions that use it"
         )
     view = memoryview(data)
     for chunk_id, offset, length in span.items:
         body = view[offset - span.start : offset - span.start + length]
         if hashlib.sha256(body).hexdigest() != chunk_id:
             raise IntegrityError(
-                f"chunk {chunk_id} in {what} does not match its sha256: the store copy is corrupt; "
-                "re-log the versions that use it"
+                f"chunk {chunk_id}{named(chunk_id)} in {what} does not match its sha256: the store copy is "
+                "corrupt; re-log the versions that use it"
             )
         yield chunk_id, body
