@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from . import keys
 from .errors import IntegrityError
-from .manifest_pages import iter_entries
+from .manifest_pages import iter_entries, page_digests
 from .records import FileEntry, FileList, VersionRecord, parse
 from .store import Store
 from .versions import read_alias, read_version
@@ -36,6 +36,19 @@ def version_entries(store: Store, record: VersionRecord, prefix: str | None = No
         yield from (f for f in files if prefix is None or f.path.startswith(prefix))
         return
     yield from iter_entries(page_reader(store, record), record.digest, prefix)
+
+
+def entries_of_record(read_blob: Callable[[str], bytes], record: VersionRecord) -> Iterator[FileEntry]:
+    """A version's files from a verified blob reader alone (no cache): either format."""
+    if record.paged:
+        yield from iter_entries(read_blob, record.digest)
+    else:
+        yield from parse(FileList, read_blob(record.digest), keys.blob(record.digest)).files
+
+
+def manifest_blobs(read_blob: Callable[[str], bytes], record: VersionRecord) -> set[str]:
+    """The blobs that hold a version's file list: one (format 1) or its manifest pages (format 2)."""
+    return set(page_digests(read_blob, record.digest)) if record.paged else {record.digest}
 
 
 def page_reader(store: Store, record: VersionRecord | None = None) -> Callable[[str], bytes]:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from . import keys
 from .errors import IntegrityError, InvalidNameError
-from .names import validate_digest
+from .names import validate_digest, validate_path
 from .path_order import SortedPaths, path_key, prefix_side, range_may_hold
 from .records import FileEntry, Record, canonical_json, parse
 
@@ -133,7 +133,9 @@ class ManifestBuilder:
         could close pages of one child above it, which the tree of the rules does not have."""
 
     def add(self, entry: FileEntry) -> None:
-        """Take the next entry; ``InvalidNameError`` if its path is out of order or clashes."""
+        """Take the next entry; ``InvalidNameError`` if its path is unsafe, out of order or clashes.
+        (The path is checked again here: an entry made without validation must not get through.)"""
+        validate_path(entry.path)
         self._paths.add(entry.path)
         self._leaf.append(_entry_json(entry))
         if len(self._leaf) >= self.LEAF_CAP or _ends_page(entry.path, self.LEAF_BITS):

@@ -26,13 +26,13 @@ from .alias_moves import audit_moves
 from .blob_transfer import Sent, send_blobs
 from .blobs import BlobStore
 from .errors import ConflictError, IntegrityError
+from .filelists import entries_of_record, manifest_blobs
 from .offline import outbox_dir, seen_dir, synced_dir
 from .protection import Protection
 from .records import (
     AliasBase,
     AliasRecord,
     ArtifactRef,
-    FileList,
     RunRecord,
     SyncProgress,
     VersionRecord,
@@ -151,11 +151,13 @@ class OutboxSync:
         return read_version(self.store.backend, offline.project, offline.name, progress.version)
 
     def _commit(self, offline: VersionRecord) -> tuple[VersionRecord, bool]:
-        body = self.outbox_blobs.read(offline.digest, "file list")
-        files = parse(FileList, body, keys.blob(offline.digest))
+        def read(sha256: str) -> bytes:
+            return self.outbox_blobs.read(sha256, "file list")
+
+        files = {f.sha256 for f in entries_of_record(read, offline) if f.ref is None}
         with Protection(self.store.blobs) as guard:
-            self.report.sent.add(send_blobs(self.outbox_blobs, guard, {f.sha256 for f in files.files}))
-            self.report.sent.add(send_blobs(self.outbox_blobs, guard, {offline.digest}))
+            self.report.sent.add(send_blobs(self.outbox_blobs, guard, files))
+            self.report.sent.add(send_blobs(self.outbox_blobs, guard, manifest_blobs(read, offline)))
             self.crash("sync-after-blobs")
             real = find_committed(self.store, offline)
             created = real is None

@@ -71,7 +71,7 @@ def publish(
     blob: it is only listed in the file list. ``after``: see ``commit_version``. The store's
     format (``REGISTRY_FORMAT``) decides how: one file list (1) or manifest pages (2).
     """
-    if store.settings.store_format == 2 and not store.offline:  # the outbox stays format 1: sync replays it
+    if store.settings.store_format == 2:
         return _publish_paged(store, draft, entries, sources, aliases, progress, after)
     crash = _crash_hook()
     file_list = FileList.build(entries)

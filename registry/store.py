@@ -76,8 +76,9 @@ class Store:
     @property
     def writes_packs(self) -> bool:
         """Whether new versions put their bytes in packs: format 2 on a remote store. A local
-        directory keeps each file whole (placed by reflink or hardlink from the store itself)."""
-        return self.settings.store_format == 2 and not self.cache.is_store
+        directory keeps each file whole (placed by reflink or hardlink from the store itself), and
+        so does the offline outbox (``sync`` sends its files on as they are)."""
+        return self.settings.store_format == 2 and not self.cache.is_store and not self.offline
 
     def require_present(self) -> None:
         """Refuse to read a store that is not there (a typo in its URL is not an empty store)."""
