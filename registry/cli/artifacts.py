@@ -120,14 +120,14 @@ def _ls_versions(state: State, api: Api, target: str, limit: int | None) -> None
 def show_cmd(state: State, address: str, max_files: int) -> None:
     """Show one version: description, metadata, aliases, files, logged-by and used-by runs."""
     art = state.api.artifact(address)
-    files = art.files()
-    shown = files if max_files == 0 else files[:max_files]
+    shown = art.first_files(max_files or None)  # a million-file version: only the pages shown are read
+    total = art.file_count
     logged_by = _logged_by(art)
     used_by = art.used_by()
     if state.json:
-        state.emit_json(show_json(art, shown, len(shown) < len(files), logged_by, used_by))
+        state.emit_json(show_json(art, shown, len(shown) < total, logged_by, used_by))
         return
-    lines = [*_show_header(art, logged_by, used_by), *_metadata_lines(art), *_files_lines(files, shown)]
+    lines = [*_show_header(art, logged_by, used_by), *_metadata_lines(art), *_files_lines(total, shown)]
     state.out("\n".join(lines))
 
 
@@ -179,10 +179,10 @@ def _metadata_lines(art: Artifact) -> list[str]:
     return ["metadata:", *("  " + line for line in text.splitlines())]
 
 
-def _files_lines(files: list[ArtifactFile], shown: list[ArtifactFile]) -> list[str]:
+def _files_lines(total: int, shown: list[ArtifactFile]) -> list[str]:
     width = max((len(format_size(f.size)) for f in shown), default=0)
-    lines = [f"files ({len(files)}):", *(f"  {format_size(f.size).rjust(width)}  {f.path}"
-                                         + (f"  -> {f.ref}" if f.ref else "") for f in shown)]
-    if len(shown) < len(files):
-        lines.append(f"  ... and {len(files) - len(shown)} more (--files 0 shows all)")
+    lines = [f"files ({total}):", *(f"  {format_size(f.size).rjust(width)}  {f.path}"
+                                    + (f"  -> {f.ref}" if f.ref else "") for f in shown)]
+    if len(shown) < total:
+        lines.append(f"  ... and {total - len(shown)} more (--files 0 shows all)")
     return lines
