@@ -41,12 +41,14 @@ class BlobStore:
     def missing(self, shas: Iterable[str]) -> set[str]:
         """Which of ``shas`` the store lacks: one HEAD each in parallel, or, for many blobs in a
         store that is not huge, one listing per ``<2 hex>`` prefix (at most 256 requests)."""
-        absent = self._missing_loose(sorted(set(shas)))
+        absent = self.missing_loose(shas)
         if absent and self.packs is not None:
             absent -= self.packs.locate(absent).keys()
         return absent
 
-    def _missing_loose(self, todo: list[str]) -> set[str]:
+    def missing_loose(self, shas: Iterable[str]) -> set[str]:
+        """Which of ``shas`` the store lacks as ``blobs/...`` objects (packs not looked at)."""
+        todo = sorted(set(shas))
         if not todo:
             return set()
         if len(todo) >= LIST_THRESHOLD:

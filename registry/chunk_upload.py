@@ -56,12 +56,14 @@ class ChunkPlan:
 
 
 def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry], hints: Iterable[str],
-                sources: dict[str, Path]) -> ChunkPlan:
-    """Find every chunk of ``entries`` in the store; those found nowhere must come from ``sources``."""
+                sources: dict[str, Path], look_for_loose: bool = True) -> ChunkPlan:
+    """Find every chunk of ``entries`` in the store; those found nowhere must come from ``sources``.
+    ``look_for_loose``: also look for format-1 blobs of files stored whole (worth it where the
+    artifact has format-1 history: a HEAD or a listing, where a packed history makes it waste)."""
     wanted = {chunk for e in entries for chunk, _ in e.chunk_list()}
     located = indexes.locate(wanted, hints)
     unplaced_whole = {e.sha256 for e in entries if e.chunks is None and e.sha256 not in located}
-    loose = unplaced_whole - blobs.missing(unplaced_whole) if unplaced_whole else set()
+    loose = unplaced_whole - blobs.missing_loose(unplaced_whole) if unplaced_whole and look_for_loose else set()
     new = wanted - located.keys() - loose
     held = [e for e in entries if e.sha256 not in sources and any(c in new for c, _ in e.chunk_list())]
     if held:

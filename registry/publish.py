@@ -120,7 +120,8 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
         plan = None
         if packed:
             hints = previous.packs or () if previous is not None else ()
-            plan = plan_chunks(store.pack_indexes, store.blobs, stored, hints, sources)
+            plan = plan_chunks(store.pack_indexes, store.blobs, stored, hints, sources,
+                               look_for_loose=previous is None or not previous.paged)
             guard.cover(plan.relied_packs | plan.loose)
             with PackUploader(store.backend) as uploader:
                 send_chunks(uploader, stored, sources, plan.new, progress)
