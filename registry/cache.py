@@ -17,7 +17,7 @@ from . import keys
 from .blobs import BlobStore, Progress
 from .cache_index import CacheIndex, as_recorded
 from .errors import IntegrityError, NotFoundError
-from .hashing import sha256_file, write_all
+from .hashing import sha256_file
 from .placement import Placement, copy_file
 from .settings import LinkMode
 from .tempnames import temp_beside
@@ -170,15 +170,23 @@ class DownloadCache(Cache):
             path.parent.mkdir(parents=True, exist_ok=True)
         temp = verified if isinstance(verified, Path) else temp_beside(path)
         try:
-            if not isinstance(verified, Path):
-                with open(temp, "xb", buffering=0) as out:
-                    write_all(out, verified)
-            os.chmod(temp, READ_ONLY)
+            if isinstance(verified, Path):
+                os.chmod(temp, READ_ONLY)
+                st = os.stat(temp)
+            else:  # created read-only: one syscall fewer per small file (a pack holds thousands)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, READ_ONLY)
+                try:
+                    view = memoryview(verified)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
             os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        self.index.record(path, sha256)
+        self.index.record(path, sha256, st)
         return path
 
     def verify_entry(self, sha256: str) -> bool:

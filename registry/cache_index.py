@@ -31,9 +31,10 @@ class CacheIndex:
     def _db(self) -> sqlite3.Connection | None:
         return self.db.connection()
 
-    def record(self, path: Path, sha256: str) -> None:
-        """Remember a just-verified entry as it is now on disk; written with the next ``flush``."""
-        st = os.stat(path)
+    def record(self, path: Path, sha256: str, st: os.stat_result | None = None) -> None:
+        """Remember a just-verified entry as it is now on disk (``st``: its stat, when the caller
+        has it); written with the next ``flush``."""
+        st = st if st is not None else os.stat(path)
         with self._pending_lock:
             self._pending[str(path)] = (str(path), sha256, st.st_size, st.st_mtime_ns, time.time())
 

@@ -26,6 +26,8 @@ from .tempnames import temp_beside
 
 PLACE_WORKERS = 2
 """Copies run in the kernel: two threads overlap them; more only contend (measured on 2 cores)."""
+PLACE_BATCH = 256
+"""Files placed per task at most."""
 
 EARLY_COPY_MAX = 1024 * 1024
 """Fetched blobs up to this size are also written into the download root as they stream in
@@ -227,11 +229,17 @@ def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source],
             progress(0, 1)
         return dest.absolute(), os.stat(dest), entry.sha256
 
+    def place_batch(batch: list[Target]) -> list[Placed]:
+        return [place(target) for target in batch]
+
     try:
         if not todo:
             return []
-        with ThreadPoolExecutor(max_workers=min(PLACE_WORKERS, len(todo))) as pool:
-            return list(pool.map(place, todo))
+        # a task per file would cost more in futures than a small file's copy: hand out batches
+        size = max(1, min(PLACE_BATCH, len(todo) // (4 * PLACE_WORKERS)))
+        batches = [todo[i : i + size] for i in range(0, len(todo), size)]
+        with ThreadPoolExecutor(max_workers=min(PLACE_WORKERS, len(batches))) as pool:
+            return [placed for batch in pool.map(place_batch, batches) for placed in batch]
     finally:
         for source in sources.values():
             if source.early is not None:
