@@ -26,15 +26,17 @@ CHUNK_PARAMS = f"fastcdc-{chunking.MIN_CHUNK}-{chunking.AVG_CHUNK}-{chunking.MAX
 """Names the chunker's settings in the chunk-list memory: other settings cut other lists."""
 
 
-def with_chunks(entries: list[FileEntry], sources: dict[str, Path], memory: ChunkMemory) -> list[FileEntry]:
-    """Entries of large files gain their chunk lists (remembered by sha256, else cut now)."""
+def with_chunks(entries: list[FileEntry], sources: dict[str, Path], memory: ChunkMemory,
+                on_chunk: chunking.OnChunk | None = None) -> list[FileEntry]:
+    """Entries of large files gain their chunk lists (remembered by sha256, else cut now, each
+    chunk handed to ``on_chunk`` as it is cut)."""
     out = []
     for entry in entries:
         if entry.ref is None and entry.chunks is None and entry.size >= chunking.SMALL_FILE_MAX \
                 and entry.sha256 in sources:
             chunks = memory.get(entry.sha256, CHUNK_PARAMS)
             if chunks is None:
-                cut = chunking.chunk_file(sources[entry.sha256])
+                cut = chunking.chunk_file(sources[entry.sha256], on_chunk=on_chunk)
                 if cut.sha256 != entry.sha256:
                     raise _changed(sources[entry.sha256], entry.sha256)
                 chunks = cut.chunks
@@ -75,9 +77,21 @@ def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry]
     return ChunkPlan(located, loose, new, relied_packs={loc.pack for loc in located.values()})
 
 
+def pack_if_new(indexes: PackIndexes, uploader: PackUploader) -> chunking.OnChunk:
+    """An ``on_chunk`` for cutting files: packs each chunk no loaded pack index holds."""
+
+    def take(chunk_id: str, data: memoryview) -> None:
+        if not uploader.holds(chunk_id) and not indexes.holds(chunk_id):
+            uploader.add(chunk_id, data)
+
+    return take
+
+
 def send_chunks(uploader: PackUploader, entries: list[FileEntry], sources: dict[str, Path],
                 new: set[str], progress=None) -> None:
-    """Pack and upload the ``new`` chunks, read from the source files and checked on the way."""
+    """Pack and upload the ``new`` chunks (those the uploader does not hold already), read from the
+    source files and checked on the way."""
+    new = {chunk for chunk in new if not uploader.holds(chunk)}
     done: set[str] = set()
     for entry in entries:
         if entry.sha256 in done or not any(c in new for c, _ in entry.chunk_list()):

@@ -89,20 +89,26 @@ def chunk_bytes(data: bytes | bytearray | memoryview, *, sizes: ChunkSizes = SIZ
     return ChunkedFile(whole, len(view), chunks)
 
 
-def chunk_file(path: Path, *, sizes: ChunkSizes = SIZES) -> ChunkedFile:
+OnChunk = Callable[[str, memoryview], None]
+"""Called with each chunk's id and its bytes (valid only during the call) as a file is cut."""
+
+
+def chunk_file(path: Path, *, sizes: ChunkSizes = SIZES, on_chunk: OnChunk | None = None) -> ChunkedFile:
     """Read ``path`` once and return its sha256 and chunks.
 
     Blocks are read into memory (not mapped), so a file truncated meanwhile cannot crash the
     process, and both digests come from the very same bytes: the result is self-consistent even
     if the file changes while read. The whole-file sha256 runs in a second thread (hashlib
-    releases the GIL), while this one cuts and hashes the chunks.
+    releases the GIL), while this one cuts and hashes the chunks. ``on_chunk`` gets each chunk
+    of a large file as it is cut (a writer packs the new ones in the same pass: one read, and
+    each chunk hashed on the very bytes that are sent).
     """
     with open(path, "rb", buffering=0) as f:
         head = _read_up_to(f.read, SMALL_FILE_MAX)
         if len(head) < SMALL_FILE_MAX:
             return chunk_bytes(head, sizes=sizes)
         block = max(2 * sizes.max, min(READ_BLOCK, os.fstat(f.fileno()).st_size + 1))
-        return _chunk_stream(head, f.readinto, block, sizes)
+        return _chunk_stream(head, f.readinto, block, sizes, on_chunk)
 
 
 def iter_chunk_bytes(
@@ -156,7 +162,8 @@ def _fill(readinto: Readinto, view: memoryview, filled: int) -> int:
     return filled
 
 
-def _chunk_stream(head: bytes, readinto: Readinto, block: int, sizes: ChunkSizes) -> ChunkedFile:
+def _chunk_stream(head: bytes, readinto: Readinto, block: int, sizes: ChunkSizes,
+                  on_chunk: OnChunk | None = None) -> ChunkedFile:
     """Chunk a file block by block, ``head`` being its first bytes.
 
     This thread reads, cuts and hashes the chunks while another hashes the whole file, so the
@@ -182,7 +189,7 @@ def _chunk_stream(head: bytes, readinto: Readinto, block: int, sizes: ChunkSizes
             filled = _fill(readinto, view, len(carry))
             busy.append(file_hasher.submit(whole.update, view[len(carry) : filled]))
             at_end = filled < block
-            carry = _cut_block(view[:filled], at_end, sizes, chunks)
+            carry = _cut_block(view[:filled], at_end, sizes, chunks, on_chunk)
             if at_end:
                 break
         for future in busy:
@@ -190,10 +197,14 @@ def _chunk_stream(head: bytes, readinto: Readinto, block: int, sizes: ChunkSizes
     return ChunkedFile(whole.hexdigest(), sum(length for _, length in chunks), tuple(chunks))
 
 
-def _cut_block(view: memoryview, at_end: bool, sizes: ChunkSizes, chunks: list[tuple[str, int]]) -> bytes:
+def _cut_block(view: memoryview, at_end: bool, sizes: ChunkSizes, chunks: list[tuple[str, int]],
+               on_chunk: OnChunk | None = None) -> bytes:
     """Append the block's final chunks to ``chunks``; return the bytes after them, to carry over."""
     for chunk in _chunker(sizes).cut_buf(view):
         if not at_end and len(view) - chunk.offset < sizes.max:
             return bytes(view[chunk.offset :])
-        chunks.append((_sha(chunk.data), chunk.length))
+        chunk_id = _sha(chunk.data)
+        chunks.append((chunk_id, chunk.length))
+        if on_chunk is not None:
+            on_chunk(chunk_id, view[chunk.offset : chunk.offset + chunk.length])
     return b""

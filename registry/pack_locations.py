@@ -106,6 +106,10 @@ class PackIndexes:
             wanted = wanted - found.keys()
         return found
 
+    def holds(self, chunk_id: str) -> bool:
+        """Whether a loaded pack index names the chunk (no request)."""
+        return any(chunk_id in entries for entries in self._loaded.values())
+
     def forget(self, pack_id: str) -> None:
         """Drop a pack that turned out to be gone, so a later ``locate`` looks elsewhere."""
         self._loaded.pop(pack_id, None)
