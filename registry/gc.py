@@ -15,7 +15,7 @@ from collections.abc import Collection
 from . import keys
 from .errors import NotFoundError, StorageError
 from .filelists import page_reader, read_file_list, version_entries
-from .gc_packs import collect_packs
+from .gc_packs import collect_packs, list_packs
 from .gc_report import GcReport
 from .lifecycle import deleted_numbers
 from .manifest_pages import page_digests
@@ -112,6 +112,7 @@ def collect_garbage(
     with collecting(store.backend, dry_run=dry_run):
         started = time.time()
         listing = list(store.backend.list(keys.blob_prefix()))
+        pack_listing = list_packs(store)  # before the markers, like the blobs (see gc_packs)
         protected = live_markers(store.backend, started, remove_expired=not dry_run)
         used = referenced_blobs(store, tombstone_grace=grace_seconds, retiring=retiring)
         # writers that started while we read
@@ -129,5 +130,5 @@ def collect_garbage(
                     store.backend.delete(info.key)
                 report.deleted.append(info.key)
                 report.freed_bytes += info.size
-        collect_packs(store, used, protected, started, grace_seconds, report)
+        collect_packs(store, pack_listing, used, protected, started, grace_seconds, report)
     return report

@@ -2,23 +2,45 @@
 
 A pack is deleted (the pack, then its index) only when no live version uses any chunk in it,
 it is older than the grace period, and no running writer's in-flight marker names it (a
-writer names the packs it found chunks in). A pack whose index is missing holds chunks no
-reader can find, so it goes once it is older than the grace period (a writer killed between
-the two uploads). Packs that are only partly dead are kept whole.
+writer names each pack before uploading it, and the packs it found chunks in). As for blobs,
+the packs are listed *before* the markers are read: a pack in the listing was named in its
+writer's marker before the collector looked at the markers. A pack whose index is missing
+holds chunks no reader can find, so it goes once it is older than the grace period (a writer
+killed between the two uploads). Packs that are only partly dead are kept whole.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backends import ObjectInfo
 
 from . import keys
 from .gc_report import GcReport
 from .store import Store
 
 
-def collect_packs(store: Store, used: set[str], protected: set[str], started: float, grace_seconds: float,
-                  report: GcReport) -> None:
+@dataclass
+class PackListing:
+    """The store's packs and pack indexes by pack id, as listed when a collection started."""
+
+    packs: dict[str, ObjectInfo]
+    indexes: dict[str, ObjectInfo]
+
+
+def list_packs(store: Store) -> PackListing:
+    listed = store.backend.list
+    return PackListing(
+        packs={_pack_id(info.key): info for info in listed(keys.packs_prefix())},
+        indexes={keys.pack_id_of_index_key(info.key): info for info in listed(keys.pack_index_prefix())},
+    )
+
+
+def collect_packs(store: Store, listing: PackListing, used: set[str], protected: set[str], started: float,
+                  grace_seconds: float, report: GcReport) -> None:
     backend = store.backend
-    packs = {_pack_id(info.key): info for info in backend.list(keys.packs_prefix())}
-    indexes = {keys.pack_id_of_index_key(info.key): info for info in backend.list(keys.pack_index_prefix())}
-    store.pack_indexes.load(indexes)
+    packs, indexes = listing.packs, listing.indexes
+    # a pack's index may have been written after the listing (its writer committed since): read it anyway
+    store.pack_indexes.load(set(packs) | set(indexes))
     for pack_id in sorted(set(packs) | set(indexes)):
         info = packs.get(pack_id) or indexes[pack_id]
         chunks = store.pack_indexes.entries_of(pack_id)

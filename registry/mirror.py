@@ -153,7 +153,8 @@ def _copy_versions(source: Store, dest: Store, project: str, name: str, numbers:
             guard.settle()
             if packs:  # a collector that ran meanwhile may have taken a pack found there: send it again
                 wait_while_collecting(dest.backend)
-                report.sent.add(send_packs(source, guard, packs))
+                again = send_packs(source, guard, packs)
+                report.sent.add(Sent(blobs=again.blobs, bytes=again.bytes))  # the rest were counted above
         crash("copy-after-version")
         report.copied.append(f"{project}/{name}:v{number}")
 

@@ -9,6 +9,7 @@ an index is written only after its pack, so every index names a pack that was co
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from backends import Backend
@@ -29,9 +30,13 @@ class PackUploader:
     ... locations = uploader.locations               # every chunk added, once closed
     """
 
-    def __init__(self, backend: Backend, in_flight: int = IN_FLIGHT) -> None:
+    def __init__(self, backend: Backend, in_flight: int = IN_FLIGHT,
+                 announce: Callable[[str], None] | None = None) -> None:
         self.backend = backend
         self.in_flight = in_flight
+        self.announce = announce
+        """Called with each pack's id before it is uploaded: a writer names it in its in-flight
+        marker, so a collector never takes a pack that no record references *yet*."""
         self.locations: dict[str, Location] = {}
         self.packs: list[str] = []
         self.bytes_sent = 0
@@ -75,6 +80,8 @@ class PackUploader:
         for chunk_id, (offset, length) in built.entries.items():
             self.locations[chunk_id] = Location(built.pack_id, offset, length)
         self.packs.append(built.pack_id)
+        if self.announce is not None:
+            self.announce(built.pack_id)
         self.bytes_sent += len(built.body) + len(built.index)
         while len(self._pending) >= self.in_flight:
             self._pending.popleft().result()

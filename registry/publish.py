@@ -123,7 +123,7 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
             plan = plan_chunks(store.pack_indexes, store.blobs, stored, hints, sources,
                                look_for_loose=previous is None or not previous.paged)
             guard.cover(plan.relied_packs | plan.loose)
-            with PackUploader(store.backend) as uploader:
+            with PackUploader(store.backend, announce=lambda pack: guard.cover([pack])) as uploader:
                 send_chunks(uploader, stored, sources, plan.new, progress)
             plan.located.update(uploader.locations)
             draft = draft.model_copy(update={"packs": tuple(sorted({loc.pack for loc in plan.located.values()}))})
@@ -138,7 +138,7 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
         if result.created:
             guard.settle()
             if plan is not None:
-                _settle_packs(store, plan, stored, sources)
+                _settle_packs(store, guard, plan, stored, sources)
     return result
 
 
@@ -190,20 +190,22 @@ def _send_blobs(store: Store, guard: Protection, stored: list[FileEntry], source
     guard.upload_missing({sha: sources[sha] for sha in new_shas - held}, progress=progress)
 
 
-def _settle_packs(store: Store, plan: ChunkPlan, entries: list[FileEntry], sources: dict[str, Path]) -> None:
+def _settle_packs(store: Store, guard: Protection, plan: ChunkPlan, entries: list[FileEntry],
+                  sources: dict[str, Path]) -> None:
     """After the commit: a collector that ran meanwhile may have removed a pack this writer found
-    chunks in. Those chunks are found elsewhere (a repack) or sent again from the local files."""
+    chunks in, or a format-1 blob it found a whole file as (both were named in the marker only
+    after they were found). Those chunks are found elsewhere (a repack) or sent again from the
+    local files."""
     wait_while_collecting(store.backend)
     gone = {pack for pack in plan.relied_packs if not store.backend.exists(keys.pack(pack))}
-    if not gone:
-        return
     for pack in gone:
         store.pack_indexes.forget(pack)
     lost = {chunk for chunk, loc in plan.located.items() if loc.pack in gone}
     lost -= store.pack_indexes.locate(lost).keys()
+    lost |= store.blobs.missing(plan.loose)
     if lost:
         logger.info("registry: %d chunk(s) removed by a concurrent gc are sent again", len(lost))
-        with PackUploader(store.backend) as uploader:
+        with PackUploader(store.backend, announce=lambda pack: guard.cover([pack])) as uploader:
             send_chunks(uploader, [e for e in entries if e.sha256 in sources], sources, lost)
 
 

@@ -25,7 +25,9 @@ from typing import Any
 
 import pytest
 
+from backends import Backend, open_backend
 from servers import SeaweedServer, pick_ports
+from store_contents import content_keys, holdings
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -108,6 +110,14 @@ def _base_env(seaweed: SeaweedServer) -> dict[str, str]:
     env.update(seaweed.env())
     env.pop("COLUMNS", None)
     return env
+
+
+@pytest.fixture
+def store_backend(seaweed: SeaweedServer, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    """The test's store as this process reads it (to look at or remove what it holds)."""
+    for key, value in seaweed.env().items():
+        monkeypatch.setenv(key, value)
+    return open_backend(store_url)
 
 
 @pytest.fixture
@@ -212,7 +222,7 @@ def test_push_single_file_with_env_project(machines) -> None:
 
 
 # -- pull across machines ---------------------------------------------------------------------
-def test_second_machine_pull_and_repeat_pull_transfers_nothing(machines, seaweed: SeaweedServer, store_url: str) -> None:
+def test_second_machine_pull_and_repeat_pull_transfers_nothing(machines, store_backend: Backend) -> None:
     a, b = machines("a"), machines("b")
     write_tree(a.cwd / "model", {"weights.bin": os.urandom(300_000), "config.json": '{"layers": 3}', "tok/vocab.txt": "a\nb\n"})
     a.run("push", "model", "team/net", "--type", "model", "--alias", "best")
@@ -228,13 +238,12 @@ def test_second_machine_pull_and_repeat_pull_transfers_nothing(machines, seaweed
     assert b.json("verify", "team/net")["ok"] is True  # b's cache holds every file too
     assert b.json("cache", "info")["entries"] >= 3
 
-    # Remove every blob from the store: a repeat pull must not need any of them.
-    s3 = seaweed.client()
-    bucket, prefix = store_url.removeprefix("s3://").split("/", 1)
-    blobs = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/blobs/")["Contents"]
-    assert len(blobs) == 4  # three files and the file list
-    for obj in blobs:
-        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    # Remove every blob (and pack) from the store: a repeat pull must not need any of them.
+    held = holdings(store_backend)
+    assert {hashlib.sha256(body).hexdigest() for body in tree(a.cwd / "model").values()} <= held.keys()
+    assert len(held) == 4  # three files and the file list
+    for key in content_keys(store_backend):
+        store_backend.delete(key)
 
     again = b.json("pull", "team/net:best")
     assert again["placed"] == [] and sorted(again["unchanged"]) == ["config.json", "tok/vocab.txt", "weights.bin"]

@@ -71,7 +71,7 @@ def test_copy_project_between_buckets_and_to_a_directory(two_buckets: tuple[str,
     log_raw("proj", "raw data, second version")  # A: raw v1 (one new file, one unchanged)
     again = registry.copy_store(bucket_a, bucket_b, projects=["proj"])
     assert again.copied == ["proj/raw:v1"] and again.present == 2
-    assert again.sent.blobs == 2 and again.sent.present == 1  # the new file and its file list; labels stayed
+    assert again.sent.blobs == 2 and again.sent.present == 1  # the new file (a blob or a pack) and its file list; labels stayed
     assert_mirrored(bucket_a, bucket_b)
     assert registry.copy_store(bucket_a, bucket_b, projects=["proj"]).sent.blobs == 0
 

@@ -8,19 +8,27 @@ import pytest
 import registry
 from helpers import log_files
 from registry.blobs import BlobStore
+from registry.pack_writer import PackUploader
 
 
 @pytest.fixture
 def uploads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The sha256 of every blob uploaded from a file (not the file lists)."""
+    """The sha256 of every file's bytes sent to the store (not the file lists): as a blob each,
+    or (format 2 on S3) as a chunk put into a pack (a small file is one chunk, named by its sha256)."""
     sent: list[str] = []
-    real = BlobStore.upload
+    real_upload, real_add = BlobStore.upload, PackUploader.add
 
-    def spy(self, files, progress=None):
+    def spy_upload(self, files, progress=None):
         sent.extend(files)
-        return real(self, files, progress=progress)
+        return real_upload(self, files, progress=progress)
 
-    monkeypatch.setattr(BlobStore, "upload", spy)
+    def spy_add(self, chunk_id, data):
+        if not self.holds(chunk_id):
+            sent.append(chunk_id)
+        return real_add(self, chunk_id, data)
+
+    monkeypatch.setattr(BlobStore, "upload", spy_upload)
+    monkeypatch.setattr(PackUploader, "add", spy_add)
     return sent
 
 

@@ -22,13 +22,14 @@ import pytest
 
 import registry
 from backends import open_backend
-from helpers import print_past_capture
+from helpers import log_files, print_past_capture
 from registry import keys
 from registry.gc import collect_garbage
 from registry.hashing import sha256_bytes
 from registry.protection import MARKER_LEASE_SECONDS
 from registry.records import InflightMarker, now
 from registry.store import open_store
+from store_contents import content_keys, gc_units, with_indexes
 
 COUNTS = {"versions": 0, "processes": 0, "gc_passes": 0, "gc_deleted": 0}
 
@@ -87,8 +88,9 @@ def all_versions_verify(store_url: str, tmp_path: Path, monkeypatch, project: st
 def test_gc_deletes_only_unreferenced_blobs_older_than_the_grace(store_url: str, tmp_path: Path, monkeypatch) -> None:
     extra = build_store(store_url, tmp_path)
     store = open_store(store_url)
-    referenced = blob_keys(store_url)
+    referenced = gc_units(store_url)  # loose blobs, and (format 2 on S3) the packs holding the files
     assert {keys.blob(extra["image"]), keys.blob(extra["saved"])} <= referenced
+    assert content_keys(store_url) == with_indexes(referenced)
     old = [keys.blob(store.blobs.put_bytes(f"old orphan {i}".encode())) for i in range(3)]
     if store_url.startswith("s3://"):
         time.sleep(3.2)  # S3 stamps objects itself: really let them grow old
@@ -101,7 +103,8 @@ def test_gc_deletes_only_unreferenced_blobs_older_than_the_grace(store_url: str,
     assert sorted(report.deleted) == sorted(old)
     assert report.freed_bytes == sum(len(f"old orphan {i}") for i in range(3))
     assert report.kept_young == 1 and report.referenced == len(referenced)
-    assert blob_keys(store_url) == referenced | {young}
+    assert gc_units(store_url) == referenced | {young}
+    assert content_keys(store_url) == with_indexes(referenced) | {young}  # every pack kept its index
     assert all_versions_verify(store_url, tmp_path, monkeypatch) == 2
     run = registry.Api(store_url).runs("proj")[0]
     assert [f.path for f in run.files()] == ["notes.txt"]
@@ -160,6 +163,42 @@ def test_gc_deletes_nothing_when_a_version_record_is_malformed(store_url: str, t
         collect_garbage(store, grace_seconds=0)
     assert blob_keys(store_url) == before
     assert list(store.backend.list(keys.gc_lock_prefix())) == []  # its lock is gone with it
+
+
+@pytest.mark.parametrize("found_in", ["loose blob", "dead pack"])
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+def test_a_collection_between_finding_and_naming_loses_nothing(store_url: str, tmp_path: Path, monkeypatch,
+                                                               found_in: str) -> None:
+    """A writer finds some bytes in the store that nothing references (a crashed writer's blob,
+    a deleted version's pack), and a collector takes them before the writer's marker names them:
+    once committed, the writer must notice and send them again (format 2 on S3)."""
+    import registry.publish as publish
+
+    store = open_store(store_url)
+    orphan = b"found in the store, unreferenced\n"
+    if found_in == "loose blob":
+        taken = keys.blob(store.blobs.put_bytes(orphan))
+    else:
+        dead = log_files("crashed", {"x.txt": orphan})
+        (pack,) = dead.record.packs or ()
+        taken = keys.pack(pack)
+        dead.delete()
+    collections = []
+    real_plan = publish.plan_chunks
+
+    def plan_then_collect(*args, **kwargs):
+        plan = real_plan(*args, **kwargs)
+        collections.append(collect_garbage(store, grace_seconds=0))  # before the marker names what was found
+        return plan
+
+    monkeypatch.setattr(publish, "plan_chunks", plan_then_collect)
+    files = {"found.txt": orphan, "new.txt": b"uploaded by the writer\n"}
+    logged = log_files("data", files)
+    assert taken in collections[0].deleted
+    monkeypatch.setenv("REGISTRY_CACHE_DIR", str(tmp_path / "cache-reader"))
+    art = registry.Api(store_url).artifact(f"proj/data:{logged.version}")
+    root = Path(art.download(tmp_path / "out"))
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == files
 
 
 # -- gc beside running writers ---------------------------------------------------------------

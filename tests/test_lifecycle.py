@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import log_files
+from store_contents import content_keys, holdings, objects_of
 
 import registry
 from registry import keys
@@ -65,11 +66,17 @@ def test_gc_takes_a_deleted_versions_blobs_only_and_only_after_the_grace(store_u
     log_files("data", {"only-v1": b"stays", "shared": b"kept"})
     api = registry.Api(store_url)
     v0 = api.artifact("proj/data:v0")
-    doomed = {keys.blob(sha256_bytes(b"gone soon")), keys.blob(v0.digest)}
+    kept = objects_of(api.store, api.artifact("proj/data:v1").record)
+    doomed = objects_of(api.store, v0.record) - kept
+    # its file list goes; its own file's bytes go too, unless they share a pack with "shared" (kept whole)
+    held = holdings(store_url)
+    shared_pack = held[sha256_bytes(b"kept")] & held[sha256_bytes(b"gone soon")]
+    assert keys.blob(v0.digest) in doomed and (shared_pack or keys.blob(sha256_bytes(b"gone soon")) in doomed)
     v0.delete()
     assert collect_garbage(api.store, grace_seconds=3600).deleted == []  # deleted just now: still protected
     report = collect_garbage(api.store, grace_seconds=0)
     assert set(report.deleted) == doomed
+    assert not doomed & content_keys(store_url) and kept <= content_keys(store_url)
     v1 = api.artifact("proj/data:v1")
     v1.verify(v1.download(tmp_path / "v1"))
 
@@ -176,12 +183,17 @@ def test_gc_applies_retention_and_its_dry_run_lists_what_the_real_run_deletes(st
     assert "keep last 1" in _cli(store_url, "retention", "show", "proj/data")
     dry = json.loads(_cli(store_url, "gc", "--grace", "0", "--dry-run", "--json"))
     assert [d["address"] for d in dry["retention"]["deleted"]] == ["proj/data:v0", "proj/data:v1"]
-    assert dry["deleted_count"] == 4  # two files and two file lists
+    api = registry.Api(store_url)
+    retired = set().union(*(objects_of(api.store, api.artifact(f"proj/data:v{n}").record) for n in (0, 1)))
+    assert not retired & objects_of(api.store, api.artifact("proj/data:v2").record)  # nothing shared
+    assert set(dry["deleted"]) == retired  # two files (loose, or a pack each) and two file lists
     assert registry.Api(store_url).version_numbers("proj/data") == [0, 1, 2]
+    assert content_keys(store_url) >= retired
     real = json.loads(_cli(store_url, "gc", "--grace", "0", "--json"))
     assert real["retention"]["deleted"] == dry["retention"]["deleted"]
-    assert sorted(real["deleted"]) == sorted(dry["deleted"])
+    assert sorted(real["deleted"]) == sorted(dry["deleted"]) and real["deleted_count"] == len(retired)
     assert registry.Api(store_url).version_numbers("proj/data") == [2]
+    assert not content_keys(store_url) & retired
 
 
 def test_aliases_changed_on_the_artifact_are_saved_as_a_difference(store_url: str) -> None:

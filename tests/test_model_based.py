@@ -7,6 +7,12 @@ while aliased, or with its aliases), download and verify any version or alias, l
 unreferenced blob behind, gc with no grace (nothing in flight), and empty the download cache.
 After every step, ``latest`` and the version count agree with the model; gc must delete exactly
 the blobs no live version references; every download must equal the model.
+
+Where new versions put their bytes in packs (format 2 on S3), the model also holds the packs,
+each as the set of chunks in it: a new version's pack holds exactly those of its files' bytes
+the store held nowhere (neither loose nor in a pack), and gc must delete exactly the packs none
+of whose chunks a live version references (with their indexes); the store's packs must always
+be the model's.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import registry
 from helpers import log_files
+from store_contents import holdings, pack_contents
 from registry import keys
 from registry.gc import collect_garbage
 from registry.store import open_store
@@ -51,6 +58,8 @@ class RegistryMachine(RuleBasedStateMachine):
         self.aliases: dict[str, int] = {}
         self.deleted: set[int] = set()
         self.downloads = 0
+        self.packs: set[frozenset[str]] = set()  # (format 2 on S3) each pack's chunks
+        self.left_behind: set[str] = set()  # loose blobs nothing logged
 
     # -- helpers ---------------------------------------------------------------------------
     def live(self) -> list[int]:
@@ -60,6 +69,16 @@ class RegistryMachine(RuleBasedStateMachine):
         live = [self.versions[n] for n in self.live()]
         used = {sha(data) for files in live for data in files.values()}
         return used | {self.digests[tuple(sorted(files.items()))] for files in live}
+
+    def held(self) -> set[str]:
+        """What the store holds, by the model: loose blobs left behind, chunks in packs (and, in
+        a store without packs, every file logged: it never needs to be told apart)."""
+        return self.left_behind.union(*self.packs)
+
+    def store_packs(self) -> dict[frozenset[str], str]:
+        """The store's packs: their chunks -> their id (a pack is named by its bytes, so no two
+        hold the same chunks)."""
+        return {chunks: pack_id for pack_id, chunks in pack_contents(self.store.backend).items()}
 
     def address(self, target: int | str) -> str:
         return f"proj/data:v{target}" if isinstance(target, int) else f"proj/data:{target}"
@@ -82,6 +101,7 @@ class RegistryMachine(RuleBasedStateMachine):
     def _log(self, files: dict[str, bytes], aliases: list[str]) -> None:
         # the same contents as the highest version return it, unless it was deleted
         same = bool(self.versions) and files == self.versions[-1] and len(self.versions) - 1 not in self.deleted
+        held = self.held()
         art = log_files("data", files, aliases=aliases)
         expected = len(self.versions) - 1 if same else len(self.versions)
         assert (art.version, art.created) == (f"v{expected}", not same)
@@ -92,6 +112,9 @@ class RegistryMachine(RuleBasedStateMachine):
         if not same:
             self.versions.append(dict(files))
             STEPS["versions"] += 1
+            new = {sha(data) for data in files.values()} - held
+            if self.store.writes_packs and new:
+                self.packs.add(frozenset(new))
         for alias in aliases:
             self.aliases[alias] = expected
 
@@ -155,12 +178,21 @@ class RegistryMachine(RuleBasedStateMachine):
     def leave_a_blob_behind(self, data: bytes) -> None:
         """As a writer that crashed after uploading would."""
         self.store.blobs.put_bytes(data)
+        self.left_behind.add(sha(data))
 
     @rule()
     def gc(self) -> None:
         present = {keys.sha_of_blob_key(i.key) for i in self.store.backend.list(keys.blob_prefix())}
+        referenced = self.referenced()
+        dead = {chunks for chunks in self.packs if not chunks & referenced}
+        ids = self.store_packs()
         report = collect_garbage(self.store, grace_seconds=0)
-        assert {keys.sha_of_blob_key(k) for k in report.deleted} == present - self.referenced()
+        blobs = {k for k in report.deleted if k.startswith(keys.blob_prefix())}
+        assert {keys.sha_of_blob_key(k) for k in blobs} == present - referenced
+        assert set(report.deleted) - blobs == {key for chunks in dead for key in (keys.pack(ids[chunks]),
+                                                                                keys.pack_index(ids[chunks]))}
+        self.packs -= dead
+        self.left_behind &= referenced
 
     @rule()
     def clean_cache(self) -> None:
@@ -177,8 +209,9 @@ class RegistryMachine(RuleBasedStateMachine):
                 self.api.artifact("proj/data:latest")
             return
         assert self.api.artifact("proj/data:latest").version == f"v{self.live()[-1]}"
-        present = {keys.sha_of_blob_key(i.key) for i in self.store.backend.list(keys.blob_prefix())}
-        assert self.referenced() <= present, "a referenced blob is missing from the store"
+        assert set(self.store_packs()) == self.packs, "the store's packs are not the model's"
+        held = set(holdings(self.store.backend))
+        assert self.referenced() <= held, "a referenced blob (or chunk) is missing from the store"
 
 
 @pytest.mark.parametrize("store_url", ["local", "moto"], indirect=True)
