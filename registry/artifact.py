@@ -411,7 +411,8 @@ class Artifact(VersionState):
         return f"<Artifact {self.qualified_name} {self.type}>"
 
 
-def _select(files: Iterable[FileEntry], path_prefix: str | None, paths: Iterable[str] | None) -> list[FileEntry]:
+def _select(files: Iterable[FileEntry], path_prefix: str | None,
+            paths: Iterable[str] | None) -> list[FileEntry]:
     selected = list(files)
     if path_prefix:
         selected = [f for f in selected if f.path.startswith(path_prefix)]

@@ -135,7 +135,8 @@ class BlobStore:
             )
         data = self.backend.read_range(keys.pack(where.pack), where.offset, where.offset + where.length)
         if len(data) != where.length:
-            raise IntegrityError(f"pack {keys.pack(where.pack)} is shorter than its index says: the store copy "
+            raise IntegrityError(f"pack {keys.pack(where.pack)} is shorter than its index says: "
+                                 "the store copy "
                                  "is corrupt; re-log the artifact that holds it")
         return data
 
@@ -159,7 +160,8 @@ class BlobStore:
                         streamed = self._assemble(chunks, temp, sink, what)
                     else:
                         try:
-                            streamed = self.backend.read_to_file(keys.blob(sha256), temp, size=size, hasher=sink)
+                            streamed = self.backend.read_to_file(keys.blob(sha256), temp, size=size,
+                                                                 hasher=sink)
                         except FileNotFoundError:
                             streamed = self._assemble(((sha256, size or 0),), temp, sink, what)
                     if not streamed:

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import keys
 from .blobs import BlobStore, Progress
 from .cache_index import CacheIndex, as_recorded
-from .errors import IntegrityError, NotFoundError
+from .errors import IntegrityError
 from .hashing import sha256_file
 from .placement import Placement, copy_file
 from .settings import LinkMode
@@ -80,7 +80,8 @@ class Cache:
         counts: as they arrive, or all at once when it was already here.
         """
         path = self.entry_path(sha256)
-        fetched = not self.is_valid(path, size) and self._obtain(sha256, path, size, what, copy_to, progress, chunks)
+        fetched = not self.is_valid(path, size) \
+            and self._obtain(sha256, path, size, what, copy_to, progress, chunks)
         if not fetched:
             if copy_to is not None:
                 try:
@@ -99,6 +100,13 @@ class Cache:
     def keep(self, sha256: str, data: bytes) -> None:
         """Add bytes this process holds and trusts (a file list it just uploaded), so reading them
         back costs no request. Small things only: uploads are not copied into the cache."""
+
+    def temp_for(self, sha256: str) -> Path:
+        """A new temp file's name beside the entry (same filesystem: ``adopt`` renames it)."""
+        path = self.entry_path(sha256)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return temp_beside(path)
 
     def adopt(self, sha256: str, verified: Path | bytes) -> Path:
         """Make a file (renamed into place) or bytes this process has just verified against
@@ -147,7 +155,8 @@ class DownloadCache(Cache):
                progress: Progress | None, chunks: Chunks | None = None) -> bool:
         if not path.parent.is_dir():  # a stat: cheaper than mkdir's exception when it exists
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.blobs.fetch(sha256, path, size=size, what=what, copy_to=copy_to, progress=progress, chunks=chunks)
+        self.blobs.fetch(sha256, path, size=size, what=what, copy_to=copy_to, progress=progress,
+                         chunks=chunks)
         os.chmod(path, READ_ONLY)
         self.index.record(path, sha256)
         return True
@@ -156,13 +165,6 @@ class DownloadCache(Cache):
         if not self.is_valid(self.entry_path(sha256), len(data)):
             self.adopt(sha256, data)
             self.index.flush()
-
-    def temp_for(self, sha256: str) -> Path:
-        """A new temp file's name beside the entry (same filesystem: ``adopt`` renames it)."""
-        path = self.entry_path(sha256)
-        if not path.parent.is_dir():
-            path.parent.mkdir(parents=True, exist_ok=True)
-        return temp_beside(path)
 
     def adopt(self, sha256: str, verified: Path | bytes) -> Path:
         path = self.entry_path(sha256)

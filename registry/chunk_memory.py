@@ -26,7 +26,8 @@ class ChunkMemory:
         if db is None:
             return None
         try:
-            row = db.execute("SELECT chunks FROM chunk_lists WHERE sha256=? AND params=?", (sha256, params)).fetchone()
+            row = db.execute("SELECT chunks FROM chunk_lists WHERE sha256=? AND params=?",
+                             (sha256, params)).fetchone()
         except sqlite3.Error:
             return None
         return _decode(row[0]) if row else None
@@ -37,7 +38,8 @@ class ChunkMemory:
             return
         try:
             with db:
-                db.execute("INSERT OR REPLACE INTO chunk_lists VALUES (?,?,?)", (sha256, params, _encode(chunks)))
+                db.execute("INSERT OR REPLACE INTO chunk_lists VALUES (?,?,?)",
+                           (sha256, params, _encode(chunks)))
         except sqlite3.Error:
             pass
 

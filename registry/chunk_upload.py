@@ -26,14 +26,23 @@ CHUNK_PARAMS = f"fastcdc-{chunking.MIN_CHUNK}-{chunking.AVG_CHUNK}-{chunking.MAX
 """Names the chunker's settings in the chunk-list memory: other settings cut other lists."""
 
 
+def _to_cut(entry: FileEntry, sources: dict[str, Path]) -> bool:
+    return entry.ref is None and entry.chunks is None and entry.size >= chunking.SMALL_FILE_MAX \
+        and entry.sha256 in sources
+
+
+def needs_cutting(entries: list[FileEntry], sources: dict[str, Path], memory: ChunkMemory) -> bool:
+    """Whether a large file among ``entries`` has no remembered chunk list (it must be read)."""
+    return any(_to_cut(e, sources) and memory.get(e.sha256, CHUNK_PARAMS) is None for e in entries)
+
+
 def with_chunks(entries: list[FileEntry], sources: dict[str, Path], memory: ChunkMemory,
                 on_chunk: chunking.OnChunk | None = None) -> list[FileEntry]:
     """Entries of large files gain their chunk lists (remembered by sha256, else cut now, each
     chunk handed to ``on_chunk`` as it is cut)."""
     out = []
     for entry in entries:
-        if entry.ref is None and entry.chunks is None and entry.size >= chunking.SMALL_FILE_MAX \
-                and entry.sha256 in sources:
+        if _to_cut(entry, sources):
             chunks = memory.get(entry.sha256, CHUNK_PARAMS)
             if chunks is None:
                 cut = chunking.chunk_file(sources[entry.sha256], on_chunk=on_chunk)
@@ -65,7 +74,8 @@ def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry]
     wanted = {chunk for e in entries for chunk, _ in e.chunk_list()}
     located = indexes.locate(wanted, hints)
     unplaced_whole = {e.sha256 for e in entries if e.chunks is None and e.sha256 not in located}
-    loose = unplaced_whole - blobs.missing_loose(unplaced_whole) if unplaced_whole and look_for_loose else set()
+    looked_for = unplaced_whole if look_for_loose else set()
+    loose = looked_for - blobs.missing_loose(looked_for) if looked_for else set()
     new = wanted - located.keys() - loose
     held = [e for e in entries if e.sha256 not in sources and any(c in new for c, _ in e.chunk_list())]
     if held:

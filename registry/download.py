@@ -188,7 +188,8 @@ def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: li
     def fetch(entry: FileEntry) -> tuple[str, _Source]:
         temp, dest = early.get(entry.sha256, (None, None))
         path = cache.ensure(entry.sha256, entry.size, what=entry.path, copy_to=temp,
-                            progress=(lambda count: progress(count, 0)) if progress else None, chunks=entry.chunks)
+                            progress=(lambda count: progress(count, 0)) if progress else None,
+                            chunks=entry.chunks)
         return entry.sha256, _Source(path, early=temp, early_dest=dest)
 
     try:
@@ -224,7 +225,8 @@ def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source],
             try:
                 cache.place(cached, dest)
             except FileNotFoundError:  # evicted by another process between fetch and placement
-                cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks), dest)
+                again = cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks)
+                cache.place(again, dest)
         if progress:
             progress(0, 1)
         return dest.absolute(), os.stat(dest), entry.sha256

@@ -51,7 +51,9 @@ def collect_packs(store: Store, listing: PackListing, used: set[str], protected:
         elif pack_id in protected:
             report.kept_in_flight += 1
         else:
-            for key, item in ((keys.pack(pack_id), packs.get(pack_id)), (keys.pack_index(pack_id), indexes.get(pack_id))):
+            objects = ((keys.pack(pack_id), packs.get(pack_id)),
+                       (keys.pack_index(pack_id), indexes.get(pack_id)))
+            for key, item in objects:
                 if item is None:
                     continue
                 if not report.dry_run:

@@ -50,7 +50,8 @@ def migrate(store: Store, dry_run: bool = True) -> MigrateReport:
     """Pack the small blobs of live format-1 versions (see the module docstring)."""
     report = MigrateReport(dry_run=dry_run)
     if store.cache.is_store:
-        report.note = "a local-directory store keeps files whole (placed from it by reflink or hardlink): nothing to do"
+        report.note = ("a local-directory store keeps files whole (placed from it by reflink or hardlink): "
+                       "nothing to do")
         return report
     sizes = _small_blobs_of_live_versions(store, report)
     located = store.pack_indexes.locate(sizes)

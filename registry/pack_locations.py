@@ -81,7 +81,8 @@ class PackIndexes:
         """chunk id -> (offset, length) in a loaded pack."""
         return self._loaded.get(pack_id, {})
 
-    def locate(self, chunk_ids: Iterable[str], hints: Iterable[str] = (), search_all: bool = True) -> dict[str, Location]:
+    def locate(self, chunk_ids: Iterable[str], hints: Iterable[str] = (),
+               search_all: bool = True) -> dict[str, Location]:
         """Locations of those ``chunk_ids`` found in the hinted packs, then (with ``search_all``)
         anywhere in the store; chunks found nowhere are left out."""
         wanted = set(chunk_ids)

@@ -51,7 +51,8 @@ class _Assembly:
 class PackedReader:
     """Fills a cache with files whose chunks are in packs."""
 
-    def __init__(self, backend: Backend, indexes: PackIndexes, cache: Cache, workers: int = READS_IN_FLIGHT) -> None:
+    def __init__(self, backend: Backend, indexes: PackIndexes, cache: Cache,
+                 workers: int = READS_IN_FLIGHT) -> None:
         self.backend = backend
         self.indexes = indexes
         self.cache = cache
@@ -81,7 +82,7 @@ class PackedReader:
 
     def _read_packed(self, entries: list[FileEntry], located: dict[str, Location],
                      progress: Progress | None) -> None:
-        uses: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)  # chunk -> (file, offset) of each use
+        uses: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)  # chunk -> (file, offset), each use
         assemblies: dict[str, _Assembly] = {}
         for entry in entries:
             offset = 0

@@ -51,13 +51,17 @@ class PackUploader:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
-                self._flush()
-                while self._pending:
-                    self._pending.popleft().result()
+                self.finish()
         finally:
             for future in self._pending:
                 future.cancel()
             self._pool.shutdown(wait=True)
+
+    def finish(self) -> None:
+        """Upload the last pack and wait for every upload: call before a record names the packs."""
+        self._flush()
+        while self._pending:
+            self._pending.popleft().result()
 
     def holds(self, chunk_id: str) -> bool:
         """Whether this writer already packed the chunk (a file repeated in the artifact)."""

@@ -235,8 +235,9 @@ def split_span(data: bytes, span: Span, what: str,
 
     if len(data) != span.end - span.start:
         raise IntegrityError(
-            f"{what}{named(span.items[0][0]) if span.items else ''}: a ranged read of bytes {span.start}-{span.end} "
-            f"returned {len(data)} bytes, not {span.end - span.start}: the pack is truncated or was replaced; "
+            f"{what}{named(span.items[0][0]) if span.items else ''}: a ranged read of bytes "
+            f"{span.start}-{span.end} returned {len(data)} bytes, not {span.end - span.start}: "
+            "the pack is truncated or was replaced; "
             "re-log the versions that use it"
         )
     view = memoryview(data)

@@ -13,11 +13,12 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 from . import keys
 from .blobs import Progress
-from .chunk_upload import ChunkPlan, plan_chunks, send_chunks, with_chunks
+from .chunk_upload import ChunkPlan, needs_cutting, pack_if_new, plan_chunks, send_chunks, with_chunks
 from .errors import IntegrityError, NotFoundError
 from .filelists import latest_file_list, page_reader, version_entries
 from .hashing import sha256_bytes
@@ -78,7 +79,7 @@ def publish(
     body = file_list.to_bytes()
     digest = sha256_bytes(body)
     draft = draft.model_copy(update={"digest": digest, "size": file_list.size, "file_count": len(entries)})
-    unchanged = _same_as_latest(store, draft, aliases)
+    unchanged = _same_as_latest(store, draft, aliases, _latest_record(store, draft.project, draft.name))
     if unchanged is not None:
         return unchanged
     previous = latest_file_list(store, draft.project, draft.name)
@@ -100,33 +101,52 @@ def publish(
 
 def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry], sources: dict[str, Path],
                    aliases: list[str], progress: Progress | None, after: int | None) -> CommitResult:
-    """Format 2: chunks (in packs on a remote store) -> manifest pages -> version record."""
+    """Format 2: chunks (in packs on a remote store) -> manifest pages -> version record.
+
+    A large file not cut before is cut and its new chunks packed in the same pass (one read);
+    everything else is sent once the manifest shows the version is not the latest again."""
     crash = _crash_hook()
     packed = store.writes_packs
-    if packed:
-        entries = with_chunks(entries, sources, store.chunk_memory)
-    pages: dict[str, bytes] = {}
-    root = build_manifest(sorted(entries, key=lambda e: path_key(e.path)), pages.__setitem__)
-    draft = draft.model_copy(update={"schema_version": 2, "digest": root.digest, "size": root.bytes,
-                                     "file_count": root.files})
-    unchanged = _same_as_latest(store, draft, aliases)
-    if unchanged is not None:
-        return unchanged
     previous = _latest_record(store, draft.project, draft.name)
-    known_pages = _pages_of(store, previous)
-    stored = [e for e in entries if e.ref is None]
-    store.check_writable()
-    with Protection(store.blobs, set(pages) - known_pages) as guard:  # before checking which exist
+    with ExitStack() as stack:
+        guard: Protection | None = None
+        uploader: PackUploader | None = None
+        if packed and needs_cutting(entries, sources, store.chunk_memory):
+            store.check_writable()
+            guard = stack.enter_context(Protection(store.blobs))
+            uploader = stack.enter_context(_uploader(store, guard))
+            store.pack_indexes.load(previous.packs or () if previous is not None else ())
+            store.pack_indexes.load_all()  # what the store holds, so that only new chunks are packed
+            entries = with_chunks(entries, sources, store.chunk_memory,
+                                  on_chunk=pack_if_new(store.pack_indexes, uploader))
+        elif packed:
+            entries = with_chunks(entries, sources, store.chunk_memory)
+        pages: dict[str, bytes] = {}
+        root = build_manifest(sorted(entries, key=lambda e: path_key(e.path)), pages.__setitem__)
+        draft = draft.model_copy(update={"schema_version": 2, "digest": root.digest, "size": root.bytes,
+                                         "file_count": root.files})
+        unchanged = _same_as_latest(store, draft, aliases, previous)
+        if unchanged is not None:
+            return unchanged
+        known_pages = _pages_of(store, previous)
+        stored = [e for e in entries if e.ref is None]
+        if guard is None:
+            store.check_writable()
+            guard = stack.enter_context(Protection(store.blobs))
+        guard.cover(set(pages) - known_pages)  # before checking which exist
         plan = None
         if packed:
             hints = previous.packs or () if previous is not None else ()
             plan = plan_chunks(store.pack_indexes, store.blobs, stored, hints, sources,
                                look_for_loose=previous is None or not previous.paged)
             guard.cover(plan.relied_packs | plan.loose)
-            with PackUploader(store.backend, announce=lambda pack: guard.cover([pack])) as uploader:
-                send_chunks(uploader, stored, sources, plan.new, progress)
+            if uploader is None:
+                uploader = stack.enter_context(_uploader(store, guard))
+            send_chunks(uploader, stored, sources, plan.new, progress)
+            uploader.finish()
             plan.located.update(uploader.locations)
-            draft = draft.model_copy(update={"packs": tuple(sorted({loc.pack for loc in plan.located.values()}))})
+            packs = tuple(sorted({loc.pack for loc in plan.located.values()}))
+            draft = draft.model_copy(update={"packs": packs})
         else:
             known = {e.sha256 for e in _entries_of(store, previous)}
             _send_blobs(store, guard, stored, sources, known, progress)
@@ -142,13 +162,18 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
     return result
 
 
-def _same_as_latest(store: Store, draft: VersionRecord, aliases: list[str]) -> CommitResult | None:
+def _uploader(store: Store, guard: Protection) -> PackUploader:
+    """Packs named in the writer's marker before they are uploaded (gc never takes them early)."""
+    return PackUploader(store.backend, announce=lambda pack: guard.cover([pack]))
+
+
+def _same_as_latest(store: Store, draft: VersionRecord, aliases: list[str],
+                    latest: VersionRecord | None) -> CommitResult | None:
     """The latest version, when ``draft`` holds the same contents and nothing else is to change:
     nothing to upload, no probe, no in-flight marker."""
-    found = read_alias(store.backend, draft.project, draft.name, "latest")
-    if found is not None and found[0].digest == draft.digest and not aliases \
-            and not store.backend.exists(keys.version(draft.project, draft.name, found[0].version + 1)):
-        return CommitResult(read_version(store.backend, draft.project, draft.name, found[0].version), created=False)
+    if latest is not None and latest.digest == draft.digest and not aliases \
+            and not store.backend.exists(keys.version(draft.project, draft.name, latest.version + 1)):
+        return CommitResult(latest, created=False)
     return None
 
 
@@ -205,7 +230,7 @@ def _settle_packs(store: Store, guard: Protection, plan: ChunkPlan, entries: lis
     lost |= store.blobs.missing(plan.loose)
     if lost:
         logger.info("registry: %d chunk(s) removed by a concurrent gc are sent again", len(lost))
-        with PackUploader(store.backend, announce=lambda pack: guard.cover([pack])) as uploader:
+        with _uploader(store, guard) as uploader:
             send_chunks(uploader, [e for e in entries if e.sha256 in sources], sources, lost)
 
 

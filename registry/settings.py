@@ -104,7 +104,8 @@ def parse_format(text: str) -> int:
     """``REGISTRY_FORMAT``: 1 (a blob per file, one file list) or 2 (packs, chunks, manifest pages)."""
     if text.strip() in ("", "1", "2"):
         return int(text.strip() or DEFAULT_FORMAT)
-    raise InvalidNameError(f"REGISTRY_FORMAT={text!r} is not 1 or 2 (the store format new versions are written in)")
+    raise InvalidNameError(
+        f"REGISTRY_FORMAT={text!r} is not 1 or 2 (the store format new versions are written in)")
 
 
 def parse_endpoints(text: str) -> dict[str, str]:
