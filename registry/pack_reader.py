@@ -10,7 +10,6 @@ places files from the cache exactly as for format-1 blobs.
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import threading
 from collections import defaultdict
@@ -33,6 +32,7 @@ SPAN_MAX = 8 * 1024 * 1024
 GAP = 1024 * 1024
 """Unwanted bytes between two wanted chunks that are read through rather than split into two GETs."""
 READS_IN_FLIGHT = 8
+HASH_BLOCK = 8 * 1024 * 1024
 
 Progress = Callable[[int], None]
 
@@ -167,7 +167,13 @@ def _write_at(assembly: _Assembly, data: memoryview, offset: int) -> None:
 
 
 def _sha256_of_fd(fd: int, size: int) -> str:
-    if size == 0:
-        return hashlib.sha256().hexdigest()
-    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
-        return hashlib.sha256(mapped).hexdigest()
+    """Read back in blocks (not mapped: a mapped GiB would count as a GiB of resident memory)."""
+    digest = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        block = os.pread(fd, min(HASH_BLOCK, size - offset), offset)
+        if not block:
+            break
+        digest.update(block)
+        offset += len(block)
+    return digest.hexdigest()
