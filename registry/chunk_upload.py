@@ -87,12 +87,15 @@ def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry]
     return ChunkPlan(located, loose, new, relied_packs={loc.pack for loc in located.values()})
 
 
-def pack_if_new(indexes: PackIndexes, uploader: PackUploader) -> chunking.OnChunk:
-    """An ``on_chunk`` for cutting files: packs each chunk no loaded pack index holds."""
+def pack_if_new(indexes: PackIndexes, uploader: PackUploader, progress=None) -> chunking.OnChunk:
+    """An ``on_chunk`` for cutting files: packs each chunk no loaded pack index holds (and
+    counts its bytes to ``progress``, as ``send_chunks`` does)."""
 
     def take(chunk_id: str, data: memoryview) -> None:
         if not uploader.holds(chunk_id) and not indexes.holds(chunk_id):
             uploader.add(chunk_id, data)
+            if progress:
+                progress(len(data))
 
     return take
 

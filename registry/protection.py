@@ -147,6 +147,12 @@ class Protection:
             self.shas |= new
             self._lease.replace(self._marker())
 
+    @property
+    def lapsed(self) -> bool:
+        """Whether the marker may have looked dead to a collector at some moment: then anything
+        it named may have been taken."""
+        return self._lease.lapsed
+
     def upload_missing(self, sources: Mapping[str, Source], progress: Progress | None = None) -> set[str]:
         """Upload those of ``sha256 -> source`` the store lacks (verified); returns what was uploaded."""
         self.cover(sources)
@@ -159,7 +165,7 @@ class Protection:
     def settle(self) -> None:
         """Call once a record references the blobs: waits for the collectors running now, then
         uploads again whatever they removed of the blobs found (or, after a lapse, of all)."""
-        at_risk = set(self._sources) if self._lease.lapsed else set(self._found)
+        at_risk = set(self._sources) if self.lapsed else set(self._found)
         if not at_risk:
             return
         wait_while_collecting(self.blobs.backend)

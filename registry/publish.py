@@ -118,7 +118,7 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
             store.pack_indexes.load(previous.packs or () if previous is not None else ())
             store.pack_indexes.load_all()  # what the store holds, so that only new chunks are packed
             entries = with_chunks(entries, sources, store.chunk_memory,
-                                  on_chunk=pack_if_new(store.pack_indexes, uploader))
+                                  on_chunk=pack_if_new(store.pack_indexes, uploader, progress))
         elif packed:
             entries = with_chunks(entries, sources, store.chunk_memory)
         pages: dict[str, bytes] = {}
@@ -220,13 +220,15 @@ def _settle_packs(store: Store, guard: Protection, plan: ChunkPlan, entries: lis
     """After the commit: a collector that ran meanwhile may have removed a pack this writer found
     chunks in, or a format-1 blob it found a whole file as (both were named in the marker only
     after they were found). Those chunks are found elsewhere (a repack) or sent again from the
-    local files."""
+    local files. If the marker lapsed, a collector may have taken any of the writer's packs."""
+    at_risk = {loc.pack for loc in plan.located.values()} if guard.lapsed else plan.relied_packs
     wait_while_collecting(store.backend)
-    gone = {pack for pack in plan.relied_packs if not store.backend.exists(keys.pack(pack))}
+    gone = {pack for pack in at_risk if not store.backend.exists(keys.pack(pack))}
     for pack in gone:
         store.pack_indexes.forget(pack)
     lost = {chunk for chunk, loc in plan.located.items() if loc.pack in gone}
-    lost -= store.pack_indexes.locate(lost).keys()
+    # an index can outlive its pack (written after a collector listed the indexes): not a copy
+    lost -= {chunk for chunk, loc in store.pack_indexes.locate(lost).items() if loc.pack not in gone}
     lost |= store.blobs.missing(plan.loose)
     if lost:
         logger.info("registry: %d chunk(s) removed by a concurrent gc are sent again", len(lost))

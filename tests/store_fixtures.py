@@ -114,6 +114,29 @@ def subprocess_env(store_url: str, cache_dir: Path) -> dict[str, str]:
     return env
 
 
+def record_reads(store) -> list[tuple[str, tuple[int, int] | None]]:
+    """(key, byte range ``[start, end)`` or None for a whole object) of every GET the store sends
+    from now on (a live list), on either engine."""
+    seen: list[tuple[str, tuple[int, int] | None]] = []
+
+    def add(key: str, header: str | None) -> None:
+        if header is None:
+            seen.append((key, None))
+            return
+        first, _, last = header.removeprefix("bytes=").partition("-")
+        seen.append((key, (int(first), int(last) + 1)))
+
+    client = getattr(store.backend, "client", None)
+    if client is not None:
+        client.meta.events.register("provide-client-params.s3.GetObject",
+                                    lambda params, **kw: add(params["Key"], params.get("Range")))
+        return seen
+    bucket = store.backend.bucket
+    proxy_of(store.url).listeners.append(
+        lambda r: add(r.key(bucket), r.headers.get("range")) if r.method == "GET" and "list-type" not in r.query else None)
+    return seen
+
+
 def operation_name(request) -> str:
     """The S3 operation a request seen by the proxy is (the names botocore gives them)."""
     query = request.query

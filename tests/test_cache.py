@@ -13,7 +13,8 @@ from backends import open_backend
 from helpers import log_files
 from registry import keys
 from registry.store import open_store
-from store_fixtures import record_operations, record_requests, small_parts, subprocess_env
+from store_fixtures import record_operations, record_reads, record_requests, small_parts, subprocess_env
+from stored_bytes import StoredFile, file_byte_keys
 
 S3_BACKENDS = ["moto", "seaweed-proxied"]
 
@@ -27,15 +28,18 @@ def count_gets(store) -> list[str]:
 def test_repeat_download_fetches_no_blob(store_url: str, tmp_path: Path) -> None:
     art = log_files("data", {f"f{i}.bin": os.urandom(1000) for i in range(20)})
     store = open_store(store_url)
+    holding = {store.backend.prefix + k for f in art.file_list().files for k in StoredFile.at(store_url, f).keys}
     gets = count_gets(store)
     api = registry.Api(store_url)
     api.artifact("proj/data:latest").download(tmp_path / "one")
-    assert sum(k.startswith(store.backend.prefix + "blobs/") for k in gets) == 20  # the file list was kept when logged
+    # the objects holding the files' bytes (20 blobs, or the pack holding them), and no file
+    # list: it was kept when logged
+    assert set(file_byte_keys(store, gets)) == holding
     gets.clear()
     again = api.artifact("proj/data:latest")
     again.download(tmp_path / "two")  # a new directory: served from the cache
     same = again.pull(tmp_path / "one")  # the same directory: nothing to do
-    assert [k for k in gets if "/blobs/" in "/" + k] == []
+    assert file_byte_keys(store, gets) == []
     assert len(gets) <= 2  # resolving name:alias -> record costs two small requests
     assert sorted(os.listdir(tmp_path / "two")) == sorted(f.path for f in art.files())
     assert same.unchanged == sorted(f.path for f in art.files()) and same.fetched_bytes == 0
@@ -45,19 +49,23 @@ def test_repeat_download_fetches_no_blob(store_url: str, tmp_path: Path) -> None
 def test_versions_sharing_files_fetch_only_new_blobs(store_url: str, tmp_path: Path) -> None:
     shared = {f"f{i}.bin": os.urandom(500) for i in range(10)}
     log_files("data", shared)
-    log_files("data", {**shared, "new.bin": b"new"})
+    v1 = log_files("data", {**shared, "new.bin": b"new"})
+    new = StoredFile.of(store_url, v1, "new.bin")
     api = registry.Api(store_url)
     api.artifact("proj/data:v0").download(tmp_path / "v0")
-    gets = count_gets(open_store(store_url))
+    store = open_store(store_url)
+    reads = record_reads(store)
     api.artifact("proj/data:v1").download(tmp_path / "v1")
-    blob_gets = [k for k in gets if "blobs/" in k]
-    assert len(blob_gets) == 1  # the new file (v1's file list was kept in the cache when it was logged)
+    byte_reads = [(key, span) for key, span in reads if file_byte_keys(store, [key])]
+    # the new file's bytes and nothing else (a whole blob, or its range of a pack); v1's file
+    # list was kept in the cache when it was logged
+    assert byte_reads == [(store.backend.prefix + p.key, (p.start, p.end) if p.packed else None) for p in new.pieces]
 
 
 def test_a_corrupt_blob_in_the_store_never_lands(store_url: str, tmp_path: Path) -> None:
     art = log_files("data", {"good.txt": b"good", "bad.txt": b"original"})
     sha = next(f.digest for f in art.files() if f.path == "bad.txt")
-    open_backend(store_url).write(keys.blob(sha), b"tampered")
+    StoredFile.of(store_url, art, "bad.txt").replace(b"tampered")
     root = tmp_path / "dl"
     with pytest.raises(registry.IntegrityError, match="bad.txt"):
         registry.Api(store_url).artifact("proj/data:latest").download(root)
@@ -245,15 +253,56 @@ def test_many_blobs_are_checked_by_listing_prefixes(store_url: str) -> None:
 def test_large_blobs_move_in_parts_and_are_verified_as_they_stream(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A large file travels as chunks of at most ``MAX_CHUNK`` bytes, spread over packs that
+    are closed at ``PACK_TARGET`` (lowered here, as ``small_parts`` lowers S3's part size), and
+    comes back by ranged GETs; each chunk is checked as its range arrives, the file before it
+    is placed."""
+    from registry import chunking, pack_writer
+    from registry.packs import PackBuilder
+
+    part = 4 * 1024 * 1024
+    monkeypatch.setattr(pack_writer, "PackBuilder", lambda: PackBuilder(part))
+    big = os.urandom(2 * part + 12345)
+    store = open_store(store_url)
+    puts = record_requests(store, "PUT")
+    art = log_files("model", {"weights.bin": big, "config.json": b"{}"})
+    weights = StoredFile.of(store_url, art, "weights.bin")
+    assert len(weights.pieces) > 8 and all(p.end - p.start <= chunking.MAX_CHUNK for p in weights.pieces)
+    packs = {store.backend.prefix + k for k in weights.keys}
+    assert len(packs) >= 2 and packs <= set(puts)  # the file's bytes went in several PUTs
+
+    reads = record_reads(store)
+    root = Path(registry.Api(store_url).artifact("proj/model:latest").download(tmp_path / "one"))
+    assert (root / "weights.bin").read_bytes() == big
+    ranged = [span for key, span in reads if key in packs]
+    assert len(ranged) >= len(packs) and None not in ranged  # ranged GETs of the packs, not whole objects
+
+    weights.flip_last_byte()
+    store.cache.clean(max_size=0)
+    (root / "weights.bin").unlink()  # no local copy left: the store's is the only source
+    with pytest.raises(registry.IntegrityError, match=r"weights\.bin"):
+        registry.Api(store_url).artifact("proj/model:latest").download(tmp_path / "two")
+    assert not (tmp_path / "two").exists() or os.listdir(tmp_path / "two") == []
+
+
+@pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
+def test_large_format_1_blobs_move_in_parts_and_are_verified_as_they_stream(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole-file blob (format 1, and the large files ``registry migrate`` leaves loose) goes
+    up as a multipart upload and comes down by ranged GETs hashed in order as they arrive;
+    read here by today's format-2 client."""
     part = 5 * 1024 * 1024  # S3's smallest part
     small_parts(monkeypatch, part)
     big = os.urandom(2 * part + 12345)
-    store = open_store(store_url)
-    calls = record_operations(store)
+    monkeypatch.setenv("REGISTRY_FORMAT", "1")  # only format 1 writes a large file as one blob
+    calls = record_operations(open_store(store_url))
     art = log_files("model", {"weights.bin": big, "config.json": b"{}"})
     assert calls.count("UploadPart") == 3 and calls.count("CompleteMultipartUpload") == 1
 
-    calls.clear()
+    monkeypatch.delenv("REGISTRY_FORMAT")
+    store = open_store(store_url)
+    calls = record_operations(store)
     root = Path(registry.Api(store_url).artifact("proj/model:latest").download(tmp_path / "one"))
     assert (root / "weights.bin").read_bytes() == big
     assert calls.count("GetObject") >= 3  # ranged GETs for the big blob, hashed in order as they arrive
@@ -289,8 +338,7 @@ def test_each_link_mode_places_the_right_bytes(store_url: str, mode: str, tmp_pa
 @pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
 def test_a_failed_download_leaves_no_directory_or_temp_file(store_url: str, tmp_path: Path) -> None:
     art = log_files("data", {f"deep/dir{i}/f.bin": os.urandom(2000) for i in range(20)} | {"other/bad.bin": b"original"})
-    sha = next(f.digest for f in art.files() if f.path == "other/bad.bin")
-    open_backend(store_url).write(keys.blob(sha), b"tampered")
+    StoredFile.of(store_url, art, "other/bad.bin").replace(b"tampered")
     root = tmp_path / "existing"
     root.mkdir()
     (root / "mine.txt").write_text("the user's own file")

@@ -10,9 +10,11 @@ import pytest
 
 import backends.s3_obstore as s3_obstore
 import registry
+import registry.pack_reader as pack_reader
 from helpers import log_files
 from http_proxy import SeenRequest, slow_down
 from store_fixtures import proxy_of, small_parts
+from stored_bytes import StoredFile
 
 pytestmark = pytest.mark.parametrize("store_url", ["seaweed-proxied"], indirect=True)
 
@@ -42,17 +44,20 @@ def every(n: int, fault, only=lambda r: True):
 
 
 def test_503s_and_dropped_connections_are_retried_through(store_url: str, tmp_path: Path, monkeypatch) -> None:
-    small_parts(monkeypatch, 5 * 1024 * 1024)
+    small_parts(monkeypatch, 5 * 1024 * 1024)  # loose blobs in parts; a pack reader's ranges of ~1 MiB:
+    monkeypatch.setattr(pack_reader, "SPAN_MAX", 1024 * 1024)  # a GET to drop every few chunks
     files = {f"f{i}.bin": os.urandom(3000) for i in range(30)} | {"big.bin": os.urandom(11 * 1024 * 1024)}
     proxy = proxy_of(store_url)
     proxy.rule = every(3, slow_down(503))
     art = log_files("data", files)
     another_machine(monkeypatch, tmp_path)
-    proxy.rule = every(4, "drop", only=lambda r: r.method == "GET")
+    drop, dropped = every(3, "drop", only=lambda r: r.method == "GET"), []
+    proxy.rule = lambda r: (dropped.append(r.path) or "drop") if drop(r) else None
     root = Path(registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "out"))
     assert {p.name: p.read_bytes() for p in root.iterdir()} == files
     assert art.version == "v0"
     assert proxy.faults.count("503") >= 10 and proxy.faults.count("drop") >= 5
+    assert any("/packs/" in path for path in dropped)  # ranged reads of packs among them
 
 
 def test_a_server_that_stays_down_is_a_clear_error_after_the_retries(store_url: str) -> None:
@@ -64,29 +69,41 @@ def test_a_server_that_stays_down_is_a_clear_error_after_the_retries(store_url: 
     assert len(proxy.faults) == s3_obstore.MAX_ATTEMPTS
 
 
-def garbage_for(request: SeenRequest, size: int):
-    """Wrong bytes of the length asked for (a ranged GET gets as many as its range holds)."""
+def changed_on_the_way(request: SeenRequest, stored: StoredFile, bodies: dict[str, bytes]):
+    """The bytes asked for, of the length asked for, with every byte of the file's own inverted
+    (a ranged GET of a pack gets its range: the other chunks in it arrive intact)."""
+    key = next(k for k in stored.keys if request.path.endswith(k))
+    body = bytearray(bodies[key])
+    for piece in stored.pieces:
+        if piece.key == key:
+            body[piece.start : piece.end] = bytes(b ^ 0xFF for b in body[piece.start : piece.end])
     if "range" not in request.headers:
-        return 200, b"x" * 16
+        return 200, bytes(body)
     first, _, last = request.headers["range"][len("bytes="):].partition("-")
-    length = int(last) - int(first) + 1
-    return 206, b"x" * length, {"Content-Range": f"bytes {first}-{last}/{size}"}
+    return 206, bytes(body[int(first) : int(last) + 1]), {"Content-Range": f"bytes {first}-{last}/{len(body)}"}
 
 
 def test_bytes_changed_on_the_way_are_refused_and_nothing_lands(store_url: str, tmp_path: Path, monkeypatch) -> None:
-    """Whole GETs and ranged parts alike: the blob is hashed before anything is placed."""
-    small_parts(monkeypatch, 5 * 1024 * 1024)
+    """Whole GETs and ranged ones alike: each chunk is hashed before anything is placed, and
+    the error names the file whose bytes were changed, not a neighbour in the same pack."""
+    monkeypatch.setattr(pack_reader, "SPAN_MAX", 4 * 1024 * 1024)  # the large file in several ranges
     files = {"small.txt": b"original bytes", "big.bin": os.urandom(11 * 1024 * 1024)}
     art = log_files("data", files)
     proxy = proxy_of(store_url)
     for name in files:
         another_machine(monkeypatch, tmp_path / name)
-        sha = next(f.digest for f in art.files() if f.path == name)
-        size = len(files[name])
-        proxy.rule = lambda r, sha=sha, size=size: (
-            garbage_for(r, size) if r.method == "GET" and r.path.endswith(sha[2:]) else None
+        proxy.rule = None  # the true bytes, to change on the way
+        stored = StoredFile.of(store_url, art, name)
+        bodies = {key: stored.raw.read(key) for key in stored.keys}
+        proxy.rule = lambda r, stored=stored, bodies=bodies: (
+            changed_on_the_way(r, stored, bodies) if r.method == "GET" and any(r.path.endswith(k) for k in stored.keys)
+            else None
         )
+        before = len(proxy.faults)
         with pytest.raises(registry.IntegrityError, match=name):
             registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / name / "out")
         assert not (tmp_path / name / "out").exists() or list((tmp_path / name / "out").iterdir()) == []
-    assert proxy.faults.count("200") == 1 and proxy.faults.count("206") == 3  # 11 MiB in 5 MiB parts
+        changed = proxy.faults[before:]
+        assert changed and set(changed) <= {"200", "206"}
+        if name == "big.bin":
+            assert len(changed) >= 3  # 11 MiB in ranges of at most 4 MiB, each refused

@@ -2,8 +2,8 @@
 conditional.
 
 * Uploads: a file that changes after it was added -- before its upload, or while it runs, in a
-  single PUT or in parts -- is refused with ``IntegrityError`` naming it; no version is made and
-  no blob's bytes ever differ from its key.
+  single PUT or in parts, or while it is read into a pack -- is refused with ``IntegrityError``
+  naming it; no version is made and no blob's, pack's or chunk's bytes ever differ from its name.
 * gc protection: a writer that runs longer than the in-flight lease (lowered here to a couple
   of seconds) keeps its blobs, and so do files kept with ``run.save`` and logged images, with
   ``gc --grace 0`` running in a loop beside them.
@@ -30,27 +30,20 @@ import registry
 import registry.protection as protection
 from backends import PreconditionFailed, open_backend
 from helpers import log_files
-from registry import keys
+from registry import keys, pack_writer
 from registry.gc import collect_garbage
+from registry.packs import PackBuilder
 from registry.settings import Settings
 from registry.store import Store, open_store
 from registry.versions import version_numbers
 from store_fixtures import proxy_of, small_parts
+from stored_bytes import holds_chunk, stored_bytes_match_their_names
 
 PART = 5 * 1024 * 1024  # S3's smallest part
 SIZES = {"single": 3 * 1024 * 1024 + 17, "parts": 2 * PART + 12345}  # both span several local copy chunks
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def blobs_match_their_keys(store_url: str) -> int:
-    """Every blob's bytes hash to its key; returns how many blobs there are."""
-    backend = open_backend(store_url)
-    infos = list(backend.list(keys.blob_prefix()))
-    for info in infos:
-        assert hashlib.sha256(backend.read(info.key)).hexdigest() == keys.sha_of_blob_key(info.key), info.key
-    return len(infos)
-
-
 def nothing_in_flight(store_url: str) -> bool:
     return list(open_backend(store_url).list(keys.inflight_prefix())) == []
 
@@ -137,8 +130,8 @@ def test_a_file_changed_after_it_was_added_is_refused_and_nothing_is_logged(
             run.log_artifact(art)
     backend = open_backend(store_url)
     assert version_numbers(backend, "proj", "model") == []
-    assert not backend.exists(keys.blob(hashlib.sha256(original).hexdigest()))
-    blobs_match_their_keys(store_url)
+    assert not holds_chunk(store_url, hashlib.sha256(original).hexdigest())
+    stored_bytes_match_their_names(store_url)
     assert nothing_in_flight(store_url) and no_multipart_left(store_url)
 
     art = log_files("model", {"weights.bin": source.read_bytes()})  # added again: logs
@@ -147,13 +140,16 @@ def test_a_file_changed_after_it_was_added_is_refused_and_nothing_is_logged(
 
 @contextmanager
 def rewritten_once_reading_starts(monkeypatch: pytest.MonkeyPatch, target: Path) -> Iterator[list[int]]:
-    """The backends open ``target`` to upload it; as the upload first reads from it, the second
+    """The backends open ``target`` to upload it (or, in a store of packs, the writer reads it
+    into its packs once their upload has begun); as the upload first reads from it, the second
     half of the file is rewritten in place, as if a program were still writing it."""
     import backends.local
     import backends.s3
     import backends.s3_obstore
+    import registry.chunk_upload
+    import registry.chunking
 
-    real_open, rewrites = builtins.open, []
+    real_open, rewrites, packing = builtins.open, [], []
 
     class Rewritten:
         def __init__(self, file) -> None:
@@ -181,8 +177,20 @@ def rewritten_once_reading_starts(monkeypatch: pytest.MonkeyPatch, target: Path)
         file = real_open(path, mode, *args, **kwargs)
         return Rewritten(file) if "r" in mode and Path(path) == target else file
 
+    def packing_open(path, *args, **kwargs):  # not the reads that cut the file into chunks
+        return fake_open(path, *args, **kwargs) if packing else real_open(path, *args, **kwargs)
+
+    real_enter = pack_writer.PackUploader.__enter__
+
+    def enter(self):
+        packing.append(self)
+        return real_enter(self)
+
     for module in (backends.local, backends.s3, backends.s3_obstore):
         monkeypatch.setattr(module, "open", fake_open, raising=False)
+    for module in (registry.chunking, registry.chunk_upload):
+        monkeypatch.setattr(module, "open", packing_open, raising=False)
+    monkeypatch.setattr(pack_writer.PackUploader, "__enter__", enter)
     yield rewrites
 
 
@@ -192,7 +200,9 @@ def test_a_file_rewritten_while_its_upload_runs_is_refused(
 ) -> None:
     """Single PUT: the server refuses the checksum (SeaweedFS), or the registry hashes what was
     sent and takes the object back (moto ignores checksums). Parts: hashed in order as read,
-    refused before the upload completes. Local: hashed while copied, refused before the rename."""
+    refused before the upload completes. Local: hashed while copied, refused before the rename.
+    Packs (format 2 on S3): each chunk hashed as it is read into its pack, refused before the
+    pack is sent."""
     in_parts(monkeypatch, size_kind)
     source = tmp_path / "weights.bin"
     original = os.urandom(SIZES[size_kind])
@@ -206,8 +216,8 @@ def test_a_file_rewritten_while_its_upload_runs_is_refused(
         assert rewrites, "the upload never read the file"
     backend = open_backend(store_url)
     assert version_numbers(backend, "proj", "model") == []
-    assert not backend.exists(keys.blob(hashlib.sha256(original).hexdigest()))
-    blobs_match_their_keys(store_url)
+    assert not holds_chunk(store_url, hashlib.sha256(original).hexdigest())
+    stored_bytes_match_their_names(store_url)
     assert nothing_in_flight(store_url) and no_multipart_left(store_url)
 
 
@@ -247,32 +257,42 @@ def test_a_file_rewritten_over_and_over_while_logging_never_yields_a_wrong_blob(
         writer.join()
     print(f"\n[test_integrity] rewritten while logging: {logged} logged, {refused} refused")
     assert logged + refused == 12
-    blobs_match_their_keys(store_url)
+    stored_bytes_match_their_names(store_url)
     if logged:
         assert all_versions_verify(store_url, tmp_path, "live") >= 1
 
 
 # -- 7. everything written is under gc protection, for as long as its writer runs --------------
-def slow_upload(monkeypatch: pytest.MonkeyPatch, store_url: str, sha: str, seconds: float) -> None:
-    """The upload of blob ``sha`` takes ``seconds`` (a huge file on a slow link)."""
+def slow_upload(monkeypatch: pytest.MonkeyPatch, store_url: str, data: bytes, seconds: float) -> None:
+    """The upload of the file holding ``data`` takes ``seconds`` (a huge file on a slow link):
+    its blob, or in a store of packs the pack holding it (each file gets a pack of its own)."""
     cls = backend_class(store_url)
-    real = cls.write_file
+    real_write_file, real_write = cls.write_file, cls.write
+    sha = hashlib.sha256(data).hexdigest()
 
     def write_file(self, key, path, sha256=None, progress=None):
         if key == keys.blob(sha):
             time.sleep(seconds)
-        return real(self, key, path, sha256=sha256, progress=progress)
+        return real_write_file(self, key, path, sha256=sha256, progress=progress)
+
+    def write(self, key, body, sha256=None):
+        if key.startswith(keys.packs_prefix()) and data in body:
+            time.sleep(seconds)
+        return real_write(self, key, body, sha256=sha256)
 
     monkeypatch.setattr(cls, "write_file", write_file)
+    monkeypatch.setattr(cls, "write", write)
+    monkeypatch.setattr(pack_writer, "PackBuilder", lambda: PackBuilder(1))
 
 
 @pytest.mark.parametrize("store_url", ["local", "seaweed"], indirect=True)
 def test_a_writer_outliving_the_lease_keeps_its_blobs(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One file uploads at once, the other takes three leases: the first blob sits unreferenced
-    all that time, and only the refreshed marker keeps the looping collector away from it."""
+    """One file uploads at once, the other takes three leases: the first blob (or pack) sits
+    unreferenced all that time, and only the refreshed marker keeps the looping collector away
+    from it."""
     lease = short_lease(monkeypatch)
     slow = b"the large file\n" * 1000
-    slow_upload(monkeypatch, store_url, hashlib.sha256(slow).hexdigest(), 3 * lease)
+    slow_upload(monkeypatch, store_url, slow, 3 * lease)
     open_store(store_url).check_writable()
     with gc_in_a_loop(collector_store(store_url, tmp_path)) as gc_state:
         log_files("data", {"quick.txt": b"uploaded at once, needed at the end\n", "slow.bin": slow})
@@ -281,32 +301,80 @@ def test_a_writer_outliving_the_lease_keeps_its_blobs(store_url: str, tmp_path: 
     assert nothing_in_flight(store_url)
 
 
-@pytest.mark.parametrize("store_url", ["local"], indirect=True)
+@pytest.mark.parametrize("store_url", ["local", "seaweed"], indirect=True)
 def test_a_lapsed_lease_makes_the_writer_check_every_blob_again(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If the marker could not be refreshed in time (here: every refresh fails), the collector may
-    take even blobs the writer uploaded; the writer notices the lapse and uploads them again after
-    its commit."""
+    take even blobs (or packs) the writer uploaded; the writer notices the lapse and uploads them
+    again after its commit."""
     from backends import StorageUnavailable
 
     lease = short_lease(monkeypatch, lease=3.0)  # 2 s let a busy CI machine's gc lock look expired mid-pass
     slow = b"the large file\n" * 1000
-    slow_upload(monkeypatch, store_url, hashlib.sha256(slow).hexdigest(), 3 * lease)
-    cls, written = backend_class(store_url), set()
+    slow_upload(monkeypatch, store_url, slow, 3 * lease)
+    cls = backend_class(store_url)
     real_write = cls.write
 
-    def write(self, key, data, sha256=None):
-        if key.startswith(keys.inflight_prefix()):
-            if key in written:
-                raise StorageUnavailable(f"{key}: the store is unreachable (injected)")
-            written.add(key)
+    def write(self, key, data, sha256=None):  # the writer's own rewrites (naming more) still work
+        if key.startswith(keys.inflight_prefix()) and threading.current_thread().name.startswith("registry-lease-"):
+            raise StorageUnavailable(f"{key}: the store is unreachable (injected)")
         return real_write(self, key, data, sha256=sha256)
 
     monkeypatch.setattr(cls, "write", write)
     open_store(store_url).check_writable()
     with gc_in_a_loop(collector_store(store_url, tmp_path)) as gc_state:
         log_files("data", {"quick.txt": b"uploaded at once, needed at the end\n", "slow.bin": slow})
-    assert gc_state["deleted"] >= 1  # it did take the quick blob while the writer was uploading
+    assert gc_state["deleted"] >= 1  # it did take the quick blob (or pack) while the writer was uploading
     assert all_versions_verify(store_url, tmp_path, "data") == 1
+
+
+@pytest.mark.parametrize("store_url", ["moto", "seaweed"], indirect=True)
+def test_a_pack_uploaded_while_a_collector_runs_is_kept(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collector reads the markers for the last time; only then does a writer name a new pack
+    in its marker and upload it; then the collector looks at the packs. It must not take the
+    pack, even with its clock a few seconds ahead of the store's (so "younger than the run"
+    protects nothing): packs are listed before the markers are read, as blobs are."""
+    import registry.gc as gc_module
+
+    open_store(store_url).check_writable()
+    last_markers_read, uploaded, collected = threading.Event(), threading.Event(), threading.Event()
+    real_markers, real_time, calls = gc_module.live_markers, time.time, []
+
+    def live_markers(backend, now_ts, remove_expired=True):
+        found = real_markers(backend, now_ts, remove_expired)
+        calls.append(now_ts)
+        if len(calls) == 2:
+            last_markers_read.set()
+            uploaded.wait(60)
+        return found
+
+    real_finish = pack_writer.PackUploader.finish
+
+    def finish_then_wait(self):  # the packs are uploaded; no record names them yet
+        real_finish(self)
+        if not uploaded.is_set():
+            uploaded.set()
+            collected.wait(60)
+
+    monkeypatch.setattr(gc_module, "live_markers", live_markers)
+    monkeypatch.setattr(gc_module, "time", SimpleNamespace(time=lambda: real_time() + 5))
+    monkeypatch.setattr(pack_writer.PackUploader, "finish", finish_then_wait)
+    reports: list = []
+
+    def collect() -> None:
+        try:
+            reports.append(collect_garbage(collector_store(store_url, tmp_path), grace_seconds=0))
+        finally:
+            collected.set()
+
+    collector = threading.Thread(target=collect, daemon=True)
+    collector.start()
+    assert last_markers_read.wait(60)
+    art = log_files("data", {"a.txt": b"packed while a collector ran\n"})
+    collector.join(60)
+    assert reports and art.record.packs, "the collector failed, or nothing was packed"
+    assert not [k for k in reports[0].deleted if k.startswith((keys.packs_prefix(), keys.pack_index_prefix()))]
+    assert all_versions_verify(store_url, tmp_path, "data") == 1
+    assert nothing_in_flight(store_url)
 
 
 def collect_before_writing(monkeypatch: pytest.MonkeyPatch, store_url: str, store: Store, suffix: str, done: list[int]) -> None:
@@ -346,7 +414,7 @@ def test_saved_run_files_are_protected_until_the_run_record_names_them(store_url
     api_run = registry.Api(store_url).run(run.path)
     for entry in api_run.record.files:
         assert store.backend.exists(keys.blob(entry.sha256)), entry.path
-    blobs_match_their_keys(store_url)
+    stored_bytes_match_their_names(store_url)
     assert nothing_in_flight(store_url)
 
 
