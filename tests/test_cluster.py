@@ -245,7 +245,11 @@ def test_volume_server_killed_mid_pull_never_places_a_wrong_byte(
     pulled = api_via(healthy, 1, store_url, tmp_path / "pull-cache", monkeypatch).artifact(f"{PROJECT}/big:v0")
     assert {f.path: f.digest for f in pulled.files()} == expected
     prefix = store_url.split("/", 3)[3]
-    chunks = [vid for sha in expected.values() for vid in healthy.chunk_volumes(f"{prefix}/blobs/sha256/{sha[:2]}/{sha[2:]}")]
+    client = healthy.client(0)
+    holding = [o["Key"] for kind in ("blobs/", "packs/")  # the objects holding the files' bytes (format 1 or 2)
+               for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{prefix}/{kind}")
+               for o in page.get("Contents", [])]
+    chunks = [vid for key in holding for vid in healthy.chunk_volumes(key)]
     held = healthy.volume_ids()
     victim = max(range(len(held)), key=lambda i: sum(vid in held[i] for vid in chunks))  # a copy of the most chunks
     on_victim = sum(vid in held[victim] for vid in chunks)
@@ -293,8 +297,9 @@ def test_gateway_killed_mid_push_leaves_no_partial_version(
     healthy: SeaweedCluster, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
 ) -> None:
     """A push of 48 MiB in 24 files through gateway 0, whose gateway is SIGKILLed once a quarter
-    of the bytes are sent: the push fails with a StorageError naming the gateway (botocore's
-    retries give up), no version record appears, every blob in the store hashes to its name,
+    of the bytes are packed: the push fails with a StorageError naming the gateway (retries give
+    up), no version record appears, every blob and pack that reached the store (format 2 sends
+    16 MiB packs, so there may be none yet) hashes to its name,
     and the same push through gateway 1 then logs v0, complete, readable through both."""
     expected = random_files(tmp_path / "src", 24, 2 * MiB)
     pusher = spawn([__file__, "push", "big", str(tmp_path / "src")], worker_env(healthy, 0, store_url, tmp_path / "cache-0"))
@@ -318,11 +323,12 @@ def test_gateway_killed_mid_push_leaves_no_partial_version(
     listed = [o["Key"][len(prefix):] for page in store.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
               for o in page.get("Contents", [])]
     assert not [k for k in listed if "/versions/" in k], listed
-    blobs = [k for k in listed if k.startswith("blobs/")]
-    assert blobs, "no blob was stored before the kill"
-    for key in blobs:  # a blob is whole or absent: its bytes hash to its name
+    stored = [k for k in listed if k.startswith(("blobs/", "packs/"))]
+    for key in stored:  # a blob or a pack is whole or absent: its bytes hash to its name
         body = store.get_object(Bucket=BUCKET, Key=prefix + key)["Body"].read()
-        assert hashlib.sha256(body).hexdigest() == key.replace("blobs/sha256/", "").replace("/", "")
+        name = key.rsplit("/", 1)[-1].removesuffix(".pack") if key.startswith("packs/") \
+            else key.replace("blobs/sha256/", "").replace("/", "")
+        assert hashlib.sha256(body).hexdigest() == name, key
 
     again = spawn([__file__, "push", "big", str(tmp_path / "src")], worker_env(healthy, 1, store_url, tmp_path / "cache-1"))
     [[logged]] = results_of([again])
