@@ -340,7 +340,7 @@ def test_gateway_killed_mid_push_leaves_no_partial_version(
         root = Path(art.download(tmp_path / f"dl-{gateway}"))
         assert placed_hashes(root) == expected
         art.verify(root)
-    print_past_capture(request, f"[test_cluster] gateway 0 SIGKILLed mid-push ({len(blobs)} of 24 blobs stored, all whole): "
+    print_past_capture(request, f"[test_cluster] gateway 0 SIGKILLed mid-push ({len(stored)} blob(s) or pack(s) stored, all whole): "
                                 f"the pusher gave up {gave_up_after:.2f} s later with a StorageError; the push through gateway 1 logged v0")
 
 
