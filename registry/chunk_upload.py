@@ -9,7 +9,7 @@ fails the log before any record names it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,11 +67,15 @@ class ChunkPlan:
 
 
 def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry], hints: Iterable[str],
-                sources: dict[str, Path], look_for_loose: bool = True) -> ChunkPlan:
+                sources: dict[str, Path], look_for_loose: bool = True,
+                sent: Callable[[str], bool] | None = None) -> ChunkPlan:
     """Find every chunk of ``entries`` in the store; those found nowhere must come from ``sources``.
-    ``look_for_loose``: also look for format-1 blobs of files stored whole (worth it where the
-    artifact has format-1 history: a HEAD or a listing, where a packed history makes it waste)."""
+    ``sent``: chunks this writer has packed already. ``look_for_loose``: also look for format-1
+    blobs of files stored whole (worth it where the artifact has format-1 history: a HEAD or a
+    listing, where a packed history makes it waste)."""
     wanted = {chunk for e in entries for chunk, _ in e.chunk_list()}
+    if sent is not None:  # packed by this writer already (while cutting): nothing to look for
+        wanted = {chunk for chunk in wanted if not sent(chunk)}
     located = indexes.locate(wanted, hints)
     unplaced_whole = {e.sha256 for e in entries if e.chunks is None and e.sha256 not in located}
     looked_for = unplaced_whole if look_for_loose else set()

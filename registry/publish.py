@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -138,7 +139,8 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
         if packed:
             hints = previous.packs or () if previous is not None else ()
             plan = plan_chunks(store.pack_indexes, store.blobs, stored, hints, sources,
-                               look_for_loose=previous is None or not previous.paged)
+                               look_for_loose=previous is None or not previous.paged,
+                               sent=uploader.holds if uploader is not None else None)
             guard.cover(plan.relied_packs | plan.loose)
             if uploader is None:
                 uploader = stack.enter_context(_uploader(store, guard))
@@ -223,7 +225,10 @@ def _settle_packs(store: Store, guard: Protection, plan: ChunkPlan, entries: lis
     local files. If the marker lapsed, a collector may have taken any of the writer's packs."""
     at_risk = {loc.pack for loc in plan.located.values()} if guard.lapsed else plan.relied_packs
     wait_while_collecting(store.backend)
-    gone = {pack for pack in at_risk if not store.backend.exists(keys.pack(pack))}
+    checked = sorted(at_risk)
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(checked)))) as pool:  # a HEAD each, at once
+        present = list(pool.map(lambda pack: store.backend.exists(keys.pack(pack)), checked))
+    gone = {pack for pack, here in zip(checked, present) if not here}
     for pack in gone:
         store.pack_indexes.forget(pack)
     lost = {chunk for chunk, loc in plan.located.items() if loc.pack in gone}
