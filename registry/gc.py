@@ -119,13 +119,8 @@ def collect_garbage(
         protected |= live_markers(store.backend, time.time(), remove_expired=not dry_run)
         for info in listing:
             sha = keys.sha_of_blob_key(info.key)
-            if sha in used:
-                report.referenced += 1
-            elif started - info.modified < grace_seconds:
-                report.kept_young += 1
-            elif sha in protected:
-                report.kept_in_flight += 1
-            else:
+            if not report.keeps(live=sha in used, age=started - info.modified, grace_seconds=grace_seconds,
+                                in_flight=sha in protected):
                 if not dry_run:
                     store.backend.delete(info.key)
                 report.deleted.append(info.key)

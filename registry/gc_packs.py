@@ -44,13 +44,8 @@ def collect_packs(store: Store, listing: PackListing, used: set[str], protected:
     for pack_id in sorted(set(packs) | set(indexes)):
         info = packs.get(pack_id) or indexes[pack_id]
         chunks = store.pack_indexes.entries_of(pack_id)
-        if any(chunk in used for chunk in chunks):
-            report.referenced += 1
-        elif started - info.modified < grace_seconds:
-            report.kept_young += 1
-        elif pack_id in protected:
-            report.kept_in_flight += 1
-        else:
+        if not report.keeps(live=any(chunk in used for chunk in chunks), age=started - info.modified,
+                            grace_seconds=grace_seconds, in_flight=pack_id in protected):
             objects = ((keys.pack(pack_id), packs.get(pack_id)),
                        (keys.pack_index(pack_id), indexes.get(pack_id)))
             for key, item in objects:

@@ -12,3 +12,15 @@ class GcReport:
     kept_in_flight: int = 0
     referenced: int = 0
     dry_run: bool = False
+
+    def keeps(self, *, live: bool, age: float, grace_seconds: float, in_flight: bool) -> bool:
+        """Whether an object (a blob, a pack) stays, counting why; False: it is garbage."""
+        if live:
+            self.referenced += 1
+        elif age < grace_seconds:
+            self.kept_young += 1
+        elif in_flight:
+            self.kept_in_flight += 1
+        else:
+            return False
+        return True

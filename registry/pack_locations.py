@@ -39,6 +39,8 @@ class PackIndexes:
         self.root = Path(cache_root) / "packs-index"
         self.workers = workers
         self._loaded: dict[str, dict[str, tuple[int, int]]] = {}
+        self._where: dict[str, Location] = {}
+        """Every loaded chunk's location (the first pack loaded that holds it): one look-up each."""
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, pack_ids: Iterable[str]) -> set[str]:
@@ -54,8 +56,13 @@ class PackIndexes:
             if entries is None:
                 gone.add(pack_id)
             else:
-                self._loaded[pack_id] = entries
+                self._add(pack_id, entries)
         return gone
+
+    def _add(self, pack_id: str, entries: dict[str, tuple[int, int]]) -> None:
+        self._loaded[pack_id] = entries
+        for chunk_id, (offset, length) in entries.items():
+            self._where.setdefault(chunk_id, Location(pack_id, offset, length))
 
     def _read_index(self, pack_id: str) -> dict[str, tuple[int, int]] | None:
         key = keys.pack_index(pack_id)
@@ -86,34 +93,31 @@ class PackIndexes:
         """Locations of those ``chunk_ids`` found in the hinted packs, then (with ``search_all``)
         anywhere in the store; chunks found nowhere are left out."""
         wanted = set(chunk_ids)
-        self.load(hints)
-        found = self._find(wanted, [h for h in hints if h in self._loaded])
-        if len(found) < len(wanted):
-            found.update(self._find(wanted - set(found), list(self._loaded)))
+        self.load(hints)  # loaded first, so their chunks are found there
+        found = self._find(wanted)
         if len(found) < len(wanted) and search_all:
             self.load_all()
-            found.update(self._find(wanted - set(found), list(self._loaded)))
+            found.update(self._find(wanted - found.keys()))
         return found
 
-    def _find(self, wanted: set[str], pack_ids: list[str]) -> dict[str, Location]:
-        found: dict[str, Location] = {}
-        for pack_id in pack_ids:
-            if not wanted:
-                break
-            entries = self._loaded[pack_id]
-            for chunk_id in entries.keys() & wanted:
-                offset, length = entries[chunk_id]
-                found[chunk_id] = Location(pack_id, offset, length)
-            wanted = wanted - found.keys()
-        return found
+    def _find(self, wanted: set[str]) -> dict[str, Location]:
+        where = self._where
+        return {chunk_id: where[chunk_id] for chunk_id in wanted if chunk_id in where}
 
     def holds(self, chunk_id: str) -> bool:
         """Whether a loaded pack index names the chunk (no request)."""
-        return any(chunk_id in entries for entries in self._loaded.values())
+        return chunk_id in self._where
 
     def forget(self, pack_id: str) -> None:
         """Drop a pack that turned out to be gone, so a later ``locate`` looks elsewhere."""
-        self._loaded.pop(pack_id, None)
+        entries = self._loaded.pop(pack_id, {})
+        for chunk_id in entries:
+            if self._where.get(chunk_id, Location("", 0, 0)).pack == pack_id:
+                del self._where[chunk_id]
+        for other, held in self._loaded.items():  # another loaded pack may hold a copy
+            for chunk_id in entries.keys() & held.keys():
+                offset, length = held[chunk_id]
+                self._where.setdefault(chunk_id, Location(other, offset, length))
 
 
 def _keep(path: Path, data: bytes) -> None:
