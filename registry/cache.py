@@ -49,24 +49,30 @@ class Cache:
     def entry_path(self, sha256: str) -> Path:
         return self.root / keys.blob(sha256)
 
+    @property
+    def _entries_dir(self) -> str:
+        """Where entries live, as a string: a download of many small files makes no ``Path`` per file."""
+        return str(self.entry_path("0" * 64).parent.parent)
+
     # -- validity --------------------------------------------------------------------------
     def is_valid(self, path: Path, size: int | None) -> bool:
         """Cheap check on every use: the file is there, with the size and mtime it was verified with."""
         st = _stat(path)
         return st is not None and as_recorded(st, size, self.index.recorded([str(path)]).get(str(path)))
 
-    def valid_entries(self, sizes: dict[str, int | None]) -> dict[str, Path | None]:
+    def valid_entries(self, sizes: dict[str, int | None]) -> dict[str, str | None]:
         """``sha256 -> entry path`` of each blob whose entry passes ``is_valid`` (else None), in one query."""
-        paths = {sha: self.entry_path(sha) for sha in sizes}
-        recorded = self.index.recorded([str(p) for p in paths.values()])
-        valid: dict[str, Path | None] = {}
+        entries_dir = self._entries_dir
+        paths = {sha: f"{entries_dir}/{sha[:2]}/{sha[2:]}" for sha in sizes}
+        recorded = self.index.recorded(list(paths.values()))
+        valid: dict[str, str | None] = {}
         for sha, path in paths.items():
             st = _stat(path)
-            ok = st is not None and as_recorded(st, sizes[sha], recorded.get(str(path)))
+            ok = st is not None and as_recorded(st, sizes[sha], recorded.get(path))
             valid[sha] = path if ok else None
         return valid
 
-    def touch(self, paths: list[Path]) -> None:
+    def touch(self, paths: list[Path] | list[str]) -> None:
         """Mark entries as just used (for LRU eviction) and write pending records."""
         self.index.flush(paths)
 
@@ -119,7 +125,7 @@ class Cache:
         return path.exists() and sha256_file(path) == sha256
 
     # -- placing and size ------------------------------------------------------------------
-    def place(self, source: Path, dest: Path) -> None:
+    def place(self, source: Path | str, dest: Path | str) -> None:
         """Put a cached file at ``dest`` atomically: reflink, else copy (hardlink on request)."""
         self.placement.place(source, dest)
 
@@ -270,7 +276,7 @@ def open_cache(root: Path, blobs: BlobStore, link_mode: LinkMode = "auto",
     return kind(root, blobs, link_mode, max_size)
 
 
-def _stat(path: Path) -> os.stat_result | None:
+def _stat(path: Path | str) -> os.stat_result | None:
     try:
         return os.stat(path)
     except FileNotFoundError:

@@ -38,7 +38,7 @@ class CacheIndex:
         with self._pending_lock:
             self._pending[str(path)] = (str(path), sha256, st.st_size, st.st_mtime_ns, time.time())
 
-    def flush(self, used: Iterable[Path] = ()) -> None:
+    def flush(self, used: Iterable[Path | str] = ()) -> None:
         """Write pending records and mark ``used`` entries as just used (for LRU eviction)."""
         with self._pending_lock:
             pending, self._pending = list(self._pending.values()), {}

@@ -9,7 +9,7 @@ fails the log before any record names it.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,17 +26,17 @@ CHUNK_PARAMS = f"fastcdc-{chunking.MIN_CHUNK}-{chunking.AVG_CHUNK}-{chunking.MAX
 """Names the chunker's settings in the chunk-list memory: other settings cut other lists."""
 
 
-def _to_cut(entry: FileEntry, sources: dict[str, Path]) -> bool:
+def _to_cut(entry: FileEntry, sources: Mapping[str, Path]) -> bool:
     return entry.ref is None and entry.chunks is None and entry.size >= chunking.SMALL_FILE_MAX \
         and entry.sha256 in sources
 
 
-def needs_cutting(entries: list[FileEntry], sources: dict[str, Path], memory: ChunkMemory) -> bool:
+def needs_cutting(entries: list[FileEntry], sources: Mapping[str, Path], memory: ChunkMemory) -> bool:
     """Whether a large file among ``entries`` has no remembered chunk list (it must be read)."""
     return any(_to_cut(e, sources) and memory.get(e.sha256, CHUNK_PARAMS) is None for e in entries)
 
 
-def with_chunks(entries: list[FileEntry], sources: dict[str, Path], memory: ChunkMemory,
+def with_chunks(entries: list[FileEntry], sources: Mapping[str, Path], memory: ChunkMemory,
                 on_chunk: chunking.OnChunk | None = None) -> list[FileEntry]:
     """Entries of large files gain their chunk lists (remembered by sha256, else cut now, each
     chunk handed to ``on_chunk`` as it is cut)."""
@@ -67,7 +67,7 @@ class ChunkPlan:
 
 
 def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry], hints: Iterable[str],
-                sources: dict[str, Path], look_for_loose: bool = True,
+                sources: Mapping[str, Path], look_for_loose: bool = True,
                 sent: Callable[[str], bool] | None = None) -> ChunkPlan:
     """Find every chunk of ``entries`` in the store; those found nowhere must come from ``sources``.
     ``sent``: chunks this writer has packed already. ``look_for_loose``: also look for format-1
@@ -104,7 +104,7 @@ def pack_if_new(indexes: PackIndexes, uploader: PackUploader, progress=None) -> 
     return take
 
 
-def send_chunks(uploader: PackUploader, entries: list[FileEntry], sources: dict[str, Path],
+def send_chunks(uploader: PackUploader, entries: list[FileEntry], sources: Mapping[str, Path],
                 new: set[str], progress=None) -> None:
     """Pack and upload the ``new`` chunks (those the uploader does not hold already), read from the
     source files and checked on the way."""

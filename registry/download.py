@@ -83,13 +83,15 @@ def materialize(
     A file edited locally is overwritten (and listed in ``restored``) only with ``overwrite``;
     without it, ``LocalEditsError`` lists them all before anything is written.
     """
-    root = Path(root)
+    report = DownloadReport(root=Path(root))
+    root = Path(os.path.abspath(root))  # destinations are absolute strings: the hash database's keys
     check_root(root)
-    report = DownloadReport(root=root)
-    checked: dict[str, Path] = {}
+    fresh = not os.path.lexists(root)  # nothing there to compare with, nothing extra to find
+    checked: dict[str, str] = {}
     targets = [(entry, safe_destination_memo(root, entry.path, checked)) for entry in files]
-    cached: dict[str, Path | None] = cache.valid_entries({e.sha256: e.size for e in files})
-    states = survey(targets, cached, hashes, recoverable=lambda shas: _recoverable(cache, shas))
+    cached = cache.valid_entries({e.sha256: e.size for e in files})
+    states = [DestState.ABSENT] * len(targets) if fresh \
+        else survey(targets, cached, hashes, recoverable=lambda shas: _recoverable(cache, shas))
     edited = [e.path for (e, _), s in zip(targets, states) if s is DestState.EDITED]
     if edited and not overwrite:
         raise LocalEditsError(root, edited)
@@ -100,9 +102,11 @@ def materialize(
     placed_stats = _place_all(cache, todo, sources, progress)
     report.placed = [entry.path for entry, _ in todo]
     report.restored = edited
-    hashes.remember(placed_stats)
+    # a hard link to its cache entry is recognised by its inode: the hash database need not learn it
+    hashes.remember(placed for placed in placed_stats if placed[1].st_nlink == 1)
     cache.touch([p for p in cached.values() if p is not None])
-    report.extra, report.leftovers_removed = extras(root, {e.path for e in files})
+    if not fresh:
+        report.extra, report.leftovers_removed = extras(root, {e.path for e in files})
     if clean:
         for path in report.extra:
             (root / path).unlink()
@@ -121,23 +125,25 @@ class _Source:
     """Where one blob's bytes come from at placement: a cache entry, or a local file to verify,
     or a temp file beside its first destination that already holds them (fetched in copy mode)."""
 
-    path: Path
+    path: Path | str
     verify: bool = False
-    early: Path | None = None
-    early_dest: Path | None = None
+    early: str | None = None
+    early_dest: str | None = None
 
 
-Target = tuple[FileEntry, Path]
+Target = tuple[FileEntry, str]
 """A file of the version and where it goes."""
 
 
-def _gather(cache: Cache, hashes: HashState, todo: list[Target], cached: dict[str, Path | None], root: Path,
+def _gather(cache: Cache, hashes: HashState, todo: list[Target], cached: dict[str, str | None], root: Path,
             report: DownloadReport, workers: int, progress: Progress | None,
-            prefetch: Prefetch | None = None) -> dict[str, _Source]:
-    """A verified source for every blob ``todo`` needs; blobs the machine lacks are fetched
-    (all before any placement, so a bad blob leaves the root as it was)."""
+            prefetch: Prefetch | None = None) -> dict[str, _Source | str]:
+    """A verified source for every blob ``todo`` needs: a valid cache entry's path (the usual
+    case, kept as a plain string) or a ``_Source``; blobs the machine lacks are fetched (all
+    before any placement, so a bad blob leaves the root as it was)."""
     unique = list({e.sha256: e for e, _ in todo}.values())
-    sources = {e.sha256: _Source(path) for e in unique if (path := cached[e.sha256]) is not None}
+    sources: dict[str, _Source | str] = {
+        e.sha256: path for e in unique if (path := cached[e.sha256]) is not None}
     report.cached_bytes = sum(e.size for e in unique if e.sha256 in sources)
     local = _local_copies(hashes, [e.sha256 for e in unique if e.sha256 not in sources], todo)
     sources.update((sha, _Source(path, verify=True)) for sha, path in local.items())
@@ -150,7 +156,7 @@ def _gather(cache: Cache, hashes: HashState, todo: list[Target], cached: dict[st
     if missing and prefetch is not None:
         prefetch(missing, (lambda count: progress(count, 0)) if progress else None)
         now_cached = cache.valid_entries({e.sha256: e.size for e in missing})
-        sources.update((sha, _Source(path)) for sha, path in now_cached.items() if path is not None)
+        sources.update((sha, path) for sha, path in now_cached.items() if path is not None)
         rest = [e for e in missing if e.sha256 not in sources]
     else:
         rest = missing
@@ -168,18 +174,18 @@ def _local_copies(hashes: HashState, shas: list[str], todo: list[Target]) -> dic
     if not shas:  # everything is in the cache: no look-up (a repeat pull pays nothing here)
         return {}
     known = hashes.known_copies(shas)
-    destinations = {str(dest.absolute()) for _, dest in todo}
+    destinations = {dest for _, dest in todo}
     return {sha: path for sha, path in known.items() if str(path) not in destinations}
 
 
-def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: list[FileEntry], root: Path,
+def _fetch_missing(cache: Cache, todo: list[Target], missing: list[FileEntry], root: Path,
                    workers: int, progress: Progress | None) -> dict[str, _Source]:
     made = make_directories(root, todo)
     # Where placing means copying bytes, each small fetched blob is also written straight into
     # a temp file beside its first destination while it streams in.
-    early: dict[str, tuple[Path, Path]] = {}
+    early: dict[str, tuple[str, str]] = {}
     if cache.copies_into(root):
-        first: dict[str, Path] = {}
+        first: dict[str, str] = {}
         for entry, dest in todo:
             first.setdefault(entry.sha256, dest)
         small = (e for e in missing if e.size <= EARLY_COPY_MAX)
@@ -187,7 +193,7 @@ def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: li
 
     def fetch(entry: FileEntry) -> tuple[str, _Source]:
         temp, dest = early.get(entry.sha256, (None, None))
-        path = cache.ensure(entry.sha256, entry.size, what=entry.path, copy_to=temp,
+        path = cache.ensure(entry.sha256, entry.size, what=entry.path, copy_to=Path(temp) if temp else None,
                             progress=(lambda count: progress(count, 0)) if progress else None,
                             chunks=entry.chunks)
         return entry.sha256, _Source(path, early=temp, early_dest=dest)
@@ -197,7 +203,7 @@ def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: li
             return dict(pool.map(fetch, missing))
     except BaseException:
         for temp, _ in early.values():
-            temp.unlink(missing_ok=True)
+            _unlink(temp)
         for directory in reversed(made):  # leave the root as it was
             with contextlib.suppress(OSError):
                 directory.rmdir()
@@ -206,30 +212,28 @@ def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: li
         cache.touch([])  # keep what was verified, even when another blob failed
 
 
-Placed = tuple[Path, os.stat_result, str]
+Placed = tuple[str, os.stat_result, str]
 """A file just placed, its stat and sha256: what the hash database learns."""
 
 
-def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source],
+def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source | str],
                progress: Progress | None) -> list[Placed]:
     def place(target: Target) -> Placed:
         entry, dest = target
         source = sources[entry.sha256]
-        if source.early is not None and source.early_dest == dest:
+        if isinstance(source, str):  # a cache entry
+            _place_cached(cache, source, entry, dest)
+        elif source.early is not None and source.early_dest == dest:
             os.replace(source.early, dest)
             source.early = None
         elif not (source.verify and _copy_verified(source.path, dest, entry.sha256)):
             # from the cache (a local copy that failed its check is fetched into the cache first)
             cached = cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks) \
                 if source.verify else source.path
-            try:
-                cache.place(cached, dest)
-            except FileNotFoundError:  # evicted by another process between fetch and placement
-                again = cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks)
-                cache.place(again, dest)
+            _place_cached(cache, cached, entry, dest)
         if progress:
             progress(0, 1)
-        return dest.absolute(), os.stat(dest), entry.sha256
+        return dest, os.stat(dest), entry.sha256
 
     def place_batch(batch: list[Target]) -> list[Placed]:
         return [place(target) for target in batch]
@@ -244,11 +248,18 @@ def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source],
             return [placed for batch in pool.map(place_batch, batches) for placed in batch]
     finally:
         for source in sources.values():
-            if source.early is not None:
-                source.early.unlink(missing_ok=True)
+            if isinstance(source, _Source) and source.early is not None:
+                _unlink(source.early)
 
 
-def _copy_verified(source: Path, dest: Path, sha256: str) -> bool:
+def _place_cached(cache: Cache, entry_path: Path | str, entry: FileEntry, dest: str) -> None:
+    try:
+        cache.place(entry_path, dest)
+    except FileNotFoundError:  # evicted by another process between fetch and placement
+        cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks), dest)
+
+
+def _copy_verified(source: Path | str, dest: str, sha256: str) -> bool:
     """Copy a local file known to hold ``sha256`` into place, hashing on the way; False (and
     nothing placed) if its bytes turn out to differ, so the caller fetches them instead."""
     temp = temp_beside(dest)
@@ -259,15 +270,18 @@ def _copy_verified(source: Path, dest: Path, sha256: str) -> bool:
                 digest.update(chunk)
                 write_all(out, chunk)
         if digest.hexdigest() != sha256:
-            temp.unlink()
+            _unlink(temp)
             return False
         os.replace(temp, dest)
         return True
     except OSError:  # the source went away or cannot be read: fetch the bytes instead
-        temp.unlink(missing_ok=True)
+        _unlink(temp)
         return False
     except BaseException:
-        temp.unlink(missing_ok=True)
+        _unlink(temp)
         raise
 
 
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

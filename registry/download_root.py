@@ -46,7 +46,7 @@ def safe_destination(root: Path, path: str) -> Path:
     return root.joinpath(*path.split("/"))
 
 
-def survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None], hashes: HashState,
+def survey(targets: list[tuple[FileEntry, str]], cached: dict[str, str | None], hashes: HashState,
            recoverable: Callable[[set[str]], set[str]]) -> list[DestState]:
     """How each destination compares with the version: one stat each and batched hash look-ups;
     only files the registry never saw are hashed.
@@ -57,7 +57,7 @@ def survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None]
     nowhere else, so that file counts as a local edit.
     """
     states: list[DestState] = []
-    existing: list[tuple[int, Path, os.stat_result]] = []
+    existing: list[tuple[int, str, os.stat_result]] = []
     for _entry, dest in targets:
         try:
             st = os.lstat(dest)
@@ -66,7 +66,7 @@ def survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None]
             continue
         states.append(DestState.EDITED)
         if stat.S_ISREG(st.st_mode):
-            existing.append((len(states) - 1, dest.absolute(), st))
+            existing.append((len(states) - 1, dest, st))
     known = hashes.lookup_many([(path, st) for _, path, st in existing])
     verified = []
     stale: dict[int, str] = {}
@@ -88,7 +88,7 @@ def survey(targets: list[tuple[FileEntry, Path]], cached: dict[str, Path | None]
     return states
 
 
-def _same_inode(cache_path: Path | None, st: os.stat_result) -> bool:
+def _same_inode(cache_path: str | None, st: os.stat_result) -> bool:
     if cache_path is None:
         return False
     try:
@@ -105,36 +105,37 @@ def check_root(root: Path) -> None:
         raise InvalidNameError(f"download root {root} is a file, not a directory: choose another directory")
 
 
-def make_directories(root: Path, todo: list[tuple[FileEntry, Path]]) -> list[Path]:
+def make_directories(root: Path, todo: list[tuple[FileEntry, str]]) -> list[Path]:
     """Create the directories ``todo`` needs, each checked for symlinks; returns those created,
     outermost first."""
     made: list[Path] = []
-    done: set[Path] = set()
+    done: set[str] = set()
     for entry, dest in todo:
-        if dest.parent in done:
+        parent = os.path.dirname(dest)
+        if parent in done:
             continue
         missing = []
-        directory = dest.parent
+        directory = Path(parent)
         while not directory.exists() and directory not in missing:
             missing.append(directory)
             if directory == directory.parent:
                 break
             directory = directory.parent
         safe_destination(root, entry.path)  # before mkdir: never create directories through a symlink
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(parent, exist_ok=True)
         safe_destination(root, entry.path)
         made.extend(reversed(missing))
-        done.add(dest.parent)
+        done.add(parent)
     return made
 
 
-def safe_destination_memo(root: Path, path: str, checked: dict[str, Path]) -> Path:
-    """``safe_destination``, checking each directory once per download."""
+def safe_destination_memo(root: Path, path: str, checked: dict[str, str]) -> str:
+    """``safe_destination`` as a string, checking each directory once per download."""
     directory, _, name = path.rpartition("/")
     validate_path(path)
     if directory not in checked:
-        checked[directory] = safe_destination(root, path).parent
-    return checked[directory] / name
+        checked[directory] = str(safe_destination(root, path).parent)
+    return f"{checked[directory]}/{name}"
 
 
 def extras(root: Path, expected: set[str]) -> tuple[list[str], int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Literal
@@ -30,7 +30,7 @@ class ArtifactDraft:
     version it will be added to."""
 
     def __init__(self, *, incremental: bool = False) -> None:
-        self._files: dict[str, tuple[Path | None, str, int]] = {}
+        self._files: dict[str, tuple[str | None, str, int]] = {}
         self._refs: dict[str, Reference] = {}
         """Paths that are references to files outside the store (their ``_files`` source is None)."""
         self._staging: tempfile.TemporaryDirectory | None = None
@@ -53,7 +53,7 @@ class ArtifactDraft:
         source = Path(local_path)
         if not source.is_file():
             raise NotFoundError(f"cannot add {source}: no such file")
-        self._add_many({validate_path(name if name is not None else source.name): source})
+        self._add_many({validate_path(name if name is not None else source.name): str(source)})
 
     def add_dir(self, local_path: str | os.PathLike, name: str | None = None, *,
                 symlinks: SymlinkPolicy = "content") -> None:
@@ -67,14 +67,15 @@ class ArtifactDraft:
             raise NotFoundError(f"cannot add {base}: no such directory")
         prefix = validate_path(name) + "/" if name else ""
         real_base = base.resolve()
-        found: dict[str, Path] = {}
-        for entry_path, rel, is_file, is_link in _walk(base):
-            full = Path(entry_path)
-            if is_link:
-                _check_link(full, base, real_base, symlinks)
-            if is_file:
-                found[validate_path(prefix + rel)] = full
-        self._add_many(found)
+        found: dict[str, str] = {}
+        stats: list[os.stat_result] = []
+        for entry, rel in _walk(base):
+            if entry.is_symlink():
+                _check_link(Path(entry.path), base, real_base, symlinks)
+            if not entry.is_dir():
+                found[validate_path(prefix + rel)] = entry.path
+                stats.append(entry.stat())
+        self._add_many(found, stats)
 
     def remove(self, name: str) -> None:
         """Remove a file, or every file under a directory. An incremental draft also remembers
@@ -126,10 +127,11 @@ class ArtifactDraft:
         return [FileEntry(path=p, sha256=sha, size=size, ref=self._refs.get(p))
                 for p, (_, sha, size) in self._files.items()]
 
-    def sources(self) -> dict[str, Path]:
+    def sources(self) -> Mapping[str, Path]:
         """sha256 -> a local file holding those bytes (what an upload reads); files kept from a
-        logged version have none."""
-        return {sha: source for source, sha, _ in self._files.values() if source is not None}
+        logged version have none. A ``Path`` is made only for a file that is read: a re-log of
+        an unchanged dataset reads none."""
+        return _LocalFiles({sha: source for source, sha, _ in self._files.values() if source is not None})
 
     @property
     def size(self) -> int:
@@ -144,9 +146,11 @@ class ArtifactDraft:
             self._staging.cleanup()
             self._staging = None
 
-    def _add_many(self, files: dict[str, Path]) -> None:
+    def _add_many(self, files: dict[str, str], stats: list[os.stat_result] | None = None) -> None:
+        """Add local files by artifact path; ``stats``: theirs, in the same order, when the
+        caller has them (a directory walk gets them from ``scandir``)."""
         paths = list(files)
-        hashes = local_hash_state().hash_files([files[p] for p in paths])
+        hashes = local_hash_state().hash_files([files[p] for p in paths], stats=stats)
         validate_path_set(list(self._files) + [p for p in paths if p not in self._files])
         for path, (sha, size) in zip(paths, hashes):
             previous = self._files.get(path)
@@ -157,6 +161,25 @@ class ArtifactDraft:
                 )
             self._files[path] = (files[path], sha, size)
             self._refs.pop(path, None)
+
+
+class _LocalFiles(Mapping[str, Path]):
+    """sha256 -> local file, kept as strings."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self._files = files
+
+    def __getitem__(self, sha256: str) -> Path:
+        return Path(self._files[sha256])
+
+    def __contains__(self, sha256: object) -> bool:
+        return sha256 in self._files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
 
 
 def _under(path: str, removed: set[str]) -> bool:
@@ -182,19 +205,16 @@ def _check_link(full: Path, base: Path, real_base: Path, symlinks: SymlinkPolicy
         raise InvalidNameError(f"{full} is a dangling link (to {target}): fix or remove it")
 
 
-def _walk(base: Path) -> Iterator[tuple[str, str, bool, bool]]:
-    """(path, path relative to ``base``, is a file, is a symlink) of everything under ``base``.
-
-    Like ``os.walk`` (links to directories are listed, not followed) but from one ``scandir``
-    per directory, so a tree of thousands of files costs no extra ``stat`` per entry.
-    """
-    stack = [(str(base), "")]
+def _walk(base: Path) -> Iterator[tuple[os.DirEntry[str], str]]:
+    """Everything under ``base`` (made absolute) with its path relative to it, as ``os.walk`` would list it
+    (links to directories listed, not followed), from one ``scandir`` per directory: a tree of
+    thousands of files costs no ``Path`` object and no extra ``stat`` per entry."""
+    stack = [(os.path.abspath(base), "")]
     while stack:
         directory, rel_dir = stack.pop()
         with os.scandir(directory) as entries:
             for entry in entries:
                 rel = rel_dir + entry.name
-                is_link, is_dir = entry.is_symlink(), entry.is_dir()
-                if is_dir and not is_link:
+                if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, rel + "/"))
-                yield entry.path, rel, not is_dir, is_link
+                yield entry, rel

@@ -28,6 +28,25 @@ def read_file_list(store: Store, record: VersionRecord) -> FileList:
     return parse(FileList, path.read_bytes(), keys.blob(record.digest))
 
 
+KEEP_PAGES_MAX_FILES = 100_000
+"""``keep_file_list`` brings every page of a version up to this many files (about 12 MB of
+pages); a larger one's leaves come when something reads them (a pull, ``show``)."""
+
+
+def keep_file_list(store: Store, record: VersionRecord) -> None:
+    """Bring a version's file list into the cache for offline use, without parsing it: the
+    blob (format 1), or the manifest's pages (format 2: the root and inner pages, and the
+    leaves too unless the version holds more than ``KEEP_PAGES_MAX_FILES`` files)."""
+    what = f"file list of {record.project}/{record.name}:v{record.version}"
+    if not record.paged:
+        store.cache.touch([store.cache.ensure(record.digest, size=None, what=what)])
+        return
+    leaves = record.file_count <= KEEP_PAGES_MAX_FILES
+    kept = [store.cache.ensure(sha, size=None, what=what) if leaves else None
+            for sha in page_digests(page_reader(store, record), record.digest)]
+    store.cache.touch([path for path in kept if path is not None])
+
+
 def version_entries(store: Store, record: VersionRecord, prefix: str | None = None) -> Iterator[FileEntry]:
     """A version's files whose paths start with ``prefix`` (all without one), streamed: a
     format-2 version reads only the manifest pages that can hold them."""

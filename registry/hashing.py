@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +21,7 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
@@ -63,7 +63,7 @@ class HashState:
             return None
         return row[0] if row else None
 
-    def lookup_many(self, items: list[tuple[Path, os.stat_result]]) -> list[str | None]:
+    def lookup_many(self, items: Sequence[tuple[str | Path, os.stat_result]]) -> list[str | None]:
         """``lookup`` for many files in a few queries (one per 500 paths)."""
         db = self._db()
         if db is None:
@@ -119,7 +119,7 @@ class HashState:
                 found[sha] = Path(path)
         return found
 
-    def remember(self, rows: Iterable[tuple[Path, os.stat_result, str]]) -> None:
+    def remember(self, rows: Iterable[tuple[str | Path, os.stat_result, str]]) -> None:
         db = self._db()
         if db is None:
             return
@@ -132,12 +132,16 @@ class HashState:
         except sqlite3.Error:
             pass
 
-    def hash_files(self, paths: list[Path], workers: int = 4) -> list[tuple[str, int]]:
-        """(sha256, size) of each path, reusing remembered hashes; new ones in parallel."""
-        stats = [os.stat(p) for p in paths]
-        results: list[tuple[str, int] | None] = [None] * len(paths)
+    def hash_files(self, paths: Sequence[str | os.PathLike[str]], workers: int = 4,
+                   stats: list[os.stat_result] | None = None) -> list[tuple[str, int]]:
+        """(sha256, size) of each path, reusing remembered hashes; new ones in parallel.
+        ``stats``: the paths' stats when the caller already has them (one ``stat`` fewer each)."""
+        names = [path if isinstance(path, str) and path.startswith("/") else os.path.abspath(path)
+                 for path in paths]  # absolute already (a walk from an absolute root): as given
+        stats = stats if stats is not None else [os.stat(name) for name in names]
+        results: list[tuple[str, int] | None] = [None] * len(names)
         todo = []
-        remembered = self.lookup_many([(Path(path).absolute(), st) for path, st in zip(paths, stats)])
+        remembered = self.lookup_many(list(zip(names, stats)))
         for i, (known, st) in enumerate(zip(remembered, stats)):
             if known:
                 results[i] = (known, st.st_size)
@@ -145,8 +149,8 @@ class HashState:
                 todo.append(i)
 
         def hash_one(i: int) -> tuple[int, str, os.stat_result]:
-            sha = sha256_file(paths[i])
-            after = os.stat(paths[i])
+            sha = sha256_file(names[i])
+            after = os.stat(names[i])
             return i, sha, after
 
         fresh = []
@@ -154,6 +158,6 @@ class HashState:
             for i, sha, after in pool.map(hash_one, todo):
                 results[i] = (sha, after.st_size)
                 if after.st_mtime_ns == stats[i].st_mtime_ns and after.st_size == stats[i].st_size:
-                    fresh.append((Path(paths[i]).absolute(), after, sha))
+                    fresh.append((names[i], after, sha))
         self.remember(fresh)
         return results  # type: ignore[return-value]

@@ -28,7 +28,7 @@ class Placement:
         self.reflink_ok: bool | None = None
         self.hardlink_ok: bool | None = None
 
-    def place(self, source: Path, dest: Path) -> None:
+    def place(self, source: Path | str, dest: Path | str) -> None:
         """Put ``source``'s bytes at ``dest`` atomically (replacing what is there)."""
         if self.hardlink_ok and self.mode == "hardlink":
             try:
@@ -41,10 +41,10 @@ class Placement:
             self._clone(source, temp)
             os.replace(temp, dest)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            _unlink(temp)
             raise
 
-    def _clone(self, source: Path, temp: Path) -> None:
+    def _clone(self, source: Path | str, temp: Path | str) -> None:
         if self.mode == "reflink" or (self.mode == "auto" and self.reflink_ok is not False):
             if self._reflink(source, temp):
                 return
@@ -81,19 +81,26 @@ class Placement:
                 clone.unlink(missing_ok=True)
         return self.mode == "auto" and not self.reflink_ok
 
-    def _reflink(self, source: Path, temp: Path) -> bool:
+    def _reflink(self, source: Path | str, temp: Path | str) -> bool:
         try:
             with open(source, "rb") as src, open(temp, "wb") as dst:
                 fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
         except OSError:
-            temp.unlink(missing_ok=True)
+            _unlink(temp)
             self.reflink_ok = False
             return False
         self.reflink_ok = True
         return True
 
 
-def copy_file(source: Path, dest: Path) -> None:
+def _unlink(path: Path | str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def copy_file(source: Path | str, dest: Path | str) -> None:
     """Copy ``source`` to a new file ``dest`` inside the kernel (``copy_file_range``).
 
     Half the CPU of ``shutil.copyfile`` for thousands of small files, which a download places.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -61,7 +61,7 @@ def publish(
     store: Store,
     draft: VersionRecord,
     entries: list[FileEntry],
-    sources: dict[str, Path],
+    sources: Mapping[str, Path],
     aliases: list[str],
     progress: Progress | None = None,
     after: int | None = -1,
@@ -100,7 +100,7 @@ def publish(
     return result
 
 
-def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry], sources: dict[str, Path],
+def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry], sources: Mapping[str, Path],
                    aliases: list[str], progress: Progress | None, after: int | None) -> CommitResult:
     """Format 2: chunks (in packs on a remote store) -> manifest pages -> version record.
 
@@ -208,7 +208,7 @@ def _entries_of(store: Store, record: VersionRecord | None) -> list[FileEntry]:
         return []
 
 
-def _send_blobs(store: Store, guard: Protection, stored: list[FileEntry], sources: dict[str, Path],
+def _send_blobs(store: Store, guard: Protection, stored: list[FileEntry], sources: Mapping[str, Path],
                 known: set[str], progress: Progress | None) -> None:
     """Files stored whole as blobs: upload those the store lacks; kept ones must be there."""
     new_shas = {e.sha256 for e in stored} - known
@@ -218,7 +218,7 @@ def _send_blobs(store: Store, guard: Protection, stored: list[FileEntry], source
 
 
 def _settle_packs(store: Store, guard: Protection, plan: ChunkPlan, entries: list[FileEntry],
-                  sources: dict[str, Path]) -> None:
+                  sources: Mapping[str, Path]) -> None:
     """After the commit: a collector that ran meanwhile may have removed a pack this writer found
     chunks in, or a format-1 blob it found a whole file as (both were named in the marker only
     after they were found). Those chunks are found elsewhere (a repack) or sent again from the

@@ -14,7 +14,7 @@ from backends.local import LocalBackend
 
 from . import keys
 from .errors import IntegrityError
-from .filelists import read_file_list
+from .filelists import keep_file_list
 from .names import Address, is_version_alias
 from .offline import seen_dir
 from .records import AliasRecord, DigestIndexEntry, VersionRecord, now
@@ -36,7 +36,7 @@ def remember(store: Store, address: Address, record: VersionRecord) -> None:
         if record.source is not None:  # a registry link: its source too (``link.source_artifact``)
             remember_record(seen, read_version(store.backend, record.source.project, record.source.name,
                                                record.source.version), [])
-        read_file_list(store, record)  # into the download cache (no request when it is there already)
+        keep_file_list(store, record)  # into the download cache (no request when it is there already)
     except (OSError, LookupError, IntegrityError) as e:  # the caller's own reads report real problems
         logger.info("registry: could not remember %s for offline use: %s", address, e)
 

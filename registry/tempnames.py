@@ -15,6 +15,7 @@ import re
 import secrets
 import socket
 from pathlib import Path
+from typing import overload
 
 _owner: tuple[int, str] = (0, "")
 _counter = itertools.count()
@@ -27,15 +28,23 @@ def _host_tag() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:4]
 
 
-def temp_beside(path: Path) -> Path:
-    """A fresh hidden ``.part`` name in ``path``'s directory (short: the final name may be 255 bytes).
+@overload
+def temp_beside(path: Path) -> Path: ...
+@overload
+def temp_beside(path: str) -> str: ...
+def temp_beside(path: Path | str) -> Path | str:
+    """A fresh hidden ``.part`` name in ``path``'s directory (short: the final name may be 255 bytes),
+    of the same kind as ``path`` (a download of many files keeps plain strings).
 
     A random per-process prefix and a counter, so thousands of files cost no ``getrandom`` each.
     """
     global _owner
     if _owner[0] != os.getpid():  # first call, or a forked child
         _owner = (os.getpid(), f"{_host_tag()}{os.getpid()}-{secrets.token_hex(4)}")
-    return path.with_name(f".{_owner[1]}{next(_counter):x}.part")
+    name = f".{_owner[1]}{next(_counter):x}.part"
+    if isinstance(path, str):
+        return os.path.join(os.path.dirname(path), name)
+    return path.with_name(name)
 
 
 def is_temp_name(name: str) -> bool:
