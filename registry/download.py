@@ -36,8 +36,10 @@ cache (``copy_file_range``: several times faster than writing the bytes again fr
 
 Progress = Callable[[int, int], None]
 """Called with (bytes, 0) as blobs arrive (or are found locally), then (0, 1) as each file lands."""
-Prefetch = Callable[[list[FileEntry], Callable[[int], None] | None], object]
-"""Fills the cache with as many of these files as it can in bulk (format 2: out of packs)."""
+Prefetch = Callable[[list[FileEntry], Callable[[int], None] | None, dict[str, str]], set[str]]
+"""Fills the cache with as many of these files as it can in bulk (format 2: out of packs), and
+writes each also into the new file the third argument names for its sha256, if any; returns the
+sha256s of the files it wrote there."""
 
 
 @dataclass
@@ -153,15 +155,8 @@ def _gather(cache: Cache, hashes: HashState, todo: list[Target], cached: dict[st
             if e.sha256 in sources:
                 progress(e.size, 0)
     missing = [e for e in unique if e.sha256 not in sources]
-    if missing and prefetch is not None:
-        prefetch(missing, (lambda count: progress(count, 0)) if progress else None)
-        now_cached = cache.valid_entries({e.sha256: e.size for e in missing})
-        sources.update((sha, path) for sha, path in now_cached.items() if path is not None)
-        rest = [e for e in missing if e.sha256 not in sources]
-    else:
-        rest = missing
-    if rest:
-        sources.update(_fetch_missing(cache, todo, rest, root, workers, progress))
+    if missing:
+        sources.update(_fetch(cache, todo, missing, root, workers, progress, prefetch))
     if cache.is_store:  # the local store serves as the cache: nothing crosses a network
         report.cached_bytes += sum(e.size for e in missing)
     else:
@@ -178,11 +173,12 @@ def _local_copies(hashes: HashState, shas: list[str], todo: list[Target]) -> dic
     return {sha: path for sha, path in known.items() if str(path) not in destinations}
 
 
-def _fetch_missing(cache: Cache, todo: list[Target], missing: list[FileEntry], root: Path,
-                   workers: int, progress: Progress | None) -> dict[str, _Source]:
+def _fetch(cache: Cache, todo: list[Target], missing: list[FileEntry], root: Path, workers: int,
+           progress: Progress | None, prefetch: Prefetch | None) -> dict[str, _Source | str]:
+    """Fetch the blobs the machine lacks into the cache: in bulk (``prefetch``) first, the rest
+    one by one. Where placing means copying bytes, each small one is also written into a temp
+    file beside its first destination as it arrives (placed by a rename: written once, not copied)."""
     made = make_directories(root, todo)
-    # Where placing means copying bytes, each small fetched blob is also written straight into
-    # a temp file beside its first destination while it streams in.
     early: dict[str, tuple[str, str]] = {}
     if cache.copies_into(root):
         first: dict[str, str] = {}
@@ -190,17 +186,33 @@ def _fetch_missing(cache: Cache, todo: list[Target], missing: list[FileEntry], r
             first.setdefault(entry.sha256, dest)
         small = (e for e in missing if e.size <= EARLY_COPY_MAX)
         early = {e.sha256: (temp_beside(first[e.sha256]), first[e.sha256]) for e in small}
-
-    def fetch(entry: FileEntry) -> tuple[str, _Source]:
-        temp, dest = early.get(entry.sha256, (None, None))
-        path = cache.ensure(entry.sha256, entry.size, what=entry.path, copy_to=Path(temp) if temp else None,
-                            progress=(lambda count: progress(count, 0)) if progress else None,
-                            chunks=entry.chunks)
-        return entry.sha256, _Source(path, early=temp, early_dest=dest)
-
+    count = (lambda size: progress(size, 0)) if progress else None
+    sources: dict[str, _Source | str] = {}
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool:
-            return dict(pool.map(fetch, missing))
+        rest = missing
+        if prefetch is not None:
+            wrote = prefetch(missing, count, {sha: temp for sha, (temp, _) in early.items()})
+            now_cached = cache.valid_entries({e.sha256: e.size for e in missing})
+            for sha, path in now_cached.items():
+                if path is None:
+                    if sha in wrote:  # its entry went (evicted meanwhile): fetched again below
+                        _unlink(early[sha][0])
+                elif sha in wrote:
+                    sources[sha] = _Source(path, early=early[sha][0], early_dest=early[sha][1])
+                else:
+                    sources[sha] = path
+            rest = [e for e in missing if e.sha256 not in sources]
+
+        def fetch(entry: FileEntry) -> tuple[str, _Source]:
+            temp, dest = early.get(entry.sha256, (None, None))
+            path = cache.ensure(entry.sha256, entry.size, what=entry.path,
+                                copy_to=Path(temp) if temp else None, progress=count, chunks=entry.chunks)
+            return entry.sha256, _Source(path, early=temp, early_dest=dest)
+
+        if rest:
+            with ThreadPoolExecutor(max_workers=max(1, min(workers, len(rest)))) as pool:
+                sources.update(pool.map(fetch, rest))
+        return sources
     except BaseException:
         for temp, _ in early.values():
             _unlink(temp)

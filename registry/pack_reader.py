@@ -13,7 +13,7 @@ import hashlib
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,10 +59,11 @@ class PackedReader:
         self.workers = workers
 
     def fetch(self, entries: Iterable[FileEntry], hints: Iterable[str] = (),
-              progress: Progress | None = None) -> list[FileEntry]:
-        """Fetch ``entries`` into the cache; returns those not found in any pack (stored whole as
-        format-1 blobs, for the caller to fetch as such). A chunk of a multi-chunk file found
-        nowhere is ``NotFoundError``."""
+              progress: Progress | None = None, copies: Mapping[str, str] | None = None) -> set[str]:
+        """Fetch ``entries`` into the cache. A file of one chunk named in ``copies`` is also written
+        to the new file named there (a download's temp file, saving it a copy); returns the
+        sha256s written so. Files found in no pack (stored whole as format-1 blobs) are left for
+        the caller to fetch as such; a chunk of a multi-chunk file found nowhere is ``NotFoundError``."""
         entries = list({e.sha256: e for e in entries}.values())
         wanted = {chunk for e in entries for chunk, _ in e.chunk_list()}
         located = self.indexes.locate(wanted, hints)
@@ -76,12 +77,13 @@ class PackedReader:
                 )
         loose_shas = {e.sha256 for e in loose}
         packed = [e for e in entries if e.sha256 not in loose_shas]
+        written: set[str] = set()
         if packed:
-            self._read_packed(packed, located, progress)
-        return loose
+            self._read_packed(packed, located, progress, _Copies(copies or {}, written))
+        return written
 
     def _read_packed(self, entries: list[FileEntry], located: dict[str, Location],
-                     progress: Progress | None) -> None:
+                     progress: Progress | None, copies: _Copies) -> None:
         uses: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)  # chunk -> (file, offset), each use
         assemblies: dict[str, _Assembly] = {}
         for entry in entries:
@@ -102,7 +104,7 @@ class PackedReader:
 
             def read(job: tuple[str, Span]) -> None:
                 pack, span = job
-                self._read_span(pack, span, uses, assemblies, progress)
+                self._read_span(pack, span, uses, assemblies, progress, copies)
 
             with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(spans)))) as pool:
                 list(pool.map(read, spans))
@@ -116,7 +118,7 @@ class PackedReader:
             self.cache.touch([])
 
     def _read_span(self, pack: str, span: Span, uses: dict[str, list[tuple[FileEntry, int]]],
-                   assemblies: dict[str, _Assembly], progress: Progress | None) -> None:
+                   assemblies: dict[str, _Assembly], progress: Progress | None, copies: _Copies) -> None:
         key = keys.pack(pack)
 
         def describe(chunk: str) -> str:
@@ -131,7 +133,9 @@ class PackedReader:
             for entry, offset in uses[chunk]:
                 assembly = assemblies.get(entry.sha256)
                 if assembly is None:  # a file of one chunk, just verified
-                    self.cache.adopt(entry.sha256, bytes(view))
+                    data = bytes(view)
+                    self.cache.adopt(entry.sha256, data)
+                    copies.write(entry.sha256, data)
                 else:
                     _write_at(assembly, view, offset)
             if progress:
@@ -155,6 +159,27 @@ class PackedReader:
         os.close(assembly.fd)
         assembly.fd = -1
         self.cache.adopt(entry.sha256, assembly.temp)
+
+
+@dataclass
+class _Copies:
+    """Where single-chunk files also go (sha256 -> a new file), and which have gone there."""
+
+    to: Mapping[str, str]
+    written: set[str]
+
+    def write(self, sha256: str, data: bytes) -> None:
+        path = self.to.get(sha256)
+        if path is None:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        self.written.add(sha256)  # set.add is atomic: the reading threads share it
 
 
 def _write_at(assembly: _Assembly, data: memoryview, offset: int) -> None:
