@@ -474,3 +474,21 @@ def test_a_temp_file_from_another_host_is_never_taken_for_a_leftover() -> None:
     assert tempnames.is_abandoned(f".{mine[1:5]}{dead_pid}-0123456789.part")
     assert not tempnames.is_abandoned(f".{other_host}{dead_pid}-0123456789.part")
     assert tempnames.is_temp_name(f".{other_host}{dead_pid}-0123456789.part")
+
+
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+@pytest.mark.parametrize("mode", ["copy", "hardlink"])
+def test_a_repeat_pull_into_the_same_directory_hashes_nothing(store_url: str, mode: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copies are recognised by the hash database, hard links by sharing their cache entry's inode."""
+    monkeypatch.setenv("REGISTRY_LINK_MODE", mode)
+    files = {f"d/f{i}.bin": os.urandom(1000) for i in range(10)}
+    log_files("data", files)
+    registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "one")
+    import registry.download_root as download_root
+
+    hashed: list[str] = []
+    real = download_root.sha256_file
+    monkeypatch.setattr(download_root, "sha256_file", lambda p: hashed.append(str(p)) or real(p))
+    report = registry.Api(store_url).artifact("proj/data:latest").pull(tmp_path / "one")
+    assert hashed == [] and sorted(report.unchanged) == sorted(files) and report.placed == []
