@@ -129,6 +129,11 @@ class Cache:
         """Put a cached file at ``dest`` atomically: reflink, else copy (hardlink on request)."""
         self.placement.place(source, dest)
 
+    @property
+    def links(self) -> bool:
+        """Whether placing has been making hard links to entries (which share their inode)."""
+        return self.placement.links
+
     def copies_into(self, directory: Path) -> bool:
         """Whether placing a file in ``directory`` copies its bytes (no reflink, no hardlink)."""
         return self.placement.copies_into(directory, self.root)

@@ -104,8 +104,7 @@ def materialize(
     placed_stats = _place_all(cache, todo, sources, progress)
     report.placed = [entry.path for entry, _ in todo]
     report.restored = edited
-    # a hard link to its cache entry is recognised by its inode: the hash database need not learn it
-    hashes.remember(placed for placed in placed_stats if placed[1].st_nlink == 1)
+    hashes.remember(placed_stats)
     cache.touch([p for p in cached.values() if p is not None])
     if not fresh:
         report.extra, report.leftovers_removed = extras(root, {e.path for e in files})
@@ -225,16 +224,21 @@ def _fetch(cache: Cache, todo: list[Target], missing: list[FileEntry], root: Pat
 
 
 Placed = tuple[str, os.stat_result, str]
-"""A file just placed, its stat and sha256: what the hash database learns."""
+"""A file just placed, its stat and sha256: what the hash database learns (not of a hard link
+to its cache entry: that is recognised by its inode)."""
 
 
 def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source | str],
                progress: Progress | None) -> list[Placed]:
-    def place(target: Target) -> Placed:
+    def place(target: Target) -> Placed | None:
         entry, dest = target
         source = sources[entry.sha256]
         if isinstance(source, str):  # a cache entry
             _place_cached(cache, source, entry, dest)
+            if cache.links:
+                if progress:
+                    progress(0, 1)
+                return None
         elif source.early is not None and source.early_dest == dest:
             os.replace(source.early, dest)
             source.early = None
@@ -248,7 +252,7 @@ def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source | st
         return dest, os.stat(dest), entry.sha256
 
     def place_batch(batch: list[Target]) -> list[Placed]:
-        return [place(target) for target in batch]
+        return [placed for target in batch if (placed := place(target)) is not None]
 
     try:
         if not todo:

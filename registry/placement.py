@@ -28,6 +28,11 @@ class Placement:
         self.reflink_ok: bool | None = None
         self.hardlink_ok: bool | None = None
 
+    @property
+    def links(self) -> bool:
+        """Whether placing has been making hard links (known after the first placement)."""
+        return self.mode == "hardlink" and bool(self.hardlink_ok)
+
     def place(self, source: Path | str, dest: Path | str) -> None:
         """Put ``source``'s bytes at ``dest`` atomically (replacing what is there)."""
         if self.hardlink_ok and self.mode == "hardlink":
