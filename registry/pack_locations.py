@@ -5,10 +5,15 @@ so each index is fetched at most once per machine and kept under ``<cache>/packs
 Readers and writers first look in the packs a version names (its ``packs`` hint: a few small
 GETs), and only for what is still missing list the store's whole ``index/`` (gc may have
 repacked a chunk elsewhere, or another artifact holds it).
+
+An index loaded here can outlive its pack: gc rewrites a mostly-dead pack into a new one and
+then deletes it. A reader that then finds the pack gone calls ``refresh``: the pack is forgotten
+for good (here and on disk), the store's ``index/`` is listed again and the new indexes loaded.
 """
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,12 +46,15 @@ class PackIndexes:
         self._loaded: dict[str, dict[str, tuple[int, int]]] = {}
         self._where: dict[str, Location] = {}
         """Every loaded chunk's location (the first pack loaded that holds it): one look-up each."""
+        self._gone: set[str] = set()
+        """Packs found missing from the store: never loaded again (an index can outlive its pack)."""
+        self._lock = threading.RLock()  # downloads look chunks up (and refresh) from many threads
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, pack_ids: Iterable[str]) -> set[str]:
         """Load these packs' indexes (from disk, else the store); returns the ids whose index is
         gone from the store (their packs were collected)."""
-        todo = sorted(set(pack_ids) - set(self._loaded))
+        todo = sorted(set(pack_ids) - set(self._loaded) - self._gone)
         if not todo:
             return set()
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(todo)))) as pool:
@@ -60,9 +68,12 @@ class PackIndexes:
         return gone
 
     def _add(self, pack_id: str, entries: dict[str, tuple[int, int]]) -> None:
-        self._loaded[pack_id] = entries
-        for chunk_id, (offset, length) in entries.items():
-            self._where.setdefault(chunk_id, Location(pack_id, offset, length))
+        with self._lock:
+            if pack_id in self._gone or pack_id in self._loaded:
+                return
+            self._loaded[pack_id] = entries
+            for chunk_id, (offset, length) in entries.items():
+                self._where.setdefault(chunk_id, Location(pack_id, offset, length))
 
     def _read_index(self, pack_id: str) -> dict[str, tuple[int, int]] | None:
         key = keys.pack_index(pack_id)
@@ -81,7 +92,26 @@ class PackIndexes:
 
     def load_all(self) -> None:
         """Load the index of every pack in the store (listing ``index/``; new ones only are read)."""
-        self.load(keys.pack_id_of_index_key(info.key) for info in self.backend.list(keys.pack_index_prefix()))
+        self.load(self._listed())
+
+    def _listed(self) -> set[str]:
+        return {keys.pack_id_of_index_key(info.key) for info in self.backend.list(keys.pack_index_prefix())}
+
+    def refresh(self, gone: Iterable[str]) -> None:
+        """After a read found the packs ``gone`` missing (gc rewrote or removed them since their
+        indexes were loaded): forget them, forget every loaded pack whose index is no longer
+        listed, and load the indexes of packs that appeared (a repack's new ones). A caller that
+        finds a pack another thread has just refreshed away costs no second listing."""
+        with self._lock:
+            gone = set(gone)
+            if gone and gone <= self._gone:
+                return
+            for pack_id in gone:
+                self.forget(pack_id)
+            listed = self._listed()
+            for pack_id in set(self._loaded) - listed:
+                self.forget(pack_id)
+            self.load(listed)
 
     # -- finding ---------------------------------------------------------------------------
     def entries_of(self, pack_id: str) -> dict[str, tuple[int, int]]:
@@ -109,15 +139,19 @@ class PackIndexes:
         return chunk_id in self._where
 
     def forget(self, pack_id: str) -> None:
-        """Drop a pack that turned out to be gone, so a later ``locate`` looks elsewhere."""
-        entries = self._loaded.pop(pack_id, {})
-        for chunk_id in entries:
-            if self._where.get(chunk_id, Location("", 0, 0)).pack == pack_id:
-                del self._where[chunk_id]
-        for other, held in self._loaded.items():  # another loaded pack may hold a copy
-            for chunk_id in entries.keys() & held.keys():
-                offset, length = held[chunk_id]
-                self._where.setdefault(chunk_id, Location(other, offset, length))
+        """Drop a pack that turned out to be gone, so a later ``locate`` looks elsewhere (and no
+        later ``load`` brings it back, even while its index outlives it)."""
+        with self._lock:
+            self._gone.add(pack_id)
+            entries = self._loaded.pop(pack_id, {})
+            for chunk_id in entries:
+                if self._where.get(chunk_id, Location("", 0, 0)).pack == pack_id:
+                    del self._where[chunk_id]
+            for other, held in self._loaded.items():  # another loaded pack may hold a copy
+                for chunk_id in entries.keys() & held.keys():
+                    offset, length = held[chunk_id]
+                    self._where.setdefault(chunk_id, Location(other, offset, length))
+        (self.root / pack_id[:2] / f"{pack_id}.idx").unlink(missing_ok=True)
 
 
 def _keep(path: Path, data: bytes) -> None:
