@@ -4,8 +4,8 @@ into new packs, the old packs go, and readers, writers and a killed collector lo
 Packs are written on S3 stores; a local-directory store gets them by ``registry copy`` from
 one (it keeps the files it is given whole otherwise), which is how its tests are built here.
 
-Run as ``python test_gc_repack.py gc`` this file is a collector that stops (and waits to be
-killed) just before it deletes the first old pack, its new packs stored.
+Run as ``python test_gc_repack.py gc POINT`` this file is a collector that stops (and waits to
+be killed) at POINT, its new packs stored (see ``KILL_POINTS``).
 """
 from __future__ import annotations
 
@@ -232,8 +232,13 @@ def test_a_writer_that_found_chunks_in_a_pack_repacked_under_it_ends_with_every_
 
 
 # -- a collector killed midway ----------------------------------------------------------------
-def collector() -> None:
-    """A gc that stops for good just before deleting the first old pack (its new packs stored)."""
+KILL_POINTS = {"before-old-pack-delete": keys.packs_prefix(), "before-old-index-delete": keys.pack_index_prefix()}
+"""Where the collector is killed -> the prefix of the first deletion it does not make."""
+
+
+def collector(point: str) -> None:
+    """A gc that stops for good at ``point``: once its new packs are stored, just before its first
+    deletion of an old pack (or of an old pack's index)."""
     store = open_store()
     real_write, real_delete = store.backend.write, store.backend.delete
     new_packs: list[str] = []
@@ -244,8 +249,8 @@ def collector() -> None:
         return real_write(key, *args, **kwargs)
 
     def delete(key: str) -> None:
-        if new_packs and key.startswith(keys.packs_prefix()):
-            print("PAUSED before-old-pack-delete", json.dumps(new_packs), flush=True)
+        if new_packs and key.startswith(KILL_POINTS[point]):
+            print(f"PAUSED {point}", flush=True)
             time.sleep(3600)
         real_delete(key)
 
@@ -253,21 +258,25 @@ def collector() -> None:
     collect_garbage(store, grace_seconds=0)
 
 
+@pytest.mark.parametrize("point", list(KILL_POINTS))
 @pytest.mark.parametrize("store_url", BACKENDS, indirect=True)
-def test_a_collector_killed_between_upload_and_delete_leaves_a_readable_store_and_the_next_finishes(
-        store_url: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    kept, old = _mostly_dead(store_url, request, monkeypatch, live=3, packs=2)
-    proc = subprocess.Popen([sys.executable, __file__, "gc"], env=subprocess_env(store_url, tmp_path / "cache-killed"),
+def test_a_collector_killed_midway_leaves_a_readable_store_and_the_next_finishes(
+        store_url: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+        point: str) -> None:
+    kept, (old,) = _mostly_dead(store_url, request, monkeypatch, live=3)
+    proc = subprocess.Popen([sys.executable, __file__, "gc", point],
+                            env=subprocess_env(store_url, tmp_path / "cache-killed"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    kill_when_paused(proc, "before-old-pack-delete")
+    kill_when_paused(proc, point)
     assert proc.returncode == -signal.SIGKILL
     store = _machine(tmp_path, "gc")
-    packs_now = set(pack_contents(store.backend))
-    assert set(old) < packs_now and len(packs_now) == len(old) + 1  # both copies: the old packs and the new
-    assert _download(store_url, tmp_path, "proj/keep:v0", "reader-midway") == kept
-    report = collect_garbage(store, grace_seconds=0)
-    assert sorted(report.repacked) == old
-    assert set(pack_contents(store.backend)) == packs_now - set(old) == set(report.new_packs)  # the same new pack
+    (new,) = set(pack_contents(store.backend)) - {old}  # stored, with its index
+    assert store.backend.exists(keys.pack(new))
+    assert store.backend.exists(keys.pack(old)) == (point == "before-old-pack-delete")
+    assert _download(store_url, tmp_path, "proj/keep:v0", "reader-midway") == kept  # the old index still listed
+    collect_garbage(store, grace_seconds=0)
+    assert pack_contents(store.backend) == {new: frozenset(sha256_bytes(b) for b in kept.values())}
+    assert {info.key for info in store.backend.list(keys.packs_prefix())} == {keys.pack(new)}
     assert _download(store_url, tmp_path, "proj/keep:v0", "reader-after") == kept
 
 
@@ -299,5 +308,5 @@ def test_registry_gc_rewrites_and_the_store_passes_registry_verify(store_url: st
     assert {f"a0/{p.name}": p.read_bytes() for p in (out / "a0").iterdir()} == kept
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["gc"]:
-    collector()
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "gc":
+    collector(sys.argv[2])
