@@ -39,8 +39,8 @@ REWRITE_BELOW = 0.5
 """A pack is rewritten when less than this share of its chunk bytes is live. Below one half,
 every byte copied frees at least one byte, so the I/O a repack costs is bounded by the space it
 returns (summed over time, by the bytes ever written), and the packs kept whole are at least
-half live: after a gc, old packs hold at most about twice their live bytes. A new pack is wholly live, so a
-chunk is copied again only after half of its new pack has died too."""
+half live: after a gc, old packs hold at most about twice their live bytes. A new pack is
+wholly live, so a chunk is copied again only after half of its new pack has died too."""
 
 logger = logging.getLogger("registry")
 
