@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -280,6 +281,98 @@ def test_a_collector_killed_midway_leaves_a_readable_store_and_the_next_finishes
     assert _download(store_url, tmp_path, "proj/keep:v0", "reader-after") == kept
 
 
+# -- everything at once ----------------------------------------------------------------------
+WRITERS, VERSIONS, UNIQUE, KEEP_BEHIND, BUDGET_SECONDS = 2, 6, 6, 2, 60
+
+
+def writer(writer_id: str, count: int) -> None:
+    """Logs ``count`` versions of ``proj/w<id>``: a file shared by everyone, UNIQUE new files, and
+    one file of the version before (found in that version's pack, which is mostly dead once the
+    version is deleted); deletes each version KEEP_BEHIND versions old."""
+    api = registry.Api()
+    carried = b""
+    for n in range(count):
+        files = {"shared.bin": b"in every version of every writer\n" * 50, "carried.bin": carried}
+        files.update({f"u{k}.bin": os.urandom(SIZE) for k in range(UNIQUE)})
+        logged = log_files(f"w{writer_id}", files)
+        print(json.dumps({"version": logged.version, "files": {p: sha256_bytes(d) for p, d in files.items()}}),
+              flush=True)
+        carried = files["u0.bin"]
+        if n >= KEEP_BEHIND:
+            api.artifact(f"proj/w{writer_id}:v{n - KEEP_BEHIND}").delete()
+
+
+def reader(stop_file: str) -> None:
+    """Pulls each writer's latest version again and again, with one long-lived store whose pack
+    indexes go stale as gc rewrites packs (its cache and its pulls removed after each, so every
+    pull reads the store); prints how many pulls succeeded. A pull fails only if its version was deleted
+    meanwhile."""
+    api, pulls, n = registry.Api(), 0, 0
+    refreshes = []
+    real_refresh = api.store.pack_indexes.refresh
+    api.store.pack_indexes.refresh = lambda gone: (refreshes.append(gone), real_refresh(gone))  # type: ignore[method-assign]
+    while not Path(stop_file).exists():
+        for w in range(WRITERS):
+            try:
+                art = api.artifact(f"proj/w{w}:latest")
+            except registry.NotFoundError:
+                continue
+            n += 1
+            try:
+                root = art.download(Path(stop_file).parent / f"pull-{n}")
+                art.verify(root)
+                pulls += 1
+                shutil.rmtree(root)  # every pull reads its chunks from the store again:
+                api.store.cache.clean(0)  # no copy on this machine to take them from
+            except registry.NotFoundError:
+                if art.version in [a.version for a in api.artifact_versions(f"proj/w{w}")]:
+                    raise
+    print(json.dumps({"pulls": pulls, "refreshes": len(refreshes)}), flush=True)
+
+
+@pytest.mark.parametrize("store_url", ["seaweed"], indirect=True)
+def test_gc_repacking_in_a_loop_beside_writers_and_readers_loses_nothing(store_url: str, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    store = open_store(store_url)
+    store.check_writable()
+    stop = tmp_path / "reader" / "stop"
+    stop.parent.mkdir()
+    run = [sys.executable, __file__]
+    writers = [subprocess.Popen([*run, "writer", str(i), str(VERSIONS)], env=subprocess_env(store_url, tmp_path / f"cache-w{i}"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(WRITERS)]
+    pull = subprocess.Popen([*run, "reader", str(stop)], env=subprocess_env(store_url, tmp_path / "cache-r"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started, repacked = time.monotonic(), 0
+    try:
+        while any(p.poll() is None for p in writers) and time.monotonic() - started < BUDGET_SECONDS:
+            repacked += len(collect_garbage(store, grace_seconds=0).repacked)
+            time.sleep(0.05)
+        repacked += len(collect_garbage(store, grace_seconds=0).repacked)  # once more, everyone done
+        stop.touch()
+        pulled = pull.communicate(timeout=120)
+    finally:
+        for p in [*writers, pull]:
+            if p.poll() is None:
+                p.kill()
+    outputs = [p.communicate(timeout=30) for p in writers]
+    for p, (_, err) in zip(writers, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert pull.returncode == 0, pulled[1][-3000:]
+    reads = json.loads(pulled[0].splitlines()[-1])
+    with capsys.disabled():
+        print(f"\n[test_gc_repack] {repacked} packs rewritten beside {WRITERS} writers; the reader pulled "
+              f"{reads['pulls']} times and refreshed stale indexes {reads['refreshes']} times")
+    assert reads["pulls"] > 0
+    assert repacked > 0  # the loop did rewrite packs while the others ran
+    for w, (out, _) in enumerate(outputs):
+        logged = {r["version"]: r["files"] for r in map(json.loads, out.splitlines())}
+        live = registry.Api(store=_machine(tmp_path, f"check-{w}")).artifact_versions(f"proj/w{w}")
+        assert [a.version for a in live] == [f"v{n}" for n in range(VERSIONS - KEEP_BEHIND, VERSIONS)]
+        for art in live:
+            files = _download(store_url, tmp_path, f"proj/w{w}:{art.version}", f"final-{w}-{art.version}")
+            assert {p: sha256_bytes(d) for p, d in files.items()} == logged[art.version]
+
+
 # -- the command line -------------------------------------------------------------------------
 @pytest.mark.parametrize("store_url", BACKENDS, indirect=True)
 def test_registry_gc_rewrites_and_the_store_passes_registry_verify(store_url: str, tmp_path: Path,
@@ -310,3 +403,7 @@ def test_registry_gc_rewrites_and_the_store_passes_registry_verify(store_url: st
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "gc":
     collector(sys.argv[2])
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "writer":
+    writer(sys.argv[2], int(sys.argv[3]))
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "reader":
+    reader(sys.argv[2])
