@@ -201,6 +201,22 @@ def test_a_reader_holding_a_stale_index_still_downloads(store_url: str, tmp_path
 
 
 @pytest.mark.parametrize("store_url", ["seaweed"], indirect=True)
+def test_a_copy_whose_source_indexes_are_stale_still_copies(store_url: str, tmp_path: Path,
+                                                           request: pytest.FixtureRequest,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry.endpoints import open_side
+
+    kept, (pack,) = _mostly_dead(store_url, request, monkeypatch, live=3)
+    source = open_side(store_url)  # the store ``registry copy`` reads from, in this process
+    source.pack_indexes.load([pack])
+    assert collect_garbage(_machine(tmp_path, "gc"), grace_seconds=0).repacked == [pack]
+    local = str(tmp_path / "copy")
+    registry.copy_store(store_url, local, projects=["proj"])
+    monkeypatch.setenv("REGISTRY_URL", local)
+    assert _download(local, tmp_path, "proj/keep:v0", "reader") == kept
+
+
+@pytest.mark.parametrize("store_url", ["seaweed"], indirect=True)
 def test_a_writer_that_found_chunks_in_a_pack_repacked_under_it_ends_with_every_chunk(
         store_url: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer finds two files in the old pack: one live (keep holds it: gc copies it to the
