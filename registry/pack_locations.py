@@ -8,7 +8,7 @@ repacked a chunk elsewhere, or another artifact holds it).
 
 An index loaded here can outlive its pack: gc rewrites a mostly-dead pack into a new one and
 then deletes it. A reader that then finds the pack gone calls ``refresh``: the pack is forgotten
-for good (here and on disk), the store's ``index/`` is listed again and the new indexes loaded.
+(here and on disk), the store's ``index/`` is listed again and the new indexes loaded.
 """
 from __future__ import annotations
 
@@ -46,15 +46,13 @@ class PackIndexes:
         self._loaded: dict[str, dict[str, tuple[int, int]]] = {}
         self._where: dict[str, Location] = {}
         """Every loaded chunk's location (the first pack loaded that holds it): one look-up each."""
-        self._gone: set[str] = set()
-        """Packs found missing from the store: never loaded again (an index can outlive its pack)."""
         self._lock = threading.RLock()  # downloads look chunks up (and refresh) from many threads
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, pack_ids: Iterable[str]) -> set[str]:
         """Load these packs' indexes (from disk, else the store); returns the ids whose index is
         gone from the store (their packs were collected)."""
-        todo = sorted(set(pack_ids) - set(self._loaded) - self._gone)
+        todo = sorted(set(pack_ids) - set(self._loaded))
         if not todo:
             return set()
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(todo)))) as pool:
@@ -69,7 +67,7 @@ class PackIndexes:
 
     def _add(self, pack_id: str, entries: dict[str, tuple[int, int]]) -> None:
         with self._lock:
-            if pack_id in self._gone or pack_id in self._loaded:
+            if pack_id in self._loaded:
                 return
             self._loaded[pack_id] = entries
             for chunk_id, (offset, length) in entries.items():
@@ -104,14 +102,15 @@ class PackIndexes:
         finds a pack another thread has just refreshed away costs no second listing."""
         with self._lock:
             gone = set(gone)
-            if gone and gone <= self._gone:
+            if not gone & self._loaded.keys():
                 return
             for pack_id in gone:
                 self.forget(pack_id)
             listed = self._listed()
             for pack_id in set(self._loaded) - listed:
                 self.forget(pack_id)
-            self.load(listed)
+            # not ``gone`` again: its index may outlive it (a collector killed between the deletes)
+            self.load(listed - gone)
 
     # -- finding ---------------------------------------------------------------------------
     def entries_of(self, pack_id: str) -> dict[str, tuple[int, int]]:
@@ -139,10 +138,11 @@ class PackIndexes:
         return chunk_id in self._where
 
     def forget(self, pack_id: str) -> None:
-        """Drop a pack that turned out to be gone, so a later ``locate`` looks elsewhere (and no
-        later ``load`` brings it back, even while its index outlives it)."""
+        """Drop a pack that turned out to be gone (and its index kept on disk), so a later
+        ``locate`` looks elsewhere. It may be loaded again later (its index can outlive it, and a
+        pack can come back: a writer sending the same chunks again); a chunk already located in
+        another pack keeps that location."""
         with self._lock:
-            self._gone.add(pack_id)
             entries = self._loaded.pop(pack_id, {})
             for chunk_id in entries:
                 if self._where.get(chunk_id, Location("", 0, 0)).pack == pack_id:
