@@ -19,6 +19,9 @@ class GcReport:
     """Live chunk bytes copied out of the repacked packs."""
     new_packs: list[str] = field(default_factory=list)
     """The packs repacking wrote (none in a dry run)."""
+    index_sets_written: list[str] = field(default_factory=list)
+    index_sets_deleted: list[str] = field(default_factory=list)
+    """Index sets (``index_sets``) written and replaced (dry: that would be)."""
     dry_run: bool = False
 
     def keeps(self, *, live: bool, age: float, grace_seconds: float, in_flight: bool) -> bool:

@@ -12,7 +12,6 @@ then deletes it. A reader that then finds the pack gone calls ``refresh``: the p
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +22,9 @@ from backends import Backend
 
 from . import keys
 from .errors import IntegrityError
-from .packs import parse_index
-from .tempnames import temp_beside
+from .index_sets import SET_WORTH, listed_sets, read_sets
+from .packs import encode_index, parse_index
+from .tempnames import keep_copy
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,13 @@ class PackIndexes:
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, pack_ids: Iterable[str]) -> set[str]:
-        """Load these packs' indexes (from disk, else the store); returns the ids whose index is
-        gone from the store (their packs were collected)."""
+        """Load these packs' indexes (from disk, else the store; many at once from the store's
+        index sets first); returns the ids whose index is gone from the store (their packs were
+        collected)."""
         todo = sorted(set(pack_ids) - set(self._loaded))
+        if len(todo) >= SET_WORTH:
+            self._load_from_sets(set(todo))
+            todo = [pack_id for pack_id in todo if pack_id not in self._loaded]
         if not todo:
             return set()
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(todo)))) as pool:
@@ -64,6 +68,13 @@ class PackIndexes:
             else:
                 self._add(pack_id, entries)
         return gone
+
+    def _load_from_sets(self, wanted: set[str]) -> None:
+        """Take the ``wanted`` packs' indexes from the store's index sets (only those: a set may
+        still name packs deleted since)."""
+        for _, packs in read_sets(self.backend, self.root / "sets", listed_sets(self.backend), self.workers):
+            for pack_id in wanted & packs.keys():
+                self._add(pack_id, packs[pack_id])
 
     def _add(self, pack_id: str, entries: dict[str, tuple[int, int]]) -> None:
         with self._lock:
@@ -85,15 +96,23 @@ class PackIndexes:
         except FileNotFoundError:
             return None
         entries = parse_index(data, key)
-        _keep(local, data)
+        keep_copy(local, data)
         return entries
 
     def load_all(self) -> None:
         """Load the index of every pack in the store (listing ``index/``; new ones only are read)."""
-        self.load(self._listed())
+        self.load(self.listed())
 
-    def _listed(self) -> set[str]:
+    def listed(self) -> set[str]:
+        """The packs whose index the store lists now."""
         return {keys.pack_id_of_index_key(info.key) for info in self.backend.list(keys.pack_index_prefix())}
+
+    def index_bytes(self, pack_id: str) -> bytes | None:
+        """A pack's index object as stored (this machine's copy, else the store's); None if gone."""
+        entries = self._loaded.get(pack_id) or self._read_index(pack_id)
+        if entries is None:
+            return None
+        return encode_index(entries, sum(length for _, length in entries.values()))
 
     def refresh(self, gone: Iterable[str]) -> None:
         """After a read found the packs ``gone`` missing (gc rewrote or removed them since their
@@ -106,7 +125,7 @@ class PackIndexes:
                 return
             for pack_id in gone:
                 self.forget(pack_id)
-            listed = self._listed()
+            listed = self.listed()
             for pack_id in set(self._loaded) - listed:
                 self.forget(pack_id)
             # not ``gone`` again: its index may outlive it (a collector killed between the deletes)
@@ -152,14 +171,3 @@ class PackIndexes:
                     offset, length = held[chunk_id]
                     self._where.setdefault(chunk_id, Location(other, offset, length))
         (self.root / pack_id[:2] / f"{pack_id}.idx").unlink(missing_ok=True)
-
-
-def _keep(path: Path, data: bytes) -> None:
-    """Save an index on disk (temp file, then rename): never a half-written one."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = temp_beside(path)
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    except OSError:
-        pass  # only a later re-fetch is lost

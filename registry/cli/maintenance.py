@@ -107,6 +107,10 @@ def gc_cmd(state: State, grace: float, dry_run: bool) -> None:
             into = "" if dry_run else f" into {len(report.new_packs)} new pack(s)"
             state.out(f"{'would rewrite' if dry_run else 'rewrote'} {len(report.repacked)} mostly-dead "
                       f"pack(s), copying {format_size(report.rewritten_bytes)} of live chunks{into}")
+        if report.index_sets_written or report.index_sets_deleted:
+            written, replaced = len(report.index_sets_written), len(report.index_sets_deleted)
+            state.out(f"{'would write' if dry_run else 'wrote'} {written} index set(s), "
+                      f"{'would replace' if dry_run else 'replaced'} {replaced}")
 
 
 @click.command("migrate", short_help="Move a store's small format-1 blobs into packs (format 2).")

@@ -152,6 +152,8 @@ def gc_json(report: GcReport) -> dict[str, Any]:
         "repacked_count": len(report.repacked),
         "rewritten_bytes": report.rewritten_bytes,
         "new_packs": report.new_packs,
+        "index_sets_written": report.index_sets_written,
+        "index_sets_deleted": report.index_sets_deleted,
     }
 
 
