@@ -66,7 +66,7 @@ def mostly_dead(entries: dict[str, tuple[int, int]], live: dict[str, tuple[int, 
 
 def repack(store: Store, rewrites: list[Rewrite], report: GcReport) -> None:
     """Rewrite ``rewrites`` (see the module docstring); a dry run only counts them."""
-    if report.dry_run:
+    if report.dry_run or not rewrites:  # (no marker written for nothing)
         for rewrite in rewrites:
             _count(report, rewrite)
         return
