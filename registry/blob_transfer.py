@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import keys
 from .blobs import BlobStore
-from .errors import IntegrityError
+from .errors import IntegrityError, NotFoundError
 from .filelists import page_reader, read_file_list, version_entries
 from .hashing import sha256_bytes
 from .manifest_pages import page_digests
@@ -62,7 +62,10 @@ def send_blobs(source: BlobStore, guard: Protection, shas: Iterable[str]) -> Sen
 
 def send_version(source: Store, guard: Protection, record: VersionRecord) -> tuple[Sent, set[str]]:
     """Send what a version needs (its file list or manifest pages, its blobs, the packs holding
-    its chunks) that ``guard``'s store lacks; returns the report and the packs it relies on."""
+    its chunks) that ``guard``'s store lacks; returns the report and the packs it relies on.
+
+    A source pack found gone (gc rewrote it since its index was loaded) makes the source's pack
+    indexes refresh and the packs be looked up again, once."""
     if not record.paged:
         files = read_file_list(source, record)
         sent = send_blobs(source.blobs, guard, {f.sha256 for f in files.files})
@@ -70,26 +73,48 @@ def send_version(source: Store, guard: Protection, record: VersionRecord) -> tup
         return sent, set()
     pages = set(page_digests(page_reader(source, record), record.digest))
     chunks = {c for e in version_entries(source, record) if e.ref is None for c, _ in e.chunk_list()}
-    located = source.pack_indexes.locate(chunks, record.packs or ())
-    packs = {loc.pack for loc in located.values()}
-    sent = send_packs(source, guard, packs)
+    hints = record.packs or ()
+    for attempt in range(2):
+        located = source.pack_indexes.locate(chunks, hints)
+        packs = {loc.pack for loc in located.values()}
+        try:
+            sent = send_packs(source, guard, packs)
+            break
+        except PackGone as gone:
+            if attempt:
+                raise NotFoundError(f"{gone}, even after re-reading its pack indexes: "
+                                    "re-log the artifact that holds it") from None
+            source.pack_indexes.refresh([gone.pack_id])
+            hints = ()
     sent.add(send_blobs(source.blobs, guard, chunks - located.keys()))
     sent.add(send_blobs(source.blobs, guard, pages))
     return sent, packs
 
 
+class PackGone(NotFoundError):
+    """A pack of the source store is missing (a collector removed it)."""
+
+    def __init__(self, source: Store, pack_id: str) -> None:
+        super().__init__(f"pack {keys.pack(pack_id)} is missing from {source.url}")
+        self.pack_id = pack_id
+
+
 def send_packs(source: Store, guard: Protection, pack_ids: set[str]) -> Sent:
     """Copy whole packs (and their indexes) the destination lacks: one GET and one PUT per pack,
-    the pack checked against its name (the sha256 of its bytes), the index parsed."""
+    the pack checked against its name (the sha256 of its bytes), the index parsed; ``PackGone``
+    if one is missing from the source."""
     dest = guard.blobs.backend
     guard.cover(pack_ids)  # named in the marker before we look at what exists
     todo = sorted(p for p in pack_ids if not (dest.exists(keys.pack(p)) and dest.exists(keys.pack_index(p))))
 
     def one(pack_id: str) -> int:
-        body = source.backend.read(keys.pack(pack_id))
+        try:
+            body = source.backend.read(keys.pack(pack_id))
+            index = source.backend.read(keys.pack_index(pack_id))
+        except FileNotFoundError:
+            raise PackGone(source, pack_id) from None
         if sha256_bytes(body) != pack_id:
             raise _corrupt(source.blobs, f"pack {keys.pack(pack_id)}")
-        index = source.backend.read(keys.pack_index(pack_id))
         parse_index(index, keys.pack_index(pack_id))
         dest.write(keys.pack(pack_id), body, sha256=pack_id)
         dest.write(keys.pack_index(pack_id), index)

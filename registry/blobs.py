@@ -126,19 +126,27 @@ class BlobStore:
         return data
 
     def _read_packed(self, chunk_id: str, what: str) -> bytes:
-        """A chunk's bytes out of its pack (unverified: the caller checks them)."""
-        where = self.packs.locate([chunk_id]).get(chunk_id) if self.packs is not None else None
-        if where is None:
-            raise NotFoundError(
-                f"blob {keys.blob(chunk_id)}{_for(what)} is missing from the store: "
-                "re-log the artifact that holds it"
-            )
-        data = self.backend.read_range(keys.pack(where.pack), where.offset, where.offset + where.length)
-        if len(data) != where.length:
-            raise IntegrityError(f"pack {keys.pack(where.pack)} is shorter than its index says: "
-                                 "the store copy "
-                                 "is corrupt; re-log the artifact that holds it")
-        return data
+        """A chunk's bytes out of its pack (unverified: the caller checks them). A pack found
+        gone (gc repacked it since its index was loaded) makes the indexes refresh, once."""
+        missing = NotFoundError(f"blob {keys.blob(chunk_id)}{_for(what)} is missing from the store: "
+                                "re-log the artifact that holds it")
+        if self.packs is None:
+            raise missing
+        for _ in range(2):
+            where = self.packs.locate([chunk_id]).get(chunk_id)
+            if where is None:
+                break
+            key = keys.pack(where.pack)
+            try:
+                data = self.backend.read_range(key, where.offset, where.offset + where.length)
+            except FileNotFoundError:
+                self.packs.refresh([where.pack])
+                continue
+            if len(data) != where.length:
+                raise IntegrityError(f"pack {key} is shorter than its index says: the store copy "
+                                     "is corrupt; re-log the artifact that holds it")
+            return data
+        raise missing
 
     def fetch(
         self, sha256: str, dest: Path, size: int | None = None, what: str = "", copy_to: Path | None = None,

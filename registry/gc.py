@@ -15,6 +15,7 @@ from collections.abc import Collection
 from . import keys
 from .errors import NotFoundError, StorageError
 from .filelists import page_reader, read_file_list, version_entries
+from .gc_index_sets import compact_indexes
 from .gc_packs import collect_packs, list_packs
 from .gc_report import GcReport
 from .lifecycle import deleted_numbers
@@ -126,4 +127,5 @@ def collect_garbage(
                 report.deleted.append(info.key)
                 report.freed_bytes += info.size
         collect_packs(store, pack_listing, used, protected, started, grace_seconds, report)
+        compact_indexes(store, report)
     return report

@@ -6,7 +6,11 @@ writer names each pack before uploading it, and the packs it found chunks in). A
 the packs are listed *before* the markers are read: a pack in the listing was named in its
 writer's marker before the collector looked at the markers. A pack whose index is missing
 holds chunks no reader can find, so it goes once it is older than the grace period (a writer
-killed between the two uploads). Packs that are only partly dead are kept whole.
+killed between the two uploads). A pack that is mostly dead is rewritten (``gc_repack``); one
+that is more live than that is kept whole. An index whose pack is gone (a collector killed
+between deleting the two) goes too, live chunks or not: it names bytes nobody can read, and
+would cost each cold reader a failed read. Writers upload a pack before its index, so an index
+listed without its pack is checked by a HEAD: a missing pack is one that was deleted.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from backends import ObjectInfo
 
 from . import keys
+from .gc_repack import Rewrite, mostly_dead, repack
 from .gc_report import GcReport
 from .store import Store
 
@@ -37,25 +42,38 @@ def list_packs(store: Store) -> PackListing:
 
 def collect_packs(store: Store, listing: PackListing, used: set[str], protected: set[str], started: float,
                   grace_seconds: float, report: GcReport) -> None:
-    backend = store.backend
     packs, indexes = listing.packs, listing.indexes
     # a pack's index may have been written after the listing (its writer committed since): read it anyway
     store.pack_indexes.load(set(packs) | set(indexes))
+    rewrites: list[Rewrite] = []
     for pack_id in sorted(set(packs) | set(indexes)):
         info = packs.get(pack_id) or indexes[pack_id]
         chunks = store.pack_indexes.entries_of(pack_id)
-        if not report.keeps(live=any(chunk in used for chunk in chunks), age=started - info.modified,
-                            grace_seconds=grace_seconds, in_flight=pack_id in protected):
-            objects = ((keys.pack(pack_id), packs.get(pack_id)),
-                       (keys.pack_index(pack_id), indexes.get(pack_id)))
-            for key, item in objects:
-                if item is None:
-                    continue
-                if not report.dry_run:
-                    backend.delete(key)
-                report.deleted.append(key)
-                report.freed_bytes += item.size
-            store.pack_indexes.forget(pack_id)
+        live = {chunk: where for chunk, where in chunks.items() if chunk in used}
+        age, in_flight = started - info.modified, pack_id in protected
+        settled = age >= grace_seconds and not in_flight
+        if settled and pack_id not in packs and not store.backend.exists(keys.pack(pack_id)):
+            _delete(store, pack_id, listing, report)  # an index outliving its pack (a collector killed)
+        elif live and settled and pack_id in packs and pack_id in indexes and mostly_dead(chunks, live):
+            rewrites.append(Rewrite(pack_id, live, packs[pack_id].size + indexes[pack_id].size))
+        elif not report.keeps(live=bool(live), age=age, grace_seconds=grace_seconds, in_flight=in_flight):
+            _delete(store, pack_id, listing, report)
+    repack(store, rewrites, report)
+
+
+def _delete(store: Store, pack_id: str, listing: PackListing, report: GcReport) -> None:
+    """The pack, then its index (whichever of them were listed)."""
+    objects = ((keys.pack(pack_id), listing.packs.get(pack_id)),
+               (keys.pack_index(pack_id), listing.indexes.get(pack_id)))
+    for key, item in objects:
+        if item is None:
+            continue
+        if not report.dry_run:
+            store.backend.delete(key)
+        report.deleted.append(key)
+        report.freed_bytes += item.size
+    if not report.dry_run:
+        store.pack_indexes.forget(pack_id)
 
 
 def _pack_id(key: str) -> str:

@@ -42,6 +42,19 @@ def pack_id_of_index_key(key: str) -> str:
     return key.rsplit("/", 1)[-1].removesuffix(".idx")
 
 
+def index_sets_prefix() -> str:
+    return "index-sets/"
+
+
+def index_set(set_id: str) -> str:
+    """Many packs' indexes in one object (written by gc), named by the sha256 of its bytes."""
+    return f"index-sets/{set_id[:2]}/{set_id}.set"
+
+
+def set_id_of_key(key: str) -> str:
+    return key.rsplit("/", 1)[-1].removesuffix(".set")
+
+
 def projects_prefix() -> str:
     return "projects/"
 

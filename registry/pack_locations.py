@@ -5,10 +5,14 @@ so each index is fetched at most once per machine and kept under ``<cache>/packs
 Readers and writers first look in the packs a version names (its ``packs`` hint: a few small
 GETs), and only for what is still missing list the store's whole ``index/`` (gc may have
 repacked a chunk elsewhere, or another artifact holds it).
+
+An index loaded here can outlive its pack: gc rewrites a mostly-dead pack into a new one and
+then deletes it. A reader that then finds the pack gone calls ``refresh``: the pack is forgotten
+(here and on disk), the store's ``index/`` is listed again and the new indexes loaded.
 """
 from __future__ import annotations
 
-import os
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,8 +22,9 @@ from backends import Backend
 
 from . import keys
 from .errors import IntegrityError
-from .packs import parse_index
-from .tempnames import temp_beside
+from .index_sets import SET_WORTH, listed_sets, read_sets
+from .packs import encode_index, parse_index
+from .tempnames import keep_copy
 
 
 @dataclass(frozen=True)
@@ -41,12 +46,17 @@ class PackIndexes:
         self._loaded: dict[str, dict[str, tuple[int, int]]] = {}
         self._where: dict[str, Location] = {}
         """Every loaded chunk's location (the first pack loaded that holds it): one look-up each."""
+        self._lock = threading.RLock()  # downloads look chunks up (and refresh) from many threads
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, pack_ids: Iterable[str]) -> set[str]:
-        """Load these packs' indexes (from disk, else the store); returns the ids whose index is
-        gone from the store (their packs were collected)."""
+        """Load these packs' indexes (from disk, else the store; many at once from the store's
+        index sets first); returns the ids whose index is gone from the store (their packs were
+        collected)."""
         todo = sorted(set(pack_ids) - set(self._loaded))
+        if len(todo) >= SET_WORTH:
+            self._load_from_sets(set(todo))
+            todo = [pack_id for pack_id in todo if pack_id not in self._loaded]
         if not todo:
             return set()
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(todo)))) as pool:
@@ -59,10 +69,20 @@ class PackIndexes:
                 self._add(pack_id, entries)
         return gone
 
+    def _load_from_sets(self, wanted: set[str]) -> None:
+        """Take the ``wanted`` packs' indexes from the store's index sets (only those: a set may
+        still name packs deleted since)."""
+        for _, packs in read_sets(self.backend, self.root / "sets", listed_sets(self.backend), self.workers):
+            for pack_id in wanted & packs.keys():
+                self._add(pack_id, packs[pack_id])
+
     def _add(self, pack_id: str, entries: dict[str, tuple[int, int]]) -> None:
-        self._loaded[pack_id] = entries
-        for chunk_id, (offset, length) in entries.items():
-            self._where.setdefault(chunk_id, Location(pack_id, offset, length))
+        with self._lock:
+            if pack_id in self._loaded:
+                return
+            self._loaded[pack_id] = entries
+            for chunk_id, (offset, length) in entries.items():
+                self._where.setdefault(chunk_id, Location(pack_id, offset, length))
 
     def _read_index(self, pack_id: str) -> dict[str, tuple[int, int]] | None:
         key = keys.pack_index(pack_id)
@@ -76,12 +96,40 @@ class PackIndexes:
         except FileNotFoundError:
             return None
         entries = parse_index(data, key)
-        _keep(local, data)
+        keep_copy(local, data)
         return entries
 
     def load_all(self) -> None:
         """Load the index of every pack in the store (listing ``index/``; new ones only are read)."""
-        self.load(keys.pack_id_of_index_key(info.key) for info in self.backend.list(keys.pack_index_prefix()))
+        self.load(self.listed())
+
+    def listed(self) -> set[str]:
+        """The packs whose index the store lists now."""
+        return {keys.pack_id_of_index_key(info.key) for info in self.backend.list(keys.pack_index_prefix())}
+
+    def index_bytes(self, pack_id: str) -> bytes | None:
+        """A pack's index object as stored (this machine's copy, else the store's); None if gone."""
+        entries = self._loaded.get(pack_id) or self._read_index(pack_id)
+        if entries is None:
+            return None
+        return encode_index(entries, sum(length for _, length in entries.values()))
+
+    def refresh(self, gone: Iterable[str]) -> None:
+        """After a read found the packs ``gone`` missing (gc rewrote or removed them since their
+        indexes were loaded): forget them, forget every loaded pack whose index is no longer
+        listed, and load the indexes of packs that appeared (a repack's new ones). A caller that
+        finds a pack another thread has just refreshed away costs no second listing."""
+        with self._lock:
+            gone = set(gone)
+            if not gone & self._loaded.keys():
+                return
+            for pack_id in gone:
+                self.forget(pack_id)
+            listed = self.listed()
+            for pack_id in set(self._loaded) - listed:
+                self.forget(pack_id)
+            # not ``gone`` again: its index may outlive it (a collector killed between the deletes)
+            self.load(listed - gone)
 
     # -- finding ---------------------------------------------------------------------------
     def entries_of(self, pack_id: str) -> dict[str, tuple[int, int]]:
@@ -109,23 +157,17 @@ class PackIndexes:
         return chunk_id in self._where
 
     def forget(self, pack_id: str) -> None:
-        """Drop a pack that turned out to be gone, so a later ``locate`` looks elsewhere."""
-        entries = self._loaded.pop(pack_id, {})
-        for chunk_id in entries:
-            if self._where.get(chunk_id, Location("", 0, 0)).pack == pack_id:
-                del self._where[chunk_id]
-        for other, held in self._loaded.items():  # another loaded pack may hold a copy
-            for chunk_id in entries.keys() & held.keys():
-                offset, length = held[chunk_id]
-                self._where.setdefault(chunk_id, Location(other, offset, length))
-
-
-def _keep(path: Path, data: bytes) -> None:
-    """Save an index on disk (temp file, then rename): never a half-written one."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = temp_beside(path)
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    except OSError:
-        pass  # only a later re-fetch is lost
+        """Drop a pack that turned out to be gone (and its index kept on disk), so a later
+        ``locate`` looks elsewhere. It may be loaded again later (its index can outlive it, and a
+        pack can come back: a writer sending the same chunks again); a chunk already located in
+        another pack keeps that location."""
+        with self._lock:
+            entries = self._loaded.pop(pack_id, {})
+            for chunk_id in entries:
+                if self._where.get(chunk_id, Location("", 0, 0)).pack == pack_id:
+                    del self._where[chunk_id]
+            for other, held in self._loaded.items():  # another loaded pack may hold a copy
+                for chunk_id in entries.keys() & held.keys():
+                    offset, length = held[chunk_id]
+                    self._where.setdefault(chunk_id, Location(other, offset, length))
+        (self.root / pack_id[:2] / f"{pack_id}.idx").unlink(missing_ok=True)

@@ -6,6 +6,12 @@ against its id as it arrives; a file of one chunk is then a verified cache entry
 file of many is assembled in a temp file beside its entry and checked against its sha256
 before it is renamed into place. So nothing unverified ever becomes an entry, and the caller
 places files from the cache exactly as for format-1 blobs.
+
+A pack can vanish under a reader: gc rewrites a mostly-dead pack into a new one, then deletes
+it. A ranged GET that finds its pack gone makes the reader refresh the pack indexes (the new
+pack's index is stored before the old pack is deleted) and fetch what it still lacks once
+more; only a pack missing again is an error. ``read_pack_chunks`` is the same ranged,
+verified read for gc, which copies live chunks out of such packs.
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import hashlib
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +41,23 @@ READS_IN_FLIGHT = 8
 HASH_BLOCK = 8 * 1024 * 1024
 
 Progress = Callable[[int], None]
+
+
+class _PackGone(Exception):
+    """A ranged GET found ``pack`` missing (its location was stale)."""
+
+    def __init__(self, pack: str, what: str) -> None:
+        super().__init__(pack)
+        self.pack, self.what = pack, what
+
+
+def read_pack_chunks(backend: Backend, pack_id: str, wanted: Mapping[str, tuple[int, int]]
+                     ) -> Iterator[tuple[str, memoryview]]:
+    """The chunks ``wanted`` (id -> (offset, length)) of one pack, by coalesced ranged GETs in
+    offset order, each checked against its id; ``FileNotFoundError`` if the pack is gone."""
+    key = keys.pack(pack_id)
+    for span in plan_reads(((c, o, n) for c, (o, n) in wanted.items()), gap=GAP, max_span=SPAN_MAX):
+        yield from split_span(backend.read_range(key, span.start, span.end), span, key)
 
 
 @dataclass
@@ -63,8 +86,33 @@ class PackedReader:
         """Fetch ``entries`` into the cache. A file of one chunk named in ``copies`` is also written
         to the new file named there (a download's temp file, saving it a copy); returns the
         sha256s written so. Files found in no pack (stored whole as format-1 blobs) are left for
-        the caller to fetch as such; a chunk of a multi-chunk file found nowhere is ``NotFoundError``."""
+        the caller to fetch as such; a chunk of a multi-chunk file found nowhere is ``NotFoundError``,
+        and so is a pack still missing after the pack indexes were refreshed."""
         entries = list({e.sha256: e for e in entries}.values())
+        written: set[str] = set()
+        sink = _Copies(copies or {}, written)
+        packed, located = self._plan(entries, hints)
+        if not packed:
+            return written
+        try:
+            self._read_packed(packed, located, progress, sink)
+            return written
+        except _PackGone as gone:  # gc repacked it since its index was loaded: look again, once
+            self.indexes.refresh([gone.pack])
+        lacking = self.cache.valid_entries({e.sha256: e.size for e in packed})
+        packed, located = self._plan([e for e in packed if lacking[e.sha256] is None], ())
+        try:
+            self._read_packed(packed, located, progress, sink)
+        except _PackGone as still:
+            raise NotFoundError(
+                f"pack {keys.pack(still.pack)} ({still.what}) is missing from the store, even after "
+                "re-reading the store's pack indexes: re-log the artifact that holds it"
+            ) from None
+        return written
+
+    def _plan(self, entries: list[FileEntry], hints: Iterable[str]
+              ) -> tuple[list[FileEntry], dict[str, Location]]:
+        """(the files in packs, where their chunks are); files stored whole are left out."""
         wanted = {chunk for e in entries for chunk, _ in e.chunk_list()}
         located = self.indexes.locate(wanted, hints)
         loose = [e for e in entries if e.chunks is None and e.sha256 not in located]
@@ -76,11 +124,7 @@ class PackedReader:
                     "re-log the artifact that holds it"
                 )
         loose_shas = {e.sha256 for e in loose}
-        packed = [e for e in entries if e.sha256 not in loose_shas]
-        written: set[str] = set()
-        if packed:
-            self._read_packed(packed, located, progress, _Copies(copies or {}, written))
-        return written
+        return [e for e in entries if e.sha256 not in loose_shas], located
 
     def _read_packed(self, entries: list[FileEntry], located: dict[str, Location],
                      progress: Progress | None, copies: _Copies) -> None:
@@ -127,8 +171,7 @@ class PackedReader:
         try:
             data = self.backend.read_range(key, span.start, span.end)
         except FileNotFoundError:
-            raise NotFoundError(f"pack {key} ({describe(span.items[0][0])}) is missing from the store: "
-                                "re-log the artifact that holds it") from None
+            raise _PackGone(pack, describe(span.items[0][0])) from None
         for chunk, view in split_span(data, span, key, describe):
             for entry, offset in uses[chunk]:
                 assembly = assemblies.get(entry.sha256)

@@ -64,3 +64,15 @@ def is_abandoned(name: str) -> bool:
     except (PermissionError, OverflowError):
         return False  # alive under another user (or not a pid we can ask about)
     return False
+
+
+def keep_copy(path: Path, data: bytes) -> None:
+    """Save ``data`` at ``path`` through a temp file and a rename (never half-written), for a
+    local copy of something the store holds: failing only costs fetching it again later."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = temp_beside(path)
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    except OSError:
+        pass

@@ -78,8 +78,10 @@ def gc_cmd(state: State, grace: float, dry_run: bool) -> None:
     image references.
 
     Only blobs older than the grace period go (a deleted version's, once it has been deleted
-    that long), and never one that a writer in flight relies on. Reports what was (or, with
-    --dry-run, would be) deleted.
+    that long), and never one that a writer in flight relies on. Packs (format 2) whose
+    chunks are all unreferenced go the same way; a pack that is mostly unreferenced (under half
+    its bytes live) has its live chunks copied into a new pack and is then deleted. Reports what
+    was (or, with --dry-run, would be) deleted and rewritten.
     """
     # imported here, not at the top: only gc needs them, and every other command starts without them
     from ..gc import collect_garbage
@@ -101,6 +103,14 @@ def gc_cmd(state: State, grace: float, dry_run: bool) -> None:
         state.out(f"{verb} {len(report.deleted)} blob(s), {format_size(report.freed_bytes)}; "
                   f"kept {report.referenced} referenced, {report.kept_young} younger than the grace period, "
                   f"{report.kept_in_flight} in flight")
+        if report.repacked:
+            into = "" if dry_run else f" into {len(report.new_packs)} new pack(s)"
+            state.out(f"{'would rewrite' if dry_run else 'rewrote'} {len(report.repacked)} mostly-dead "
+                      f"pack(s), copying {format_size(report.rewritten_bytes)} of live chunks{into}")
+        if report.index_sets_written or report.index_sets_deleted:
+            written, replaced = len(report.index_sets_written), len(report.index_sets_deleted)
+            state.out(f"{'would write' if dry_run else 'wrote'} {written} index set(s), "
+                      f"{'would replace' if dry_run else 'replaced'} {replaced}")
 
 
 @click.command("migrate", short_help="Move a store's small format-1 blobs into packs (format 2).")

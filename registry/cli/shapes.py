@@ -148,6 +148,12 @@ def gc_json(report: GcReport) -> dict[str, Any]:
         "kept_young": report.kept_young,
         "kept_in_flight": report.kept_in_flight,
         "referenced": report.referenced,
+        "repacked": report.repacked,
+        "repacked_count": len(report.repacked),
+        "rewritten_bytes": report.rewritten_bytes,
+        "new_packs": report.new_packs,
+        "index_sets_written": report.index_sets_written,
+        "index_sets_deleted": report.index_sets_deleted,
     }
 
 
