@@ -75,7 +75,7 @@ class ArtifactDraft:
             if not entry.is_dir():
                 found[validate_path(prefix + rel)] = entry.path
                 stats.append(entry.stat())
-        self._add_many(found, stats)
+        self._add_many(found, stats, under=os.path.abspath(base))
 
     def remove(self, name: str) -> None:
         """Remove a file, or every file under a directory. An incremental draft also remembers
@@ -146,11 +146,13 @@ class ArtifactDraft:
             self._staging.cleanup()
             self._staging = None
 
-    def _add_many(self, files: dict[str, str], stats: list[os.stat_result] | None = None) -> None:
+    def _add_many(self, files: dict[str, str], stats: list[os.stat_result] | None = None,
+                  under: str | None = None) -> None:
         """Add local files by artifact path; ``stats``: theirs, in the same order, when the
-        caller has them (a directory walk gets them from ``scandir``)."""
+        caller has them (a directory walk gets them from ``scandir``); ``under``: the absolute
+        directory holding them all."""
         paths = list(files)
-        hashes = local_hash_state().hash_files([files[p] for p in paths], stats=stats)
+        hashes = local_hash_state().hash_files([files[p] for p in paths], stats=stats, under=under)
         validate_path_set(list(self._files) + [p for p in paths if p not in self._files])
         for path, (sha, size) in zip(paths, hashes):
             previous = self._files.get(path)

@@ -63,15 +63,22 @@ class HashState:
             return None
         return row[0] if row else None
 
-    def lookup_many(self, items: Sequence[tuple[str | Path, os.stat_result]]) -> list[str | None]:
-        """``lookup`` for many files in a few queries (one per 500 paths)."""
+    def lookup_many(self, items: Sequence[tuple[str | Path, os.stat_result]],
+                    under: str | None = None) -> list[str | None]:
+        """``lookup`` for many files in a few queries (one per 500 paths), or in one range scan
+        when they all lie in the directory ``under`` (a directory walk)."""
         db = self._db()
         if db is None:
             return [None] * len(items)
         known: dict[str, tuple] = {}
         names = [str(path) for path, _ in items]
         try:
-            for start in range(0, len(names), 500):
+            if under is not None:
+                top = under.rstrip("/")
+                scan = "SELECT path, dev, ino, size, mtime_ns, sha256 FROM hashes WHERE path > ? AND path < ?"
+                for row in db.execute(scan, (top + "/", top + "0")):  # "0" sorts right after "/"
+                    known[row[0]] = row[1:]
+            for start in range(0, len(names) if under is None else 0, 500):
                 chunk = names[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 query = f"SELECT path, dev, ino, size, mtime_ns, sha256 FROM hashes WHERE path IN ({marks})"
@@ -133,15 +140,17 @@ class HashState:
             pass
 
     def hash_files(self, paths: Sequence[str | os.PathLike[str]], workers: int = 4,
-                   stats: list[os.stat_result] | None = None) -> list[tuple[str, int]]:
+                   stats: list[os.stat_result] | None = None,
+                   under: str | None = None) -> list[tuple[str, int]]:
         """(sha256, size) of each path, reusing remembered hashes; new ones in parallel.
-        ``stats``: the paths' stats when the caller already has them (one ``stat`` fewer each)."""
+        ``stats``: the paths' stats when the caller already has them (one ``stat`` fewer each);
+        ``under``: an absolute directory holding every path (remembered hashes in one scan)."""
         names = [path if isinstance(path, str) and path.startswith("/") else os.path.abspath(path)
                  for path in paths]  # absolute already (a walk from an absolute root): as given
         stats = stats if stats is not None else [os.stat(name) for name in names]
         results: list[tuple[str, int] | None] = [None] * len(names)
         todo = []
-        remembered = self.lookup_many(list(zip(names, stats)))
+        remembered = self.lookup_many(list(zip(names, stats)), under=under)
         for i, (known, st) in enumerate(zip(remembered, stats)):
             if known:
                 results[i] = (known, st.st_size)

@@ -23,7 +23,7 @@ from .chunk_upload import ChunkPlan, needs_cutting, pack_if_new, plan_chunks, se
 from .errors import IntegrityError, NotFoundError
 from .filelists import latest_file_list, page_reader, version_entries
 from .hashing import sha256_bytes
-from .manifest_pages import build_manifest, page_digests
+from .manifest_pages import build_manifest, entries_key, page_digests
 from .pack_writer import PackUploader
 from .path_order import path_key
 from .protection import Protection, wait_while_collecting
@@ -122,8 +122,17 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
                                   on_chunk=pack_if_new(store.pack_indexes, uploader, progress))
         elif packed:
             entries = with_chunks(entries, sources, store.chunk_memory)
+        ordered = sorted(entries, key=lambda e: path_key(e.path))
+        key = entries_key(ordered)
+        remembered = store.manifest_memory.get(key)
+        if remembered is not None and previous is not None and previous.digest == remembered:
+            same = draft.model_copy(update={"digest": remembered})
+            unchanged = _same_as_latest(store, same, aliases, previous)
+            if unchanged is not None:  # the same files as the latest version: no page built
+                return unchanged
         pages: dict[str, bytes] = {}
-        root = build_manifest(sorted(entries, key=lambda e: path_key(e.path)), pages.__setitem__)
+        root = build_manifest(ordered, pages.__setitem__)
+        store.manifest_memory.put(key, root.digest)
         draft = draft.model_copy(update={"schema_version": 2, "digest": root.digest, "size": root.bytes,
                                          "file_count": root.files})
         unchanged = _same_as_latest(store, draft, aliases, previous)

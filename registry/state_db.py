@@ -31,3 +31,32 @@ class StateDb:
                 return None
             self._local.db = db
         return db
+
+
+class RememberedValues:
+    """One table of the state database: text key -> text value, for work this machine can skip
+    when it has done it before. A lost or unreadable row only costs doing the work again."""
+
+    def __init__(self, path: Path, table: str) -> None:
+        self.table = table
+        self.db = StateDb(path, (f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT)",))
+
+    def get(self, key: str) -> str | None:
+        db = self.db.connection()
+        if db is None:
+            return None
+        try:
+            row = db.execute(f"SELECT value FROM {self.table} WHERE key=?", (key,)).fetchone()
+        except sqlite3.Error:
+            return None
+        return row[0] if row else None
+
+    def put(self, key: str, value: str) -> None:
+        db = self.db.connection()
+        if db is None:
+            return
+        try:
+            with db:
+                db.execute(f"INSERT OR REPLACE INTO {self.table} VALUES (?,?)", (key, value))
+        except sqlite3.Error:
+            pass

@@ -17,6 +17,7 @@ from .hashing import HashState
 from .offline import open_offline_backend
 from .pack_locations import PackIndexes
 from .settings import Settings
+from .state_db import RememberedValues
 
 
 class GuardedBackend:
@@ -72,6 +73,9 @@ class Store:
         self.cache: Cache = open_cache(Path(settings.cache_dir), self.blobs, settings.link_mode,
                                        settings.cache_max)
         self.chunk_memory = ChunkMemory(Path(settings.cache_dir) / "state.sqlite")
+        self.manifest_memory = RememberedValues(Path(settings.cache_dir) / "state.sqlite", "manifest_digests")
+        """``manifest_pages.entries_key`` -> the digest those entries' manifest has: an unchanged
+        re-log finds the version it would make without building it."""
 
     @property
     def writes_packs(self) -> bool:

@@ -285,3 +285,35 @@ def test_copy_and_bundles_carry_packed_versions(store_url: str, tmp_path: Path, 
     other = str(tmp_path / "imported")
     import_bundle(open_store(other), bundle)
     assert _tree(Path(registry.Api(other).artifact("proj/data:latest").download(tmp_path / "b"))) == files
+
+
+@pytest.mark.parametrize("store_url", ["local", "seaweed"], indirect=True)
+def test_an_unchanged_relog_builds_no_manifest_and_a_changed_one_does(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import registry.publish as publish
+
+    built: list[int] = []
+    real = publish.build_manifest
+    monkeypatch.setattr(publish, "build_manifest", lambda *a, **k: built.append(1) or real(*a, **k))
+    source = tmp_path / "src"
+    for path, data in _dataset(count=40).items():
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_bytes(data)
+
+    def log() -> registry.Artifact:
+        with registry.init(project="proj", job_type="build") as run:
+            artifact = registry.Artifact("data", type="dataset")
+            artifact.add_dir(str(source))
+            return run.log_artifact(artifact)
+
+    first = log()
+    assert len(built) == 1
+    again = log()  # the same files: the machine remembers their manifest's digest
+    assert len(built) == 1 and again.version == first.version
+    (source / "d1" / "f0001.bin").write_bytes(b"changed")
+    changed = log()
+    assert len(built) == 2 and changed.version == "v1"
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    out = Path(registry.Api(store_url).artifact("proj/data:v1").download(tmp_path / "out"))
+    assert _tree(out) == _tree(source)
