@@ -166,7 +166,7 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
 
 def _uploader(store: Store, guard: Protection) -> PackUploader:
     """Packs named in the writer's marker before they are uploaded (gc never takes them early)."""
-    return PackUploader(store.backend, announce=lambda pack: guard.cover([pack]))
+    return PackUploader(store.backend, announce=guard.cover)
 
 
 def _same_as_latest(store: Store, draft: VersionRecord, aliases: list[str],
