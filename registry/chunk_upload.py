@@ -22,8 +22,7 @@ from .pack_locations import Location, PackIndexes
 from .pack_writer import PackUploader
 from .records import FileEntry
 
-CHUNK_PARAMS = f"fastcdc-{chunking.MIN_CHUNK}-{chunking.AVG_CHUNK}-{chunking.MAX_CHUNK}"
-"""Names the chunker's settings in the chunk-list memory: other settings cut other lists."""
+CHUNK_PARAMS = chunking.CHUNK_PARAMS
 
 
 def _to_cut(entry: FileEntry, sources: dict[str, Path]) -> bool:

@@ -3,19 +3,20 @@
 The chunks a download needs are grouped by pack, neighbouring ranges are coalesced
 (``packs.plan_reads``) and fetched by ranged GETs, several in flight. Every chunk is checked
 against its id as it arrives; a file of one chunk is then a verified cache entry at once, a
-file of many is assembled in a temp file beside its entry and checked against its sha256
-before it is renamed into place. So nothing unverified ever becomes an entry, and the caller
-places files from the cache exactly as for format-1 blobs.
+file of many is assembled in a temp file beside its entry and renamed into place once its
+sha256 matches. That sha256 is computed in file order while the chunks land (``_Assembly``),
+so the assembled file is never read again. Nothing unverified ever becomes an entry, and the
+caller places files from the cache exactly as for format-1 blobs.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from backends import Backend
@@ -32,20 +33,58 @@ SPAN_MAX = 8 * 1024 * 1024
 GAP = 1024 * 1024
 """Unwanted bytes between two wanted chunks that are read through rather than split into two GETs."""
 READS_IN_FLIGHT = 8
-HASH_BLOCK = 8 * 1024 * 1024
 
 Progress = Callable[[int], None]
 
 
-@dataclass
 class _Assembly:
-    """A file of several chunks being written into its temp file as chunks arrive."""
+    """A file of several chunks being written into its temp file as chunks arrive, in any order,
+    and hashed in file order meanwhile: whichever thread lands the chunk the digest waits for
+    hashes it (from the bytes it holds), then any landed chunks after it (read back while they
+    are still in the page cache), so the digest is complete soon after the last chunk lands."""
 
-    entry: FileEntry
-    temp: Path
-    fd: int
-    remaining: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, entry: FileEntry, temp: Path, fd: int) -> None:
+        self.entry, self.temp, self.fd = entry, temp, fd
+        self.lengths = [length for _, length in entry.chunk_list()]
+        self.offsets = list(itertools.accumulate(self.lengths, initial=0))
+        self.landed = [False] * len(self.lengths)
+        self.remaining = len(self.lengths)
+        self.digest = hashlib.sha256()
+        self.hashed = 0
+        """Chunks hashed so far (a prefix of the file)."""
+        self._lock = threading.Lock()
+        self._hashing = threading.Lock()
+
+    def land(self, index: int, data: memoryview) -> None:
+        """Write chunk ``index`` (verified) at its offset and advance the digest if it can."""
+        _write_all_at(self.fd, data, self.offsets[index])
+        with self._lock:
+            self.landed[index] = True
+            self.remaining -= 1
+        self._advance(index, data)
+
+    def _advance(self, index: int, data: memoryview) -> None:
+        while self._hashing.acquire(blocking=False):  # one thread hashes at a time, in file order
+            try:
+                while self.hashed < len(self.landed) and self._is_landed(self.hashed):
+                    at = self.hashed
+                    self.digest.update(data if at == index else self._read_back(at))
+                    self.hashed += 1
+            finally:
+                self._hashing.release()
+            if not (self.hashed < len(self.landed) and self._is_landed(self.hashed)):
+                return  # else a chunk landed while the digest was released: take it too
+
+    def _is_landed(self, index: int) -> bool:
+        with self._lock:
+            return self.landed[index]
+
+    def _read_back(self, index: int) -> bytes:
+        length, offset = self.lengths[index], self.offsets[index]
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise IntegrityError(f"{self.entry.path!r}: its temp file {self.temp} was truncated meanwhile")
+        return data
 
 
 class PackedReader:
@@ -82,13 +121,11 @@ class PackedReader:
 
     def _read_packed(self, entries: list[FileEntry], located: dict[str, Location],
                      progress: Progress | None) -> None:
-        uses: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)  # chunk -> (file, offset), each use
+        uses: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)  # chunk -> (file, index), each use
         assemblies: dict[str, _Assembly] = {}
         for entry in entries:
-            offset = 0
-            for chunk, length in entry.chunk_list():
-                uses[chunk].append((entry, offset))
-                offset += length
+            for index, (chunk, _) in enumerate(entry.chunk_list()):
+                uses[chunk].append((entry, index))
         try:
             for entry in entries:
                 if entry.chunks is not None:
@@ -128,12 +165,12 @@ class PackedReader:
             raise NotFoundError(f"pack {key} ({describe(span.items[0][0])}) is missing from the store: "
                                 "re-log the artifact that holds it") from None
         for chunk, view in split_span(data, span, key, describe):
-            for entry, offset in uses[chunk]:
+            for entry, index in uses[chunk]:
                 assembly = assemblies.get(entry.sha256)
                 if assembly is None:  # a file of one chunk, just verified
                     self.cache.adopt(entry.sha256, bytes(view))
                 else:
-                    _write_at(assembly, view, offset)
+                    assembly.land(index, view)
             if progress:
                 progress(len(view))
 
@@ -141,13 +178,13 @@ class PackedReader:
         temp = self.cache.temp_for(entry.sha256)
         fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         os.ftruncate(fd, entry.size)
-        return _Assembly(entry, temp, fd, remaining=len(entry.chunk_list()))
+        return _Assembly(entry, temp, fd)
 
     def _finish_assembly(self, assembly: _Assembly) -> None:
         entry = assembly.entry
-        if assembly.remaining:
+        if assembly.remaining or assembly.hashed != len(assembly.lengths):
             raise IntegrityError(f"{entry.path!r} could not be assembled from its chunks")
-        if _sha256_of_fd(assembly.fd, entry.size) != entry.sha256:
+        if assembly.digest.hexdigest() != entry.sha256:
             raise IntegrityError(
                 f"{entry.path!r}: its chunks do not add up to its sha256 {entry.sha256[:12]}...: "
                 "the version's manifest is corrupt; re-log it"
@@ -157,23 +194,8 @@ class PackedReader:
         self.cache.adopt(entry.sha256, assembly.temp)
 
 
-def _write_at(assembly: _Assembly, data: memoryview, offset: int) -> None:
+def _write_all_at(fd: int, data: memoryview, offset: int) -> None:
     view = data
     while view:
-        written = os.pwrite(assembly.fd, view, offset)
+        written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written
-    with assembly.lock:
-        assembly.remaining -= 1
-
-
-def _sha256_of_fd(fd: int, size: int) -> str:
-    """Read back in blocks (not mapped: a mapped GiB would count as a GiB of resident memory)."""
-    digest = hashlib.sha256()
-    offset = 0
-    while offset < size:
-        block = os.pread(fd, min(HASH_BLOCK, size - offset), offset)
-        if not block:
-            break
-        digest.update(block)
-        offset += len(block)
-    return digest.hexdigest()

@@ -34,7 +34,8 @@ class PackUploader:
     ... locations = uploader.locations               # every chunk added, once closed
     """
 
-    def __init__(self, backend: Backend, in_flight: int = IN_FLIGHT, announce: Announce | None = None) -> None:
+    def __init__(self, backend: Backend, in_flight: int = IN_FLIGHT,
+                 announce: Announce | None = None) -> None:
         self.backend = backend
         self.in_flight = in_flight
         self.announce = announce

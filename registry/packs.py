@@ -39,7 +39,7 @@ from .errors import IntegrityError
 PACK_TARGET = 16 * 1024 * 1024
 """A pack is closed once its bodies reach this: it fits one PUT request."""
 HEADROOM = 2 * 1024 * 1024
-"""Room allocated beyond ``target``: for the chunk that fills a pack, and its index."""
+"""Room allocated beyond ``target`` for the chunk that fills a pack."""
 MAGIC = b"RGPACK02"
 ENTRY = struct.Struct("<32sQI")
 TRAILER = struct.Struct("<32sQI8s")
@@ -60,7 +60,7 @@ class BuiltPack:
     ``keys.pack_index(pack_id)``."""
 
     pack_id: str
-    body: bytes | bytearray
+    body: bytes
     """The whole pack: bodies, footer and trailer."""
     index: bytes
     """The footer and trailer, the pack index object's bytes."""
@@ -117,9 +117,9 @@ class PackBuilder:
     def build(self) -> BuiltPack:
         """The finished pack; the builder is left empty, ready for the next one."""
         index = encode_index(self._entries, self._size)
-        body, entries = self._body, self._entries
-        del body[self._size :]  # in place: the index fits the space left
-        body += index
+        filled, entries = memoryview(self._body)[: self._size], self._entries
+        body = b"".join((filled, index))  # immutable bytes, as every backend takes (one copy)
+        filled.release()
         self._body, self._size, self._entries = bytearray(), 0, {}
         return BuiltPack(hashlib.sha256(body).hexdigest(), body, index, entries)
 

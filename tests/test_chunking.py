@@ -174,3 +174,18 @@ def test_iter_chunk_bytes_refuses_a_file_changed_since_chunked(tmp_path: Path, c
     path.write_bytes(data[:-10] + b"x" * 10 if change == "overwrite" else data[: 2 * MIB])
     with pytest.raises(IntegrityError, match="changed after it was chunked"):
         list(iter_chunk_bytes(path, chunks))
+
+
+def test_on_chunk_sees_every_chunk_in_file_order_with_its_bytes(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks are hashed in other threads, yet handed over in file order, each with its own bytes
+    (a writer packs exactly what it names), across block boundaries."""
+    monkeypatch.setattr(chunking, "READ_BLOCK", 3 * MIB + 1)
+    data = random_bytes(10 * MIB + 777, seed=3)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    seen: list[tuple[str, bytes]] = []
+    chunked = chunk_file(path, sizes=SMALL_SIZES, on_chunk=lambda cid, view: seen.append((cid, bytes(view))))
+    assert [cid for cid, _ in seen] == [cid for cid, _ in chunked.chunks]
+    assert all(sha(body) == cid for cid, body in seen)
+    assert b"".join(body for _, body in seen) == data
