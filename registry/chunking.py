@@ -115,25 +115,59 @@ def chunk_file(path: Path, *, sizes: ChunkSizes = SIZES, on_chunk: OnChunk | Non
 
 def iter_chunk_bytes(
     path: Path, chunks: tuple[tuple[str, int], ...], *, only: Container[str] | None = None,
-) -> Iterator[tuple[str, bytes]]:
+) -> Iterator[tuple[str, memoryview]]:
     """(chunk id, bytes) of ``path``'s chunks in file order, reading the file once, for packing.
 
-    With ``only``, other chunks are skipped without being read. Each chunk read is checked
-    against its id, so a file changed since it was chunked raises ``IntegrityError`` before a
-    wrong byte reaches a pack.
+    With ``only``, other chunks are skipped without being read. Neighbouring chunks are read
+    together into one buffer, reused: each chunk's bytes are valid until the next is asked for.
+    Each chunk is checked against its id, so a file changed since it was chunked raises
+    ``IntegrityError`` before a wrong byte reaches a pack.
     """
-    with open(path, "rb") as f:
-        for index, (chunk_id, length) in enumerate(chunks):
-            if only is not None and chunk_id not in only:
-                f.seek(length, 1)
-                continue
-            data = f.read(length)
-            if len(data) != length or _sha(data) != chunk_id:
-                raise IntegrityError(
-                    f"{path} changed after it was chunked (chunk {index} no longer matches): "
-                    "nothing was logged; add it again once nothing is writing to it"
-                )
-            yield chunk_id, data
+    buffer = bytearray()
+    with open(path, "rb", buffering=0) as f:
+        for start, run in _reads(chunks, only):
+            size = sum(length for _, _, length in run)
+            if len(buffer) < size:
+                buffer = bytearray(max(size, min(READ_BLOCK, _total(chunks, only))))
+            view = memoryview(buffer)[:size]
+            f.seek(start)
+            filled = _fill(f.readinto, view, 0)
+            at = 0
+            for index, chunk_id, length in run:
+                data = view[at : at + length]
+                if at + length > filled or _sha(data) != chunk_id:
+                    raise IntegrityError(
+                        f"{path} changed after it was chunked (chunk {index} no longer matches): "
+                        "nothing was logged; add it again once nothing is writing to it"
+                    )
+                yield chunk_id, data
+                at += length
+
+
+Read = tuple[int, list[tuple[int, str, int]]]
+"""Where a read starts in the file, and the (index, id, length) of the chunks it covers."""
+
+
+def _reads(chunks: tuple[tuple[str, int], ...], only: Container[str] | None) -> Iterator[Read]:
+    """The wanted chunks, grouped into reads of neighbours of at most ``READ_BLOCK`` bytes."""
+    run: list[tuple[int, str, int]] = []
+    start = end = offset = 0
+    for index, (chunk_id, length) in enumerate(chunks):
+        if only is None or chunk_id in only:
+            if run and (offset != end or end - start + length > READ_BLOCK):
+                yield start, run
+                run = []
+            if not run:
+                start = end = offset
+            run.append((index, chunk_id, length))
+            end += length
+        offset += length
+    if run:
+        yield start, run
+
+
+def _total(chunks: tuple[tuple[str, int], ...], only: Container[str] | None) -> int:
+    return sum(length for chunk_id, length in chunks if only is None or chunk_id in only)
 
 
 @lru_cache(maxsize=8)
