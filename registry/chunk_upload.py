@@ -122,10 +122,10 @@ def send_chunks(uploader: PackUploader, entries: list[FileEntry], sources: dict[
             if progress:
                 progress(len(data))
             continue
-        for chunk, data in chunking.iter_chunk_bytes(path, entry.chunks, only=new):  # each checked
-            uploader.add(chunk, data)
+        for chunk, view in chunking.iter_chunk_bytes(path, entry.chunks, only=new):  # each checked
+            uploader.add(chunk, view)  # copied into the pack before the next chunk is read
             if progress:
-                progress(len(data))
+                progress(len(view))
 
 
 def _read(path: Path) -> bytes:
