@@ -323,7 +323,8 @@ class Artifact(VersionState):
         if store.cache.is_store:
             return None
         reader = PackedReader(store.backend, store.pack_indexes, store.cache)
-        return lambda entries, progress: reader.fetch(entries, hints=record.packs or (), progress=progress)
+        hints = record.packs or ()
+        return lambda entries, progress, copies: reader.fetch(entries, hints, progress, copies)
 
     def download(self, root: str | os.PathLike | None = None, path_prefix: str | None = None, *,
                  clean: bool = False, overwrite: bool = True, progress=None,

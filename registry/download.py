@@ -36,8 +36,9 @@ cache (``copy_file_range``: several times faster than writing the bytes again fr
 
 Progress = Callable[[int, int], None]
 """Called with (bytes, 0) as blobs arrive (or are found locally), then (0, 1) as each file lands."""
-Prefetch = Callable[[list[FileEntry], Callable[[int], None] | None], object]
-"""Fills the cache with as many of these files as it can in bulk (format 2: out of packs)."""
+Prefetch = Callable[[list[FileEntry], Callable[[int], None] | None, dict[str, Path]], object]
+"""Fills the cache with as many of these files as it can in bulk (format 2: out of packs); the
+last argument names, per sha256, a new file to write the same bytes into (see ``_early_copies``)."""
 
 
 @dataclass
@@ -148,19 +149,56 @@ def _gather(cache: Cache, hashes: HashState, todo: list[Target], cached: dict[st
                 progress(e.size, 0)
     missing = [e for e in unique if e.sha256 not in sources]
     if missing and prefetch is not None:
-        prefetch(missing, (lambda count: progress(count, 0)) if progress else None)
+        early, made = _early_copies(cache, todo, root, missing)
+        try:
+            prefetch(missing, (lambda count: progress(count, 0)) if progress else None,
+                     {sha: temp for sha, (temp, _) in early.items()})
+        except BaseException:
+            _remove_directories(made)
+            raise
         now_cached = cache.valid_entries({e.sha256: e.size for e in missing})
-        sources.update((sha, _Source(path)) for sha, path in now_cached.items() if path is not None)
+        for sha, path in now_cached.items():
+            temp, dest = early.get(sha, (None, None))
+            if path is not None:
+                sources[sha] = _Source(path, early=temp if temp and temp.exists() else None, early_dest=dest)
         rest = [e for e in missing if e.sha256 not in sources]
     else:
         rest = missing
     if rest:
-        sources.update(_fetch_missing(cache, todo, rest, root, workers, progress))
+        try:
+            sources.update(_fetch_missing(cache, todo, rest, root, workers, progress))
+        except BaseException:
+            for source in sources.values():
+                if source.early is not None:
+                    source.early.unlink(missing_ok=True)
+            raise
     if cache.is_store:  # the local store serves as the cache: nothing crosses a network
         report.cached_bytes += sum(e.size for e in missing)
     else:
         report.fetched_files, report.fetched_bytes = len(missing), sum(e.size for e in missing)
     return sources
+
+
+def _early_copies(cache: Cache, todo: list[Target], root: Path,
+                  missing: list[FileEntry]) -> tuple[dict[str, tuple[Path, Path]], list[Path]]:
+    """Where placing copies bytes: a temp file beside the first destination of each file the
+    prefetch assembles from chunks, which it writes as they land (so the bytes are never copied
+    out of the cache); and the directories made for them."""
+    assembled = {e.sha256 for e in missing if e.chunks is not None}
+    if not assembled or not cache.copies_into(root):
+        return {}, []
+    first: dict[str, Target] = {}
+    for entry, dest in todo:
+        if entry.sha256 in assembled:
+            first.setdefault(entry.sha256, (entry, dest))
+    made = make_directories(root, list(first.values()))
+    return {sha: (temp_beside(dest), dest) for sha, (_, dest) in first.items()}, made
+
+
+def _remove_directories(made: list[Path]) -> None:
+    for directory in reversed(made):  # leave the root as it was
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _local_copies(hashes: HashState, shas: list[str], todo: list[Target]) -> dict[str, Path]:
@@ -198,9 +236,7 @@ def _fetch_missing(cache: Cache, todo: list[tuple[FileEntry, Path]], missing: li
     except BaseException:
         for temp, _ in early.values():
             temp.unlink(missing_ok=True)
-        for directory in reversed(made):  # leave the root as it was
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+        _remove_directories(made)
         raise
     finally:
         cache.touch([])  # keep what was verified, even when another blob failed

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import registry
-from registry import chunking, keys
+from registry import chunking, keys, placement
 from registry.errors import IntegrityError
 from registry.filelists import version_entries
 from registry.gc import collect_garbage
@@ -286,8 +286,10 @@ def test_copy_and_bundles_carry_packed_versions(store_url: str, tmp_path: Path, 
 @pytest.mark.parametrize("store_url", ["moto", "seaweed"], indirect=True)
 def test_a_corrupt_chunk_of_a_large_file_is_refused_and_nothing_is_placed(store_url: str, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """A large file is written and hashed as its chunks stream in: one bad chunk fails the
-    download before any byte of it is placed or kept in the cache."""
+    """A large file is written (into the cache and, as it is copied there, beside its
+    destination) and hashed as its chunks stream in: one bad chunk fails the download before any
+    byte of it is placed or kept in the cache, and leaves no temp file behind."""
+    monkeypatch.setenv("REGISTRY_LINK_MODE", "copy")
     model = random.Random(11).randbytes(5 * MiB + 321)
     logged = _log("ckpt", {"model.bin": model}, tmp_path)
     backend = open_store().backend
@@ -360,3 +362,29 @@ def test_chunks_that_do_not_add_up_to_the_files_sha256_are_refused(store_url: st
         assert not path.exists() and (not path.parent.exists() or list(path.parent.glob(".*.part")) == [])
     reader.fetch([entry], hints=logged.record.packs or ())  # the honest entry assembles fine
     assert store.cache.entry_path(entry.sha256).read_bytes() == model
+
+
+@pytest.mark.parametrize("link_mode", ["copy", "hardlink"])
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+def test_a_large_file_lands_in_the_cache_and_its_destination_in_one_pass(
+        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link_mode: str) -> None:
+    """In copy mode the chunks are written to the destination as they land (nothing is copied out
+    of the cache afterwards); either way the cache entry is complete and the placed file its own
+    (copy) or the entry itself (hardlink)."""
+    model = random.Random(14).randbytes(4 * MiB + 77)
+    _log("ckpt", {"model.bin": model, "copy/model.bin": model}, tmp_path)
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    monkeypatch.setenv("REGISTRY_LINK_MODE", link_mode)
+    copied: list[Path] = []
+    real_copy = placement.copy_file
+    monkeypatch.setattr(placement, "copy_file", lambda source, dest: copied.append(dest) or real_copy(source, dest))
+    out = Path(registry.Api(store_url).artifact("proj/ckpt:latest").download(tmp_path / "out"))
+    assert _tree(out) == {"model.bin": model, "copy/model.bin": model}  # no temp file left either
+    entry = open_store().cache.entry_path(hashlib.sha256(model).hexdigest())
+    assert entry.read_bytes() == model
+    inodes = {os.stat(out / name).st_ino for name in ("model.bin", "copy/model.bin")}
+    if link_mode == "copy":
+        assert os.stat(entry).st_ino not in inodes and len(inodes) == 2
+        assert len(copied) == 1  # the second destination is copied from the cache; the first was written
+    else:
+        assert inodes == {os.stat(entry).st_ino} and copied == []
