@@ -9,7 +9,7 @@ repacked a chunk elsewhere, or another artifact holds it).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +58,13 @@ class PackIndexes:
             else:
                 self._add(pack_id, entries)
         return gone
+
+    def add_written(self, pack_id: str, index: bytes, entries: Mapping[str, tuple[int, int]]) -> None:
+        """Know a pack this process has just uploaded (its index kept on disk too), so that a later
+        ``load_all`` does not fetch its index back: a cold GiB writes 64 of them."""
+        if pack_id not in self._loaded:
+            self._add(pack_id, dict(entries))
+            _keep(self.root / pack_id[:2] / f"{pack_id}.idx", index)
 
     def _add(self, pack_id: str, entries: dict[str, tuple[int, int]]) -> None:
         self._loaded[pack_id] = entries

@@ -34,10 +34,12 @@ class PackUploader:
     ... locations = uploader.locations               # every chunk added, once closed
     """
 
-    def __init__(self, backend: Backend, in_flight: int = IN_FLIGHT,
-                 announce: Announce | None = None) -> None:
+    def __init__(self, backend: Backend, in_flight: int = IN_FLIGHT, announce: Announce | None = None,
+                 written: Callable[[BuiltPack], None] | None = None) -> None:
         self.backend = backend
         self.in_flight = in_flight
+        self.written = written
+        """Called (in the caller's thread) with each pack once it and its index are uploaded."""
         self.announce = announce
         """Called with pack ids before those packs are uploaded: a writer names them in its
         in-flight marker, so a collector never takes a pack that no record references *yet*.
@@ -100,6 +102,8 @@ class PackUploader:
             self.locations[chunk_id] = Location(built.pack_id, offset, length)
         self.packs.append(built.pack_id)
         self.bytes_sent += len(built.body) + len(built.index)
+        if self.written is not None:
+            self.written(built)
 
     def _upload(self, builder: PackBuilder) -> BuiltPack:
         built = builder.build()  # hashed here: the caller's thread goes on cutting meanwhile

@@ -388,3 +388,16 @@ def test_a_large_file_lands_in_the_cache_and_its_destination_in_one_pass(
         assert len(copied) == 1  # the second destination is copied from the cache; the first was written
     else:
         assert inodes == {os.stat(entry).st_ino} and copied == []
+
+
+@pytest.mark.parametrize("store_url", ["seaweed-proxied"], indirect=True)
+def test_a_writer_never_fetches_back_the_indexes_of_packs_it_wrote(store_url: str, tmp_path: Path) -> None:
+    """After its packs are uploaded, checking which manifest pages the store holds lists the
+    indexes: those of the writer's own packs are known already, so none is fetched."""
+    proxy = proxy_of(store_url)
+    before = len(proxy.requests("GET"))
+    logged = _log("big", {"model.bin": random.Random(15).randbytes(40 * MiB)}, tmp_path)
+    assert len(logged.record.packs or ()) >= 3
+    index_gets = [r.path for r in proxy.requests("GET")[before:] if f"/{keys.pack_index_prefix()}" in r.path
+                  and "list-type" not in r.path]
+    assert index_gets == []
