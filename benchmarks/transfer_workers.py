@@ -63,6 +63,12 @@ else:
             continue
         if hasattr(_module, "sha256_file"):
             _module.sha256_file = _counted_sha
+    import registry.chunking as _chunking  # a large file cut while hashed (format 2) is hashed too
+    _chunk_file = _chunking.chunk_file
+    def _counted_chunk_file(path, **kw):
+        _hashed.append(os.path.getsize(path))
+        return _chunk_file(path, **kw)
+    _chunking.chunk_file = _counted_chunk_file
 STATS = {}
 '''
 

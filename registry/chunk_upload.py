@@ -22,8 +22,7 @@ from .pack_locations import Location, PackIndexes
 from .pack_writer import PackUploader
 from .records import FileEntry
 
-CHUNK_PARAMS = f"fastcdc-{chunking.MIN_CHUNK}-{chunking.AVG_CHUNK}-{chunking.MAX_CHUNK}"
-"""Names the chunker's settings in the chunk-list memory: other settings cut other lists."""
+CHUNK_PARAMS = chunking.CHUNK_PARAMS
 
 
 def _to_cut(entry: FileEntry, sources: Mapping[str, Path]) -> bool:
@@ -123,10 +122,10 @@ def send_chunks(uploader: PackUploader, entries: list[FileEntry], sources: Mappi
             if progress:
                 progress(len(data))
             continue
-        for chunk, data in chunking.iter_chunk_bytes(path, entry.chunks, only=new):  # each checked
-            uploader.add(chunk, data)
+        for chunk, view in chunking.iter_chunk_bytes(path, entry.chunks, only=new):  # each checked
+            uploader.add(chunk, view)  # copied into the pack before the next chunk is read
             if progress:
-                progress(len(data))
+                progress(len(view))
 
 
 def _read(path: Path) -> bytes:

@@ -40,6 +40,8 @@ MAX_CHUNK = 1024 * 1024
 NORMALIZATION: Final = 1
 """FastCDC's normalised chunking level (0-3): 1 keeps chunk sizes near the mean without
 hurting dedup, as the FastCDC paper and ``fastcdc-rs`` recommend."""
+CHUNK_PARAMS: Final = f"fastcdc-{MIN_CHUNK}-{AVG_CHUNK}-{MAX_CHUNK}"
+"""Names these settings where chunk lists are remembered (``ChunkMemory``): others cut other lists."""
 READ_BLOCK = 16 * 1024 * 1024
 """Bytes read per block (fewer for a smaller file, never under twice ``max``): large, so the
 work per block (a thread hand-off, the carried-over tail) is negligible."""
@@ -113,25 +115,59 @@ def chunk_file(path: Path, *, sizes: ChunkSizes = SIZES, on_chunk: OnChunk | Non
 
 def iter_chunk_bytes(
     path: Path, chunks: tuple[tuple[str, int], ...], *, only: Container[str] | None = None,
-) -> Iterator[tuple[str, bytes]]:
+) -> Iterator[tuple[str, memoryview]]:
     """(chunk id, bytes) of ``path``'s chunks in file order, reading the file once, for packing.
 
-    With ``only``, other chunks are skipped without being read. Each chunk read is checked
-    against its id, so a file changed since it was chunked raises ``IntegrityError`` before a
-    wrong byte reaches a pack.
+    With ``only``, other chunks are skipped without being read. Neighbouring chunks are read
+    together into one buffer, reused: each chunk's bytes are valid until the next is asked for.
+    Each chunk is checked against its id, so a file changed since it was chunked raises
+    ``IntegrityError`` before a wrong byte reaches a pack.
     """
-    with open(path, "rb") as f:
-        for index, (chunk_id, length) in enumerate(chunks):
-            if only is not None and chunk_id not in only:
-                f.seek(length, 1)
-                continue
-            data = f.read(length)
-            if len(data) != length or _sha(data) != chunk_id:
-                raise IntegrityError(
-                    f"{path} changed after it was chunked (chunk {index} no longer matches): "
-                    "nothing was logged; add it again once nothing is writing to it"
-                )
-            yield chunk_id, data
+    buffer = bytearray()
+    with open(path, "rb", buffering=0) as f:
+        for start, run in _reads(chunks, only):
+            size = sum(length for _, _, length in run)
+            if len(buffer) < size:
+                buffer = bytearray(max(size, min(READ_BLOCK, _total(chunks, only))))
+            view = memoryview(buffer)[:size]
+            f.seek(start)
+            filled = _fill(f.readinto, view, 0)
+            at = 0
+            for index, chunk_id, length in run:
+                data = view[at : at + length]
+                if at + length > filled or _sha(data) != chunk_id:
+                    raise IntegrityError(
+                        f"{path} changed after it was chunked (chunk {index} no longer matches): "
+                        "nothing was logged; add it again once nothing is writing to it"
+                    )
+                yield chunk_id, data
+                at += length
+
+
+Read = tuple[int, list[tuple[int, str, int]]]
+"""Where a read starts in the file, and the (index, id, length) of the chunks it covers."""
+
+
+def _reads(chunks: tuple[tuple[str, int], ...], only: Container[str] | None) -> Iterator[Read]:
+    """The wanted chunks, grouped into reads of neighbours of at most ``READ_BLOCK`` bytes."""
+    run: list[tuple[int, str, int]] = []
+    start = end = offset = 0
+    for index, (chunk_id, length) in enumerate(chunks):
+        if only is None or chunk_id in only:
+            if run and (offset != end or end - start + length > READ_BLOCK):
+                yield start, run
+                run = []
+            if not run:
+                start = end = offset
+            run.append((index, chunk_id, length))
+            end += length
+        offset += length
+    if run:
+        yield start, run
+
+
+def _total(chunks: tuple[tuple[str, int], ...], only: Container[str] | None) -> int:
+    return sum(length for chunk_id, length in chunks if only is None or chunk_id in only)
 
 
 @lru_cache(maxsize=8)
@@ -162,14 +198,27 @@ def _fill(readinto: Readinto, view: memoryview, filled: int) -> int:
     return filled
 
 
+@dataclass
+class _Block:
+    """A block read and cut, whose digests are being computed in other threads."""
+
+    view: memoryview
+    cuts: list[tuple[int, int]]
+    """(offset, length) in ``view`` of each chunk that ends in this block, in order."""
+    ids: list[Future[list[str]]]
+    """The chunk ids of consecutive runs of ``cuts``."""
+    hashed: Future[None]
+    """The whole-file digest's update with this block's new bytes."""
+
+
 def _chunk_stream(head: bytes, readinto: Readinto, block: int, sizes: ChunkSizes,
                   on_chunk: OnChunk | None = None) -> ChunkedFile:
     """Chunk a file block by block, ``head`` being its first bytes.
 
-    This thread reads, cuts and hashes the chunks while another hashes the whole file, so the
-    two sha256 passes use both cores (hashlib releases the GIL). Two buffers are used in turn:
-    one is filled and cut while the other may still be hashed. (A third thread hashing the
-    chunks measured no faster on two cores.)
+    This thread only reads and cuts (FastCDC is several times faster than sha256); the chunks
+    are hashed by ``CHUNK_HASHERS`` threads and the whole file by one more, all at once
+    (hashlib releases the GIL), so the two sha256 passes share the cores evenly. Two buffers are
+    used in turn: one is filled and cut while the other's digests are computed.
 
     A chunk cut with fewer than ``max`` bytes after its start might end elsewhere once more bytes
     arrive, so it is carried into the next block; FastCDC never looks further than ``max`` bytes,
@@ -178,33 +227,71 @@ def _chunk_stream(head: bytes, readinto: Readinto, block: int, sizes: ChunkSizes
     buffers = [bytearray(block), bytearray(block)]
     whole = hashlib.sha256(head)
     chunks: list[tuple[str, int]] = []
-    busy: deque[Future[None]] = deque()
+    pending: deque[_Block] = deque()
     carry = head
-    with ThreadPoolExecutor(max_workers=1) as file_hasher:
-        for turn in itertools.count():
-            if len(busy) == 2:  # this turn's buffer is the one hashed two turns ago
-                busy.popleft().result()
-            view = memoryview(buffers[turn % 2])
-            view[: len(carry)] = carry
-            filled = _fill(readinto, view, len(carry))
-            busy.append(file_hasher.submit(whole.update, view[len(carry) : filled]))
-            at_end = filled < block
-            carry = _cut_block(view[:filled], at_end, sizes, chunks, on_chunk)
-            if at_end:
-                break
-        for future in busy:
-            future.result()
+    with ThreadPoolExecutor(max_workers=1) as file_hasher, \
+            ThreadPoolExecutor(max_workers=CHUNK_HASHERS) as chunk_hasher:
+        try:
+            for turn in itertools.count():
+                if len(pending) == 2:  # this turn's buffer is the one read two turns ago
+                    _finish_block(pending.popleft(), chunks, on_chunk)
+                view = memoryview(buffers[turn % 2])
+                view[: len(carry)] = carry
+                filled = _fill(readinto, view, len(carry))
+                hashed = file_hasher.submit(whole.update, view[len(carry) : filled])
+                at_end = filled < block
+                cuts, carry = _cut_block(view[:filled], at_end, sizes)
+                ids = [chunk_hasher.submit(_hash_run, view, run) for run in _runs(cuts, CHUNK_HASHERS)]
+                pending.append(_Block(view, cuts, ids, hashed))
+                if at_end:
+                    break
+            while pending:
+                _finish_block(pending.popleft(), chunks, on_chunk)
+        finally:  # no thread may still read a buffer once this returns or raises
+            for left in pending:
+                left.hashed.cancel()
+                for future in left.ids:
+                    future.cancel()
     return ChunkedFile(whole.hexdigest(), sum(length for _, length in chunks), tuple(chunks))
 
 
-def _cut_block(view: memoryview, at_end: bool, sizes: ChunkSizes, chunks: list[tuple[str, int]],
-               on_chunk: OnChunk | None = None) -> bytes:
-    """Append the block's final chunks to ``chunks``; return the bytes after them, to carry over."""
+CHUNK_HASHERS = 2
+"""Threads hashing chunks beside the one hashing the whole file: with both, the cores of a
+small machine stay busy while this thread reads and cuts."""
+
+
+def _cut_block(view: memoryview, at_end: bool, sizes: ChunkSizes) -> tuple[list[tuple[int, int]], bytes]:
+    """(offset, length) of the block's final chunks, and the bytes after them, to carry over."""
+    cuts: list[tuple[int, int]] = []
     for chunk in _chunker(sizes).cut_buf(view):
         if not at_end and len(view) - chunk.offset < sizes.max:
-            return bytes(view[chunk.offset :])
-        chunk_id = _sha(chunk.data)
-        chunks.append((chunk_id, chunk.length))
+            return cuts, bytes(view[chunk.offset :])
+        cuts.append((chunk.offset, chunk.length))
+    return cuts, b""
+
+
+def _runs(cuts: list[tuple[int, int]], count: int) -> list[list[tuple[int, int]]]:
+    """``cuts`` split into at most ``count`` consecutive runs of about equal bytes."""
+    total = sum(length for _, length in cuts)
+    runs: list[list[tuple[int, int]]] = [[]]
+    done = 0
+    for cut in cuts:
+        if done >= total * len(runs) / count and runs[-1]:
+            runs.append([])
+        runs[-1].append(cut)
+        done += cut[1]
+    return runs
+
+
+def _hash_run(view: memoryview, run: list[tuple[int, int]]) -> list[str]:
+    return [_sha(view[offset : offset + length]) for offset, length in run]
+
+
+def _finish_block(done: _Block, chunks: list[tuple[str, int]], on_chunk: OnChunk | None) -> None:
+    """Append the block's chunks (and hand them to ``on_chunk``) once their digests are known."""
+    ids = [chunk_id for future in done.ids for chunk_id in future.result()]
+    for chunk_id, (offset, length) in zip(ids, done.cuts):
+        chunks.append((chunk_id, length))
         if on_chunk is not None:
-            on_chunk(chunk_id, view[chunk.offset : chunk.offset + chunk.length])
-    return b""
+            on_chunk(chunk_id, done.view[offset : offset + length])
+    done.hashed.result()

@@ -30,9 +30,10 @@ PLACE_BATCH = 256
 """Files placed per task at most."""
 
 EARLY_COPY_MAX = 1024 * 1024
-"""Fetched blobs up to this size are also written into the download root as they stream in
-(saving a file open each); larger ones are copied there by the kernel once they are in the
-cache (``copy_file_range``: several times faster than writing the bytes again from Python)."""
+"""Whole (format-1) blobs up to this size are also written into the download root as they
+stream in (saving a file open each); larger ones are copied there by the kernel once they are
+in the cache (``copy_file_range``: several times faster than writing the bytes again from
+Python). Files read out of packs are all written into the root as their chunks land."""
 
 Progress = Callable[[int, int], None]
 """Called with (bytes, 0) as blobs arrive (or are found locally), then (0, 1) as each file lands."""
@@ -183,8 +184,7 @@ def _fetch(cache: Cache, todo: list[Target], missing: list[FileEntry], root: Pat
         first: dict[str, str] = {}
         for entry, dest in todo:
             first.setdefault(entry.sha256, dest)
-        small = (e for e in missing if e.size <= EARLY_COPY_MAX)
-        early = {e.sha256: (temp_beside(first[e.sha256]), first[e.sha256]) for e in small}
+        early = {e.sha256: (temp_beside(first[e.sha256]), first[e.sha256]) for e in missing}
     count = (lambda size: progress(size, 0)) if progress else None
     sources: dict[str, _Source | str] = {}
     try:
@@ -203,7 +203,9 @@ def _fetch(cache: Cache, todo: list[Target], missing: list[FileEntry], root: Pat
             rest = [e for e in missing if e.sha256 not in sources]
 
         def fetch(entry: FileEntry) -> tuple[str, _Source]:
-            temp, dest = early.get(entry.sha256, (None, None))
+            # out of packs every file lands in its temp file too; a whole blob up to EARLY_COPY_MAX
+            small = entry.size <= EARLY_COPY_MAX
+            temp, dest = early.get(entry.sha256, (None, None)) if small else (None, None)
             path = cache.ensure(entry.sha256, entry.size, what=entry.path,
                                 copy_to=Path(temp) if temp else None, progress=count, chunks=entry.chunks)
             return entry.sha256, _Source(path, early=temp, early_dest=dest)

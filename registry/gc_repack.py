@@ -72,7 +72,7 @@ def repack(store: Store, rewrites: list[Rewrite], report: GcReport) -> None:
         return
     done: list[Rewrite] = []
     with Protection(store.blobs) as guard, \
-            PackUploader(store.backend, announce=lambda pack: guard.cover([pack])) as uploader:
+            PackUploader(store.backend, announce=guard.cover) as uploader:
         for rewrite in rewrites:
             chunks = _read_live(store, rewrite, report)
             if chunks is not None:

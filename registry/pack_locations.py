@@ -13,7 +13,7 @@ then deletes it. A reader that then finds the pack gone calls ``refresh``: the p
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +75,13 @@ class PackIndexes:
         for _, packs in read_sets(self.backend, self.root / "sets", listed_sets(self.backend), self.workers):
             for pack_id in wanted & packs.keys():
                 self._add(pack_id, packs[pack_id])
+
+    def add_written(self, pack_id: str, index: bytes, entries: Mapping[str, tuple[int, int]]) -> None:
+        """Know a pack this process has just uploaded (its index kept on disk too), so that a later
+        ``load_all`` does not fetch its index back: a cold GiB writes 64 of them."""
+        if pack_id not in self._loaded:
+            self._add(pack_id, dict(entries))
+            keep_copy(self.root / pack_id[:2] / f"{pack_id}.idx", index)
 
     def _add(self, pack_id: str, entries: dict[str, tuple[int, int]]) -> None:
         with self._lock:

@@ -3,9 +3,13 @@
 The chunks a download needs are grouped by pack, neighbouring ranges are coalesced
 (``packs.plan_reads``) and fetched by ranged GETs, several in flight. Every chunk is checked
 against its id as it arrives; a file of one chunk is then a verified cache entry at once, a
-file of many is assembled in a temp file beside its entry and checked against its sha256
-before it is renamed into place. So nothing unverified ever becomes an entry, and the caller
-places files from the cache exactly as for format-1 blobs.
+file of many is assembled in a temp file beside its entry and renamed into place once its
+sha256 matches. That sha256 is computed in file order while the chunks land (``_Assembly``),
+so the assembled file is never read again. Nothing unverified ever becomes an entry, and the
+caller places files from the cache exactly as for format-1 blobs. Where placing a file means
+copying its bytes (no reflink, no hardlink), the caller may name a second new file per blob
+(``copies``, beside its destination): its bytes are written there too as they land, so they
+are never copied from the cache afterwards.
 
 A pack can vanish under a reader: gc rewrites a mostly-dead pack into a new one, then deletes
 it. A ranged GET that finds its pack gone makes the reader refresh the pack indexes (the new
@@ -16,12 +20,12 @@ verified read for gc, which copies live chunks out of such packs.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from backends import Backend
@@ -38,7 +42,6 @@ SPAN_MAX = 8 * 1024 * 1024
 GAP = 1024 * 1024
 """Unwanted bytes between two wanted chunks that are read through rather than split into two GETs."""
 READS_IN_FLIGHT = 8
-HASH_BLOCK = 8 * 1024 * 1024
 
 Progress = Callable[[int], None]
 
@@ -60,15 +63,56 @@ def read_pack_chunks(backend: Backend, pack_id: str, wanted: Mapping[str, tuple[
         yield from split_span(backend.read_range(key, span.start, span.end), span, key)
 
 
-@dataclass
 class _Assembly:
-    """A file of several chunks being written into its temp file as chunks arrive."""
+    """A file of several chunks being written into its temp file as chunks arrive, in any order,
+    and hashed in file order meanwhile: whichever thread lands the chunk the digest waits for
+    hashes it (from the bytes it holds), then any landed chunks after it (read back while they
+    are still in the page cache), so the digest is complete soon after the last chunk lands."""
 
-    entry: FileEntry
-    temp: Path
-    fd: int
-    remaining: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, entry: FileEntry, temp: Path, fd: int, copy_fd: int = -1) -> None:
+        self.entry, self.temp, self.fd, self.copy_fd = entry, temp, fd, copy_fd
+        self.lengths = [length for _, length in entry.chunk_list()]
+        self.offsets = list(itertools.accumulate(self.lengths, initial=0))
+        self.landed = [False] * len(self.lengths)
+        self.remaining = len(self.lengths)
+        self.digest = hashlib.sha256()
+        self.hashed = 0
+        """Chunks hashed so far (a prefix of the file)."""
+        self._lock = threading.Lock()
+        self._hashing = threading.Lock()
+
+    def land(self, index: int, data: memoryview) -> None:
+        """Write chunk ``index`` (verified) at its offset and advance the digest if it can."""
+        _write_all_at(self.fd, data, self.offsets[index])
+        if self.copy_fd >= 0:
+            _write_all_at(self.copy_fd, data, self.offsets[index])
+        with self._lock:
+            self.landed[index] = True
+            self.remaining -= 1
+        self._advance(index, data)
+
+    def _advance(self, index: int, data: memoryview) -> None:
+        while self._hashing.acquire(blocking=False):  # one thread hashes at a time, in file order
+            try:
+                while self.hashed < len(self.landed) and self._is_landed(self.hashed):
+                    at = self.hashed
+                    self.digest.update(data if at == index else self._read_back(at))
+                    self.hashed += 1
+            finally:
+                self._hashing.release()
+            if not (self.hashed < len(self.landed) and self._is_landed(self.hashed)):
+                return  # else a chunk landed while the digest was released: take it too
+
+    def _is_landed(self, index: int) -> bool:
+        with self._lock:
+            return self.landed[index]
+
+    def _read_back(self, index: int) -> bytes:
+        length, offset = self.lengths[index], self.offsets[index]
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise IntegrityError(f"{self.entry.path!r}: its temp file {self.temp} was truncated meanwhile")
+        return data
 
 
 class PackedReader:
@@ -83,20 +127,20 @@ class PackedReader:
 
     def fetch(self, entries: Iterable[FileEntry], hints: Iterable[str] = (),
               progress: Progress | None = None, copies: Mapping[str, str] | None = None) -> set[str]:
-        """Fetch ``entries`` into the cache. A file of one chunk named in ``copies`` is also written
-        to the new file named there (a download's temp file, saving it a copy); returns the
-        sha256s written so. Files found in no pack (stored whole as format-1 blobs) are left for
-        the caller to fetch as such; a chunk of a multi-chunk file found nowhere is ``NotFoundError``,
-        and so is a pack still missing after the pack indexes were refreshed."""
+        """Fetch ``entries`` into the cache. A file named in ``copies`` is also written to the new
+        file named there (a download's temp file, saving it a copy); returns the sha256s whose
+        file holds their verified bytes (any other named file is removed or never made). Files
+        found in no pack (stored whole as format-1 blobs) are left for the caller to fetch as such;
+        a chunk of a multi-chunk file found nowhere is ``NotFoundError``, and so is a pack still
+        missing after the pack indexes were refreshed."""
         entries = list({e.sha256: e for e in entries}.values())
-        written: set[str] = set()
-        sink = _Copies(copies or {}, written)
+        sink = _Copies(copies or {})
         packed, located = self._plan(entries, hints)
         if not packed:
-            return written
+            return sink.written
         try:
             self._read_packed(packed, located, progress, sink)
-            return written
+            return sink.written
         except _PackGone as gone:  # gc repacked it since its index was loaded: look again, once
             self.indexes.refresh([gone.pack])
         lacking = self.cache.valid_entries({e.sha256: e.size for e in packed})
@@ -108,7 +152,7 @@ class PackedReader:
                 f"pack {keys.pack(still.pack)} ({still.what}) is missing from the store, even after "
                 "re-reading the store's pack indexes: re-log the artifact that holds it"
             ) from None
-        return written
+        return sink.written
 
     def _plan(self, entries: list[FileEntry], hints: Iterable[str]
               ) -> tuple[list[FileEntry], dict[str, Location]]:
@@ -128,17 +172,16 @@ class PackedReader:
 
     def _read_packed(self, entries: list[FileEntry], located: dict[str, Location],
                      progress: Progress | None, copies: _Copies) -> None:
-        uses: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)  # chunk -> (file, offset), each use
+        uses: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)  # chunk -> (file, index), each use
         assemblies: dict[str, _Assembly] = {}
         for entry in entries:
-            offset = 0
-            for chunk, length in entry.chunk_list():
-                uses[chunk].append((entry, offset))
-                offset += length
+            for index, (chunk, _) in enumerate(entry.chunk_list()):
+                uses[chunk].append((entry, index))
+        done = False
         try:
             for entry in entries:
                 if entry.chunks is not None:
-                    assemblies[entry.sha256] = self._start_assembly(entry)
+                    assemblies[entry.sha256] = self._start_assembly(entry, copies.open(entry.sha256))
             by_pack: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
             for chunk in uses:
                 where = located[chunk]
@@ -154,11 +197,17 @@ class PackedReader:
                 list(pool.map(read, spans))
             for assembly in assemblies.values():
                 self._finish_assembly(assembly)
+                copies.done(assembly.entry.sha256)
+            done = True
         finally:
             for assembly in assemblies.values():
-                if assembly.fd >= 0:
-                    os.close(assembly.fd)
+                for fd in (assembly.fd, assembly.copy_fd):
+                    if fd >= 0:
+                        os.close(fd)
+                assembly.fd = assembly.copy_fd = -1
                 assembly.temp.unlink(missing_ok=True)
+            if not done:
+                copies.discard_unfinished()
             self.cache.touch([])
 
     def _read_span(self, pack: str, span: Span, uses: dict[str, list[tuple[FileEntry, int]]],
@@ -173,75 +222,88 @@ class PackedReader:
         except FileNotFoundError:
             raise _PackGone(pack, describe(span.items[0][0])) from None
         for chunk, view in split_span(data, span, key, describe):
-            for entry, offset in uses[chunk]:
+            for entry, index in uses[chunk]:
                 assembly = assemblies.get(entry.sha256)
                 if assembly is None:  # a file of one chunk, just verified
                     data = bytes(view)
                     self.cache.adopt(entry.sha256, data)
                     copies.write(entry.sha256, data)
                 else:
-                    _write_at(assembly, view, offset)
+                    assembly.land(index, view)
             if progress:
                 progress(len(view))
 
-    def _start_assembly(self, entry: FileEntry) -> _Assembly:
+    def _start_assembly(self, entry: FileEntry, copy_fd: int = -1) -> _Assembly:
         temp = self.cache.temp_for(entry.sha256)
         fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-        os.ftruncate(fd, entry.size)
-        return _Assembly(entry, temp, fd, remaining=len(entry.chunk_list()))
+        for out in (fd, copy_fd):
+            if out >= 0:
+                os.ftruncate(out, entry.size)
+        return _Assembly(entry, temp, fd, copy_fd)
 
     def _finish_assembly(self, assembly: _Assembly) -> None:
         entry = assembly.entry
-        if assembly.remaining:
+        if assembly.remaining or assembly.hashed != len(assembly.lengths):
             raise IntegrityError(f"{entry.path!r} could not be assembled from its chunks")
-        if _sha256_of_fd(assembly.fd, entry.size) != entry.sha256:
+        if assembly.digest.hexdigest() != entry.sha256:
             raise IntegrityError(
                 f"{entry.path!r}: its chunks do not add up to its sha256 {entry.sha256[:12]}...: "
                 "the version's manifest is corrupt; re-log it"
             )
-        os.close(assembly.fd)
-        assembly.fd = -1
+        for fd in (assembly.fd, assembly.copy_fd):
+            if fd >= 0:
+                os.close(fd)
+        assembly.fd = assembly.copy_fd = -1
         self.cache.adopt(entry.sha256, assembly.temp)
 
 
-@dataclass
 class _Copies:
-    """Where single-chunk files also go (sha256 -> a new file), and which have gone there."""
+    """Where files also go (sha256 -> a new file, which a download renames into place), which of
+    those files exist, and which hold their verified bytes. Shared by the reading threads: a
+    dict item or set member added is atomic."""
 
-    to: Mapping[str, str]
-    written: set[str]
+    def __init__(self, to: Mapping[str, str]) -> None:
+        self.to = to
+        self.created: dict[str, str] = {}
+        self.written: set[str] = set()
 
-    def write(self, sha256: str, data: bytes) -> None:
+    def open(self, sha256: str) -> int:
+        """Create the file named for ``sha256`` (-1 if none is)."""
         path = self.to.get(sha256)
         if path is None:
-            return
+            return -1
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self.created[sha256] = path
+        return fd
+
+    def write(self, sha256: str, data: bytes) -> None:
+        """Write a verified file of one chunk to its named file, if it has one."""
+        fd = self.open(sha256)
+        if fd < 0:
+            return
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all_at(fd, memoryview(data), 0)
         finally:
             os.close(fd)
-        self.written.add(sha256)  # set.add is atomic: the reading threads share it
+        self.written.add(sha256)
+
+    def done(self, sha256: str) -> None:
+        """An assembled file was verified: its named file (written as its chunks landed) holds it."""
+        if sha256 in self.created:
+            self.written.add(sha256)
+
+    def discard_unfinished(self) -> None:
+        """After a failure: remove the named files that do not hold verified bytes."""
+        for sha256, path in list(self.created.items()):
+            if sha256 not in self.written:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
 
-def _write_at(assembly: _Assembly, data: memoryview, offset: int) -> None:
+def _write_all_at(fd: int, data: memoryview, offset: int) -> None:
     view = data
     while view:
-        written = os.pwrite(assembly.fd, view, offset)
+        written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written
-    with assembly.lock:
-        assembly.remaining -= 1
-
-
-def _sha256_of_fd(fd: int, size: int) -> str:
-    """Read back in blocks (not mapped: a mapped GiB would count as a GiB of resident memory)."""
-    digest = hashlib.sha256()
-    offset = 0
-    while offset < size:
-        block = os.pread(fd, min(HASH_BLOCK, size - offset), offset)
-        if not block:
-            break
-        digest.update(block)
-        offset += len(block)
-    return digest.hexdigest()

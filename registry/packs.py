@@ -30,7 +30,6 @@ trailer with ``index_size`` and, if the index is longer than what it got, asks f
 from __future__ import annotations
 
 import hashlib
-import io
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ from .errors import IntegrityError
 
 PACK_TARGET = 16 * 1024 * 1024
 """A pack is closed once its bodies reach this: it fits one PUT request."""
+HEADROOM = 2 * 1024 * 1024
+"""Room allocated beyond ``target`` for the chunk that fills a pack."""
 MAGIC = b"RGPACK02"
 ENTRY = struct.Struct("<32sQI")
 TRAILER = struct.Struct("<32sQI8s")
@@ -78,7 +79,8 @@ class PackBuilder:
 
     def __init__(self, target: int = PACK_TARGET) -> None:
         self.target = target
-        self._body = io.BytesIO()  # grows in place; getvalue() hands over its buffer without a copy
+        self._body = bytearray()  # allocated at the first chunk; grows in place
+        self._size = 0
         self._entries: dict[str, tuple[int, int]] = {}
 
     def add(self, chunk_id: str, data: bytes | memoryview) -> None:
@@ -90,13 +92,19 @@ class PackBuilder:
             raise ValueError(f"a chunk id is 64 lowercase hex digits, not {chunk_id!r}")
         if len(data) > MAX_CHUNK_LENGTH:
             raise ValueError(f"a chunk of {len(data)} bytes is longer than a pack entry can say")
-        self._entries[chunk_id] = (self._body.tell(), len(data))
-        self._body.write(data)
+        start, end = self._size, self._size + len(data)
+        if not self._body:  # one allocation per pack: a growing buffer would copy it again and again
+            self._body = bytearray(max(end, self.target + HEADROOM))
+        elif end > len(self._body):  # a chunk bigger than the headroom
+            self._body.extend(bytes(end - len(self._body)))
+        self._body[start:end] = data
+        self._entries[chunk_id] = (start, len(data))
+        self._size = end
 
     @property
     def size(self) -> int:
         """Bytes of chunk bodies so far."""
-        return self._body.tell()
+        return self._size
 
     @property
     def count(self) -> int:
@@ -108,10 +116,11 @@ class PackBuilder:
 
     def build(self) -> BuiltPack:
         """The finished pack; the builder is left empty, ready for the next one."""
-        index = encode_index(self._entries, self.size)
-        self._body.write(index)
-        body, entries = self._body.getvalue(), self._entries
-        self._body, self._entries = io.BytesIO(), {}
+        index = encode_index(self._entries, self._size)
+        filled, entries = memoryview(self._body)[: self._size], self._entries
+        body = b"".join((filled, index))  # immutable bytes, as every backend takes (one copy)
+        filled.release()
+        self._body, self._size, self._entries = bytearray(), 0, {}
         return BuiltPack(hashlib.sha256(body).hexdigest(), body, index, entries)
 
 

@@ -122,6 +122,7 @@ class Protection:
         self._lease = Lease(blobs.backend, keys.inflight(uuid.uuid4().hex), self._marker())
         self._sources: dict[str, Source] = {}
         self._found: set[str] = set()
+        self._covering = threading.Lock()
 
     def __enter__(self) -> Protection:
         self._lease.__enter__()
@@ -141,11 +142,14 @@ class Protection:
         return InflightMarker(started_at=now(), blobs=sorted(self.shas)).to_bytes()
 
     def cover(self, shas: Iterable[str]) -> None:
-        """Add blobs to the marker (rewritten now, before anyone checks whether they exist)."""
-        new = set(shas) - self.shas
-        if new:
-            self.shas |= new
-            self._lease.replace(self._marker())
+        """Add blobs to the marker (rewritten now, before anyone checks whether they exist).
+        Safe from several threads (a writer's pack uploads announce their packs): a marker body
+        is written only with every blob added before it."""
+        with self._covering:
+            new = set(shas) - self.shas
+            if new:
+                self.shas |= new
+                self._lease.replace(self._marker())
 
     @property
     def lapsed(self) -> bool:

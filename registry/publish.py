@@ -25,6 +25,7 @@ from .filelists import latest_file_list, page_reader, version_entries
 from .hashing import sha256_bytes
 from .manifest_pages import build_manifest, entries_key, page_digests
 from .pack_writer import PackUploader
+from .packs import BuiltPack
 from .path_order import path_key
 from .protection import Protection, wait_while_collecting
 from .records import FileEntry, FileList, RunRef, VersionRecord, now
@@ -174,8 +175,12 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
 
 
 def _uploader(store: Store, guard: Protection) -> PackUploader:
-    """Packs named in the writer's marker before they are uploaded (gc never takes them early)."""
-    return PackUploader(store.backend, announce=lambda pack: guard.cover([pack]))
+    """Packs named in the writer's marker before they are uploaded (gc never takes them early),
+    and known to the pack indexes once uploaded (checking the pages then fetches no index back)."""
+    def written(built: BuiltPack) -> None:
+        store.pack_indexes.add_written(built.pack_id, built.index, built.entries)
+
+    return PackUploader(store.backend, announce=guard.cover, written=written)
 
 
 def _same_as_latest(store: Store, draft: VersionRecord, aliases: list[str],

@@ -134,10 +134,13 @@ def open_store(url: str | None = None, mode: str | None = None) -> Store:
 
 
 def local_hash_state() -> HashState:
-    """This machine's hash database (in the cache directory), for hashing before a store is chosen."""
-    return _hash_state_at(str(Settings.from_env().cache_dir))
+    """This machine's hash database (in the cache directory), for hashing before a store is chosen.
+    Where new versions will go into packs (format 2 on S3), it also cuts large files into chunks."""
+    settings = Settings.from_env()
+    packs = settings.store_format == 2 and settings.mode == "online" and settings.url.startswith("s3://")
+    return _hash_state_at(str(settings.cache_dir), cut_large=packs)
 
 
 @functools.lru_cache(maxsize=4)
-def _hash_state_at(cache_dir: str) -> HashState:
-    return HashState(Path(cache_dir) / "state.sqlite")
+def _hash_state_at(cache_dir: str, cut_large: bool = False) -> HashState:
+    return HashState(Path(cache_dir) / "state.sqlite", cut_large)

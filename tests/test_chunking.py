@@ -144,7 +144,7 @@ def test_iter_chunk_bytes_yields_each_chunk_in_order(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(data)
     chunks = chunk_file(path).chunks
-    got = list(iter_chunk_bytes(path, chunks))
+    got = [(chunk_id, bytes(body)) for chunk_id, body in iter_chunk_bytes(path, chunks)]  # views: copied
     assert [chunk_id for chunk_id, _ in got] == [chunk_id for chunk_id, _ in chunks]
     assert b"".join(body for _, body in got) == data
 
@@ -155,14 +155,15 @@ def test_iter_chunk_bytes_reads_only_the_chunks_asked_for(tmp_path: Path) -> Non
     path.write_bytes(data)
     chunks = chunk_file(path).chunks
     only = {chunks[1][0], chunks[-1][0]}
-    got = dict(iter_chunk_bytes(path, chunks, only=only))
+    got = {chunk_id: bytes(body) for chunk_id, body in iter_chunk_bytes(path, chunks, only=only)}
     assert set(got) == only and all(sha(body) == chunk_id for chunk_id, body in got.items())
 
 
 def test_iter_chunk_bytes_of_a_small_file(tmp_path: Path) -> None:
     path = tmp_path / "small"
     path.write_bytes(b"hello")
-    assert list(iter_chunk_bytes(path, chunk_file(path).chunks)) == [(sha(b"hello"), b"hello")]
+    got = [(chunk_id, bytes(body)) for chunk_id, body in iter_chunk_bytes(path, chunk_file(path).chunks)]
+    assert got == [(sha(b"hello"), b"hello")]
 
 
 @pytest.mark.parametrize("change", ["overwrite", "truncate"])
@@ -174,3 +175,33 @@ def test_iter_chunk_bytes_refuses_a_file_changed_since_chunked(tmp_path: Path, c
     path.write_bytes(data[:-10] + b"x" * 10 if change == "overwrite" else data[: 2 * MIB])
     with pytest.raises(IntegrityError, match="changed after it was chunked"):
         list(iter_chunk_bytes(path, chunks))
+
+
+def test_on_chunk_sees_every_chunk_in_file_order_with_its_bytes(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks are hashed in other threads, yet handed over in file order, each with its own bytes
+    (a writer packs exactly what it names), across block boundaries."""
+    monkeypatch.setattr(chunking, "READ_BLOCK", 3 * MIB + 1)
+    data = random_bytes(10 * MIB + 777, seed=3)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    seen: list[tuple[str, bytes]] = []
+    chunked = chunk_file(path, sizes=SMALL_SIZES, on_chunk=lambda cid, view: seen.append((cid, bytes(view))))
+    assert [cid for cid, _ in seen] == [cid for cid, _ in chunked.chunks]
+    assert all(sha(body) == cid for cid, body in seen)
+    assert b"".join(body for _, body in seen) == data
+
+
+def test_iter_chunk_bytes_reads_neighbours_together_and_skips_gaps(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wanted chunks are read in runs of at most ``READ_BLOCK`` bytes; each is checked and exact."""
+    monkeypatch.setattr(chunking, "READ_BLOCK", MIB + 1)
+    data = random_bytes(6 * MIB + 99, seed=8)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    chunks = chunk_file(path, sizes=SMALL_SIZES).chunks
+    only = {chunk_id for i, (chunk_id, _) in enumerate(chunks) if i % 3 != 1}
+    got = {chunk_id: bytes(body) for chunk_id, body in iter_chunk_bytes(path, chunks, only=only)}
+    starts = {chunk_id: start for start, _, chunk_id in spans(chunks)}
+    assert set(got) == only
+    assert all(body == data[starts[cid] : starts[cid] + len(body)] and sha(body) == cid for cid, body in got.items())

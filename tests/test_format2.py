@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 import registry
-from registry import keys
+from registry import chunking, keys, placement
 from registry.errors import IntegrityError
+from registry.filelists import version_entries
 from registry.gc import collect_garbage
 from registry.migrate import migrate
+from registry.pack_reader import PackedReader
 from registry.packs import parse_index
 from registry.protection import Protection
 from registry.store import open_store
@@ -317,3 +319,123 @@ def test_an_unchanged_relog_builds_no_manifest_and_a_changed_one_does(
     _fresh_machine(monkeypatch, tmp_path, "reader")
     out = Path(registry.Api(store_url).artifact("proj/data:v1").download(tmp_path / "out"))
     assert _tree(out) == _tree(source)
+
+
+@pytest.mark.parametrize("store_url", ["moto", "seaweed"], indirect=True)
+def test_a_corrupt_chunk_of_a_large_file_is_refused_and_nothing_is_placed(store_url: str, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large file is written (into the cache and, as it is copied there, beside its
+    destination) and hashed as its chunks stream in: one bad chunk fails the download before any
+    byte of it is placed or kept in the cache, and leaves no temp file behind."""
+    monkeypatch.setenv("REGISTRY_LINK_MODE", "copy")
+    model = random.Random(11).randbytes(5 * MiB + 321)
+    logged = _log("ckpt", {"model.bin": model}, tmp_path)
+    backend = open_store().backend
+    key = keys.pack(logged.record.packs[0])
+    body = bytearray(backend.read(key))
+    at = body.find(model[3 * MiB : 3 * MiB + 64]) + 10  # inside one chunk, past the first ones
+    body[at] ^= 1
+    backend.write(key, bytes(body))
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    with pytest.raises(IntegrityError, match=r"model\.bin"):
+        registry.Api(store_url).artifact("proj/ckpt:latest").download(tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
+    entry = open_store().cache.entry_path(hashlib.sha256(model).hexdigest())
+    assert not entry.exists()
+    assert not entry.parent.exists() or list(entry.parent.glob(".*.part")) == []  # no temp file left
+
+
+@pytest.mark.parametrize("store_url", ["seaweed"], indirect=True)
+def test_a_large_file_is_read_once_when_added_and_only_its_new_chunks_when_logged(
+        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding a large file cuts it in the same read that hashes it; logging an edit of it then
+    reads just the chunks the store lacks, each checked again as it is packed."""
+    original = random.Random(12).randbytes(12 * MiB)
+    _log("ckpt", {"model.bin": original}, tmp_path)
+    edited = bytearray(original)
+    edited[5 * MiB : 5 * MiB + KiB] = os.urandom(KiB)
+    source = tmp_path / "edited"
+    source.mkdir()
+    (source / "model.bin").write_bytes(edited)
+    cuts: list[Path] = []
+    real_cut = chunking.chunk_file
+    monkeypatch.setattr(chunking, "chunk_file", lambda path, **kw: cuts.append(path) or real_cut(path, **kw))
+    read: list[int] = []
+    real_iter = chunking.iter_chunk_bytes
+
+    def counting_iter(path, chunks, *, only=None):
+        for chunk_id, data in real_iter(path, chunks, only=only):
+            read.append(len(data))
+            yield chunk_id, data
+
+    monkeypatch.setattr(chunking, "iter_chunk_bytes", counting_iter)
+    with registry.init(project="proj", job_type="build") as run:
+        artifact = registry.Artifact("ckpt", type="dataset")
+        artifact.add_dir(str(source))
+        assert cuts == [source / "model.bin"]  # cut while added, with its sha256
+        run.log_artifact(artifact)
+    assert cuts == [source / "model.bin"]  # and not again when logged
+    assert 0 < sum(read) < 3 * MiB, f"{sum(read)} bytes read back to pack an edit of 1 KiB"
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    out = Path(registry.Api(store_url).artifact("proj/ckpt:latest").download(tmp_path / "out"))
+    assert (out / "model.bin").read_bytes() == bytes(edited)
+
+
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+def test_chunks_that_do_not_add_up_to_the_files_sha256_are_refused(store_url: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk matches its id, but the file hashed in order as they land does not match the
+    manifest's sha256: nothing becomes a cache entry."""
+    model = random.Random(13).randbytes(4 * MiB + 5)
+    logged = _log("ckpt", {"model.bin": model}, tmp_path)
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    store = open_store()
+    (entry,) = version_entries(store, logged.record)
+    lying = entry.model_copy(update={"sha256": hashlib.sha256(b"something else").hexdigest()})
+    reader = PackedReader(store.backend, store.pack_indexes, store.cache)
+    with pytest.raises(IntegrityError, match="do not add up"):
+        reader.fetch([lying], hints=logged.record.packs or ())
+    for sha in (entry.sha256, lying.sha256):
+        path = store.cache.entry_path(sha)
+        assert not path.exists() and (not path.parent.exists() or list(path.parent.glob(".*.part")) == [])
+    reader.fetch([entry], hints=logged.record.packs or ())  # the honest entry assembles fine
+    assert store.cache.entry_path(entry.sha256).read_bytes() == model
+
+
+@pytest.mark.parametrize("link_mode", ["copy", "hardlink"])
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+def test_a_large_file_lands_in_the_cache_and_its_destination_in_one_pass(
+        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link_mode: str) -> None:
+    """In copy mode the chunks are written to the destination as they land (nothing is copied out
+    of the cache afterwards); either way the cache entry is complete and the placed file its own
+    (copy) or the entry itself (hardlink)."""
+    model = random.Random(14).randbytes(4 * MiB + 77)
+    _log("ckpt", {"model.bin": model, "copy/model.bin": model}, tmp_path)
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    monkeypatch.setenv("REGISTRY_LINK_MODE", link_mode)
+    copied: list[Path] = []
+    real_copy = placement.copy_file
+    monkeypatch.setattr(placement, "copy_file", lambda source, dest: copied.append(dest) or real_copy(source, dest))
+    out = Path(registry.Api(store_url).artifact("proj/ckpt:latest").download(tmp_path / "out"))
+    assert _tree(out) == {"model.bin": model, "copy/model.bin": model}  # no temp file left either
+    entry = open_store().cache.entry_path(hashlib.sha256(model).hexdigest())
+    assert entry.read_bytes() == model
+    inodes = {os.stat(out / name).st_ino for name in ("model.bin", "copy/model.bin")}
+    if link_mode == "copy":
+        assert os.stat(entry).st_ino not in inodes and len(inodes) == 2
+        assert len(copied) == 1  # the second destination is copied from the cache; the first was written
+    else:
+        assert inodes == {os.stat(entry).st_ino} and copied == []
+
+
+@pytest.mark.parametrize("store_url", ["seaweed-proxied"], indirect=True)
+def test_a_writer_never_fetches_back_the_indexes_of_packs_it_wrote(store_url: str, tmp_path: Path) -> None:
+    """After its packs are uploaded, checking which manifest pages the store holds lists the
+    indexes: those of the writer's own packs are known already, so none is fetched."""
+    proxy = proxy_of(store_url)
+    before = len(proxy.requests("GET"))
+    logged = _log("big", {"model.bin": random.Random(15).randbytes(40 * MiB)}, tmp_path)
+    assert len(logged.record.packs or ()) >= 3
+    index_gets = [r.path for r in proxy.requests("GET")[before:] if f"/{keys.pack_index_prefix()}" in r.path
+                  and "list-type" not in r.path]
+    assert index_gets == []

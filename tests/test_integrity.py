@@ -156,13 +156,20 @@ def rewritten_once_reading_starts(monkeypatch: pytest.MonkeyPatch, target: Path)
             self.file = file
 
         def read(self, *args) -> bytes:
+            self.rewrite_once()
+            return self.file.read(*args)
+
+        def readinto(self, buffer) -> int:
+            self.rewrite_once()
+            return self.file.readinto(buffer)
+
+        def rewrite_once(self) -> None:
             if not rewrites:
                 size = os.path.getsize(target)
                 rewrites.append(size)
                 with real_open(target, "r+b") as f:
                     f.seek(size // 2)
                     f.write(os.urandom(size - size // 2))
-            return self.file.read(*args)
 
         def __getattr__(self, name: str):
             return getattr(self.file, name)

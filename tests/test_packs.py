@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry import packs
+from registry import keys, packs
 from registry.errors import IntegrityError
+from registry.pack_writer import PackUploader
 from registry.packs import PackBuilder, Span, index_of_pack, index_size, parse_index, plan_reads, split_span
 
 WHAT = "packs/ab/abc.pack"
@@ -285,3 +286,52 @@ def test_split_span_refuses_short_or_long_data(change: int) -> None:
     data = data[:-1] if change < 0 else data + b"\0"
     with pytest.raises(IntegrityError, match=WHAT):
         list(split_span(data, span, WHAT))
+
+
+def test_a_chunk_bigger_than_the_room_left_round_trips() -> None:
+    """The builder allocates a pack's buffer once; a chunk that does not fit grows it."""
+    big, small = random.Random(5).randbytes(packs.HEADROOM + 12345), b"tail"
+    builder = PackBuilder(target=1000)
+    builder.add(sha(small), small)
+    builder.add(sha(big), big)
+    pack = builder.build()
+    assert isinstance(pack.body, bytes) and pack.pack_id == sha(pack.body)
+    assert index_of_pack(pack.body, WHAT) == pack.entries == {sha(small): (0, 4), sha(big): (4, len(big))}
+    assert pack.body[4 : 4 + len(big)] == big
+
+
+class RecordingBackend:
+    """Checks, as each pack is written, that the writer's marker already names it."""
+
+    def __init__(self, announced: set[str]) -> None:
+        self.announced = announced
+        self.objects: dict[str, bytes] = {}
+
+    def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
+        pack_id = key.rsplit("/", 1)[-1].split(".")[0]
+        assert pack_id in self.announced, f"{key} written before its pack was announced"
+        if key == keys.pack_index(pack_id):
+            assert keys.pack(pack_id) in self.objects, "an index written before its pack"
+        self.objects[key] = data
+
+
+def test_every_pack_is_announced_before_it_is_written_and_indexed_after() -> None:
+    announced: set[str] = set()
+    calls: list[list[str]] = []
+
+    def announce(pack_ids) -> None:
+        calls.append(list(pack_ids))
+        announced.update(pack_ids)
+
+    backend = RecordingBackend(announced)
+    body = random.Random(9).randbytes(1024 * 1024)
+    chunk_ids = [sha(str(i).encode()) for i in range(70)]  # ~70 MiB: several packs in flight at once
+    with PackUploader(backend, announce=announce) as uploader:  # type: ignore[arg-type]
+        for chunk_id in chunk_ids:
+            uploader.add(chunk_id, body)
+        assert all(uploader.holds(chunk_id) for chunk_id in chunk_ids)
+    assert len(uploader.packs) >= 4 and set(uploader.locations) == set(chunk_ids)
+    assert sorted(pack for batch in calls for pack in batch) == sorted(uploader.packs)  # each once
+    for pack_id in uploader.packs:
+        stored, index = backend.objects[keys.pack(pack_id)], backend.objects[keys.pack_index(pack_id)]
+        assert sha(stored) == pack_id and stored.endswith(index)
