@@ -43,6 +43,18 @@ def _unique() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def seaweed_store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, name: str = "") -> str:
+    """Point this process (boto3's variables and ``REGISTRY_URL``) at a fresh prefix of the
+    session's SeaweedFS bucket; returns that store's URL."""
+    seaweed = request.getfixturevalue("seaweed")
+    bucket = request.getfixturevalue("seaweed_bucket")
+    for key, value in seaweed.env().items():
+        monkeypatch.setenv(key, value)
+    url = f"s3://{bucket}/{name or _unique()}"
+    monkeypatch.setenv("REGISTRY_URL", url)
+    return url
+
+
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh, empty store on each backend; ``REGISTRY_URL`` points at it."""
@@ -68,11 +80,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
             yield url
         return
     seaweed = request.getfixturevalue("seaweed")
-    bucket = request.getfixturevalue("seaweed_bucket")
-    for key, value in seaweed.env().items():
-        monkeypatch.setenv(key, value)
-    url = f"s3://{bucket}/{_unique()}"
-    monkeypatch.setenv("REGISTRY_URL", url)
+    url = seaweed_store_url(request, monkeypatch)
     if kind == "seaweed-proxied":  # every request seen (and faults injectable) by a proxy
         with RecordingProxy(seaweed.endpoint_url) as proxy:
             monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)

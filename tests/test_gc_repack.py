@@ -32,7 +32,7 @@ from registry.records import InflightMarker, now
 from registry.settings import Settings
 from registry.store import Store, open_store
 from store_contents import holdings, pack_contents
-from store_fixtures import subprocess_env
+from store_fixtures import seaweed_store_url, subprocess_env
 
 BACKENDS = ["local", "seaweed"]
 SIZE, PER_PACK = 2000, 20
@@ -63,12 +63,7 @@ def _packed(store_url: str, request: pytest.FixtureRequest, monkeypatch: pytest.
         for name, files in logs.items():
             log_files(name, files)
         return
-    seaweed = request.getfixturevalue("seaweed")
-    bucket = request.getfixturevalue("seaweed_bucket")
-    for key, value in seaweed.env().items():
-        monkeypatch.setenv(key, value)
-    staging = f"s3://{bucket}/staging-{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("REGISTRY_URL", staging)
+    staging = seaweed_store_url(request, monkeypatch, f"staging-{uuid.uuid4().hex[:12]}")
     for name, files in logs.items():
         log_files(name, files)
     registry.finish()
