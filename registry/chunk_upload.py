@@ -22,8 +22,6 @@ from .pack_locations import Location, PackIndexes
 from .pack_writer import PackUploader
 from .records import FileEntry
 
-CHUNK_PARAMS = chunking.CHUNK_PARAMS
-
 
 def _to_cut(entry: FileEntry, sources: Mapping[str, Path]) -> bool:
     return entry.ref is None and entry.chunks is None and entry.size >= chunking.SMALL_FILE_MAX \
@@ -32,7 +30,7 @@ def _to_cut(entry: FileEntry, sources: Mapping[str, Path]) -> bool:
 
 def needs_cutting(entries: list[FileEntry], sources: Mapping[str, Path], memory: ChunkMemory) -> bool:
     """Whether a large file among ``entries`` has no remembered chunk list (it must be read)."""
-    return any(_to_cut(e, sources) and memory.get(e.sha256, CHUNK_PARAMS) is None for e in entries)
+    return any(_to_cut(e, sources) and memory.get(e.sha256, chunking.CHUNK_PARAMS) is None for e in entries)
 
 
 def with_chunks(entries: list[FileEntry], sources: Mapping[str, Path], memory: ChunkMemory,
@@ -42,13 +40,13 @@ def with_chunks(entries: list[FileEntry], sources: Mapping[str, Path], memory: C
     out = []
     for entry in entries:
         if _to_cut(entry, sources):
-            chunks = memory.get(entry.sha256, CHUNK_PARAMS)
+            chunks = memory.get(entry.sha256, chunking.CHUNK_PARAMS)
             if chunks is None:
                 cut = chunking.chunk_file(sources[entry.sha256], on_chunk=on_chunk)
                 if cut.sha256 != entry.sha256:
                     raise _changed(sources[entry.sha256], entry.sha256)
                 chunks = cut.chunks
-                memory.put(entry.sha256, CHUNK_PARAMS, chunks)
+                memory.put(entry.sha256, chunking.CHUNK_PARAMS, chunks)
             entry = entry.model_copy(update={"chunks": chunks})
         out.append(entry)
     return out

@@ -22,7 +22,7 @@ from .download_root import DestState, check_root, extras, make_directories, safe
 from .errors import LocalEditsError
 from .hashing import CHUNK, HashState, write_all
 from .records import FileEntry
-from .tempnames import temp_beside
+from .tempnames import remove_if_present, temp_beside
 
 PLACE_WORKERS = 2
 """Copies run in the kernel: two threads overlap them; more only contend (measured on 2 cores)."""
@@ -195,7 +195,7 @@ def _fetch(cache: Cache, todo: list[Target], missing: list[FileEntry], root: Pat
             for sha, path in now_cached.items():
                 if path is None:
                     if sha in wrote:  # its entry went (evicted meanwhile): fetched again below
-                        _unlink(early[sha][0])
+                        remove_if_present(early[sha][0])
                 elif sha in wrote:
                     sources[sha] = _Source(path, early=early[sha][0], early_dest=early[sha][1])
                 else:
@@ -216,7 +216,7 @@ def _fetch(cache: Cache, todo: list[Target], missing: list[FileEntry], root: Pat
         return sources
     except BaseException:
         for temp, _ in early.values():
-            _unlink(temp)
+            remove_if_present(temp)
         for directory in reversed(made):  # leave the root as it was
             with contextlib.suppress(OSError):
                 directory.rmdir()
@@ -267,7 +267,7 @@ def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source | st
     finally:
         for source in sources.values():
             if isinstance(source, _Source) and source.early is not None:
-                _unlink(source.early)
+                remove_if_present(source.early)
 
 
 def _place_cached(cache: Cache, entry_path: Path | str, entry: FileEntry, dest: str) -> None:
@@ -288,18 +288,13 @@ def _copy_verified(source: Path | str, dest: str, sha256: str) -> bool:
                 digest.update(chunk)
                 write_all(out, chunk)
         if digest.hexdigest() != sha256:
-            _unlink(temp)
+            remove_if_present(temp)
             return False
         os.replace(temp, dest)
         return True
     except OSError:  # the source went away or cannot be read: fetch the bytes instead
-        _unlink(temp)
+        remove_if_present(temp)
         return False
     except BaseException:
-        _unlink(temp)
+        remove_if_present(temp)
         raise
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)

@@ -78,20 +78,18 @@ class HashState:
         db = self._db()
         if db is None:
             return [None] * len(items)
-        known: dict[str, tuple] = {}
         names = [str(path) for path, _ in items]
+        select = "SELECT path, dev, ino, size, mtime_ns, sha256 FROM hashes WHERE"
         try:
             if under is not None:
-                top = under.rstrip("/")
-                scan = "SELECT path, dev, ino, size, mtime_ns, sha256 FROM hashes WHERE path > ? AND path < ?"
-                for row in db.execute(scan, (top + "/", top + "0")):  # "0" sorts right after "/"
-                    known[row[0]] = row[1:]
-            for start in range(0, len(names) if under is None else 0, 500):
-                chunk = names[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                query = f"SELECT path, dev, ino, size, mtime_ns, sha256 FROM hashes WHERE path IN ({marks})"
-                for row in db.execute(query, chunk):
-                    known[row[0]] = row[1:]
+                top = under.rstrip("/")  # every path below it sorts between top + "/" and top + "0"
+                rows = list(db.execute(f"{select} path > ? AND path < ?", (top + "/", top + "0")))
+            else:
+                rows = []
+                for start in range(0, len(names), 500):
+                    chunk = names[start : start + 500]
+                    rows.extend(db.execute(f"{select} path IN ({','.join('?' * len(chunk))})", chunk))
+            known: dict[str, tuple] = {row[0]: row[1:] for row in rows}
         except sqlite3.Error:
             return [None] * len(items)
         found: list[str | None] = []

@@ -36,6 +36,7 @@ from .errors import IntegrityError, NotFoundError
 from .pack_locations import Location, PackIndexes
 from .packs import Span, plan_reads, split_span
 from .records import FileEntry
+from .tempnames import remove_if_present
 
 SPAN_MAX = 8 * 1024 * 1024
 """Largest coalesced ranged GET: with ``READS_IN_FLIGHT`` of them, ~64 MiB held at most."""
@@ -225,9 +226,9 @@ class PackedReader:
             for entry, index in uses[chunk]:
                 assembly = assemblies.get(entry.sha256)
                 if assembly is None:  # a file of one chunk, just verified
-                    data = bytes(view)
-                    self.cache.adopt(entry.sha256, data)
-                    copies.write(entry.sha256, data)
+                    body = bytes(view)
+                    self.cache.adopt(entry.sha256, body)
+                    copies.write(entry.sha256, body)
                 else:
                     assembly.land(index, view)
             if progress:
@@ -296,10 +297,7 @@ class _Copies:
         """After a failure: remove the named files that do not hold verified bytes."""
         for sha256, path in list(self.created.items()):
             if sha256 not in self.written:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+                remove_if_present(path)
 
 
 def _write_all_at(fd: int, data: memoryview, offset: int) -> None:

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from .settings import LinkMode
-from .tempnames import temp_beside
+from .tempnames import remove_if_present, temp_beside
 
 FICLONE = 0x40049409
 
@@ -46,7 +46,7 @@ class Placement:
             self._clone(source, temp)
             os.replace(temp, dest)
         except BaseException:
-            _unlink(temp)
+            remove_if_present(temp)
             raise
 
     def _clone(self, source: Path | str, temp: Path | str) -> None:
@@ -91,18 +91,11 @@ class Placement:
             with open(source, "rb") as src, open(temp, "wb") as dst:
                 fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
         except OSError:
-            _unlink(temp)
+            remove_if_present(temp)
             self.reflink_ok = False
             return False
         self.reflink_ok = True
         return True
-
-
-def _unlink(path: Path | str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def copy_file(source: Path | str, dest: Path | str) -> None:

@@ -47,6 +47,14 @@ def temp_beside(path: Path | str) -> Path | str:
     return path.with_name(name)
 
 
+def remove_if_present(path: Path | str) -> None:
+    """Delete a temp file that may never have been made, or may be gone already."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def is_temp_name(name: str) -> bool:
     """Whether ``name`` is one of ours (a user's ``video.part`` is not)."""
     return _TEMP_NAME.fullmatch(name) is not None
