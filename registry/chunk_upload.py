@@ -47,7 +47,7 @@ def with_chunks(entries: list[FileEntry], sources: Mapping[str, Path], memory: C
                     raise _changed(sources[entry.sha256], entry.sha256)
                 chunks = cut.chunks
                 memory.put(entry.sha256, chunking.CHUNK_PARAMS, chunks)
-            entry = entry.model_copy(update={"chunks": chunks})
+            entry = entry.replace(chunks=chunks)
         out.append(entry)
     return out
 

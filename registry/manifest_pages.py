@@ -82,15 +82,6 @@ class _Page(RootModel[Annotated[LeafPage | InnerPage, Field(discriminator="kind"
     pass
 
 
-def _entry_json(entry: FileEntry) -> dict[str, Any]:
-    """``entry.model_dump(mode="json")``, built by hand for the usual entry (a whole file, no
-    reference): pydantic's serializer would be a third of the time it takes to build a manifest.
-    ``test_manifest_pages`` proves both give the same page bytes."""
-    if entry.ref is None and entry.chunks is None:
-        return {"path": entry.path, "sha256": entry.sha256, "size": entry.size}
-    return entry.model_dump(mode="json", by_alias=True)
-
-
 @dataclass(frozen=True)
 class ManifestRoot:
     digest: str
@@ -137,7 +128,7 @@ class ManifestBuilder:
         (The path is checked again here: an entry made without validation must not get through.)"""
         validate_path(entry.path)
         self._paths.add(entry.path)
-        self._leaf.append(_entry_json(entry))
+        self._leaf.append(entry.to_json())
         if len(self._leaf) >= self.LEAF_CAP or _ends_page(entry.path, self.LEAF_BITS):
             self._close_leaf()
 
@@ -202,7 +193,7 @@ def entries_key(entries: Iterable[FileEntry]) -> str:
     lines = []
     for entry in entries:
         plain = entry.ref is None and entry.chunks is None
-        extra = "" if plain else canonical_json(_entry_json(entry)).decode()
+        extra = "" if plain else canonical_json(entry.to_json()).decode()
         lines.append(f"{entry.path}\0{entry.sha256}\0{entry.size}\0{extra}\n")
         if len(lines) >= 4096:
             digest.update("".join(lines).encode())

@@ -217,7 +217,7 @@ def test_cached_file_is_a_verified_local_copy(store_url: str) -> None:
     api = registry.Api(store_url)
     entry = api.artifact("proj/data:v0").file_list().by_path()["dir/a.txt"]
     assert api.cached_file(entry).read_bytes() == b"alpha"
-    forged = entry.model_copy(update={"sha256": "0" * 64})
+    forged = entry.replace(sha256="0" * 64)
     with pytest.raises(registry.NotFoundError):
         api.cached_file(forged)
 

@@ -391,7 +391,7 @@ def test_chunks_that_do_not_add_up_to_the_files_sha256_are_refused(store_url: st
     _fresh_machine(monkeypatch, tmp_path, "reader")
     store = open_store()
     (entry,) = version_entries(store, logged.record)
-    lying = entry.model_copy(update={"sha256": hashlib.sha256(b"something else").hexdigest()})
+    lying = entry.replace(sha256=hashlib.sha256(b"something else").hexdigest())
     reader = PackedReader(store.backend, store.pack_indexes, store.cache)
     with pytest.raises(IntegrityError, match="do not add up"):
         reader.fetch([lying], hints=logged.record.packs or ())

@@ -29,7 +29,7 @@ from registry.manifest_pages import (
 )
 from registry.names import validate_path_set
 from registry.path_order import path_key, range_may_hold
-from registry.records import FileEntry, Reference, canonical_json
+from registry.records import FileEntry, Reference, canonical_json, parse
 
 BIG = 200_000
 
@@ -132,9 +132,11 @@ def test_chunk_lists_and_references_survive_and_pages_are_the_records_canonical_
     assert pages[root.digest] == LeafPage(files=tuple(entries)).to_bytes()
 
 
-def test_every_file_entry_field_reaches_the_page() -> None:
-    """``manifest_pages`` writes the usual entry's JSON by hand: a new field must be added there."""
-    assert set(FileEntry.model_fields) == {"path", "sha256", "size", "ref", "chunks"}
+def test_every_file_entry_field_reaches_the_page_and_comes_back() -> None:
+    """``FileEntry`` serializes itself by hand (``to_json``): a new field must be added there."""
+    full = entry("a/big.bin", size=300, chunks=((sha_of("c1"), 300),), ref=Reference(uri="s3://b/k", checksum=True))
+    assert set(full.to_json()) == set(FileEntry.__slots__) == {"path", "sha256", "size", "ref", "chunks"}
+    assert parse(LeafPage, LeafPage(files=(full,)).to_bytes(), "page").files == (full,)
 
 
 # -- content-defined pages ----------------------------------------------------------------------

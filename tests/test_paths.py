@@ -303,7 +303,7 @@ def test_logging_revalidates_paths_that_bypassed_the_builder(store_url: str, tmp
     art = registry.Artifact("data", type="dataset")
     art.add_file(src, name="ok.txt")
     good = art.draft.entries()[0]
-    hostile = FileEntry.model_construct(path="../../escape.txt", sha256=good.sha256, size=good.size)
+    hostile = FileEntry.trusted(path="../../escape.txt", sha256=good.sha256, size=good.size)
     art.draft.entries = lambda: [hostile]  # type: ignore[method-assign]  # as a buggy or hostile builder would
     with registry.init(project="proj") as run:
         with pytest.raises(ValueError):  # InvalidNameError, or the record model's ValueError
