@@ -18,7 +18,7 @@ from .blobs import BlobStore
 from .chunk_memory import ChunkMemory
 from .errors import IntegrityError, NotFoundError
 from .hashing import sha256_bytes
-from .pack_locations import Location, PackIndexes
+from .pack_locations import PackIndexes
 from .pack_writer import PackUploader
 from .records import FileEntry
 
@@ -56,7 +56,8 @@ def with_chunks(entries: list[FileEntry], sources: Mapping[str, Path], memory: C
 class ChunkPlan:
     """What the store holds of a version's chunks, and what must be sent."""
 
-    located: dict[str, Location]
+    located: dict[str, str]
+    """Chunk -> the pack holding it, for chunks the store held already."""
     loose: set[str]
     """Files stored whole that the store holds as format-1 blobs."""
     new: set[str]
@@ -73,7 +74,7 @@ def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry]
     wanted = {chunk for e in entries for chunk, _ in e.chunk_list()}
     if sent is not None:  # packed by this writer already (while cutting): nothing to look for
         wanted = {chunk for chunk in wanted if not sent(chunk)}
-    located = indexes.locate(wanted, hints)
+    located = indexes.packs_of(wanted, hints)
     unplaced_whole = {e.sha256 for e in entries if e.chunks is None and e.sha256 not in located}
     looked_for = unplaced_whole if look_for_loose else set()
     loose = looked_for - blobs.missing_loose(looked_for) if looked_for else set()
@@ -85,7 +86,7 @@ def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry]
             f"{len(paths)} file(s) kept from an earlier version are no longer in the store: "
             f"{', '.join(paths[:5])}; add them again from local files"
         )
-    return ChunkPlan(located, loose, new, relied_packs={loc.pack for loc in located.values()})
+    return ChunkPlan(located, loose, new, relied_packs=set(located.values()))
 
 
 def pack_if_new(indexes: PackIndexes, uploader: PackUploader, progress=None) -> chunking.OnChunk:

@@ -11,28 +11,40 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Literal
 
 from .errors import InvalidNameError, NotFoundError
-from .names import validate_path, validate_path_set
-from .records import FileEntry, Reference
+from .names import PathSet, validate_path
+from .records import FileEntry
 from .store import local_hash_state
 
 SymlinkPolicy = Literal["content", "reject"]
 
 
+ADD_BATCH = 50_000
+"""Files a directory walk hashes and adds at a time: what it holds besides the draft (stats,
+paths, results) stays bounded however many files the directory has."""
+
+
 class ArtifactDraft:
-    """Artifact path -> (local file or None when the store holds it, sha256, size), validated
-    as a set on every addition. ``removed`` keeps the paths an incremental draft drops from the
-    version it will be added to."""
+    """Artifact path -> ``FileEntry`` (its sha256 and size), with the local file that holds it
+    for files added from this machine; validated as a set on every addition. ``removed`` keeps
+    the paths an incremental draft drops from the version it will be added to.
+
+    A million-file draft is a million small entries: a local file is kept as the index of the
+    directory (or file) it was added from, its path rebuilt only when it is read."""
 
     def __init__(self, *, incremental: bool = False) -> None:
-        self._files: dict[str, tuple[str | None, str, int]] = {}
-        self._refs: dict[str, Reference] = {}
-        """Paths that are references to files outside the store (their ``_files`` source is None)."""
+        self._files: dict[str, FileEntry] = {}
+        self._origin: dict[str, int] = {}
+        """Paths added from local files -> their ``_roots`` index; kept files have none."""
+        self._roots: list[tuple[str, str]] = []
+        """(artifact path prefix, local prefix): a file's local path is its artifact path with
+        the first replaced by the second."""
+        self._paths = PathSet()
         self._staging: tempfile.TemporaryDirectory | None = None
         self.incremental = incremental
         self.removed: set[str] = set()
@@ -53,7 +65,8 @@ class ArtifactDraft:
         source = Path(local_path)
         if not source.is_file():
             raise NotFoundError(f"cannot add {source}: no such file")
-        self._add_many({validate_path(name if name is not None else source.name): str(source)})
+        path = validate_path(name if name is not None else source.name)
+        self._add_many({path: str(source)}, (path, os.path.abspath(source)))
 
     def add_dir(self, local_path: str | os.PathLike, name: str | None = None, *,
                 symlinks: SymlinkPolicy = "content") -> None:
@@ -67,15 +80,22 @@ class ArtifactDraft:
             raise NotFoundError(f"cannot add {base}: no such directory")
         prefix = validate_path(name) + "/" if name else ""
         real_base = base.resolve()
+        top = os.path.abspath(base)
+        root = (prefix, top.rstrip("/") + "/")
         found: dict[str, str] = {}
         stats: list[os.stat_result] = []
+        batches = 0
         for entry, rel in _walk(base):
             if entry.is_symlink():
                 _check_link(Path(entry.path), base, real_base, symlinks)
             if not entry.is_dir():
                 found[validate_path(prefix + rel)] = entry.path
                 stats.append(entry.stat())
-        self._add_many(found, stats, under=os.path.abspath(base))
+                if len(found) >= ADD_BATCH:
+                    self._add_many(found, root, stats)
+                    found, stats, batches = {}, [], batches + 1
+        # a walk that fits one batch reads the hash database in one scan of the directory
+        self._add_many(found, root, stats, under=top if batches == 0 else None)
 
     def remove(self, name: str) -> None:
         """Remove a file, or every file under a directory. An incremental draft also remembers
@@ -86,24 +106,25 @@ class ArtifactDraft:
             raise NotFoundError(f"{path!r} is not in this artifact")
         for p in doomed:
             del self._files[p]
-            self._refs.pop(p, None)
+            self._origin.pop(p, None)
+        if doomed:  # a directory emptied may become a file's name: check the rest afresh
+            self._paths = PathSet()
+            self._paths.add_all(self._files)
         if self.incremental:
             self.removed.add(path)
 
     def keep(self, entries: list[FileEntry]) -> None:
         """Add files that are already in the store (a logged version's), with no local file."""
-        validate_path_set(list(self._files) + [e.path for e in entries if e.path not in self._files])
-        for entry in entries:
-            if entry.path not in self._files:
-                self._files[entry.path] = (None, entry.sha256, entry.size)
-                if entry.ref is not None:
-                    self._refs[entry.path] = entry.ref
+        new = [e for e in entries if e.path not in self._files]
+        self._paths.add_all(e.path for e in new)
+        for entry in new:
+            self._files[entry.path] = FileEntry.trusted(entry.path, entry.sha256, entry.size, entry.ref)
 
     def add_references(self, entries: list[FileEntry]) -> None:
         """Add references (entries with ``ref``); a path already added differently is refused."""
         for entry in entries:
             before = self._files.get(entry.path)
-            if before is not None and (before[1], self._refs.get(entry.path)) != (entry.sha256, entry.ref):
+            if before is not None and (before.sha256, before.ref) != (entry.sha256, entry.ref):
                 raise InvalidNameError(
                     f"{entry.path!r} was already added with different contents: "
                     "remove it first or choose another name"
@@ -118,24 +139,27 @@ class ArtifactDraft:
             raise NotFoundError(
                 f"cannot remove {', '.join(unknown)}: neither the latest version nor this draft has it"
             )
-        mine = {e.path: e for e in self.entries()}
-        kept = [e for e in base if e.path not in mine and not _under(e.path, self.removed)]
-        return kept + list(mine.values())
+        kept = [e for e in base if e.path not in self._files and not _under(e.path, self.removed)]
+        return kept + list(self._files.values())
 
     def entries(self) -> list[FileEntry]:
         """The version's file list to be: one entry per path, in the order added."""
-        return [FileEntry(path=p, sha256=sha, size=size, ref=self._refs.get(p))
-                for p, (_, sha, size) in self._files.items()]
+        return list(self._files.values())
 
     def sources(self) -> Mapping[str, Path]:
         """sha256 -> a local file holding those bytes (what an upload reads); files kept from a
         logged version have none. A ``Path`` is made only for a file that is read: a re-log of
         an unchanged dataset reads none."""
-        return _LocalFiles({sha: source for source, sha, _ in self._files.values() if source is not None})
+        files = self._files
+        return _LocalFiles({files[path].sha256: path for path in self._origin}, self._local_file)
+
+    def _local_file(self, path: str) -> str:
+        prefix, local = self._roots[self._origin[path]]
+        return local + path[len(prefix):]
 
     @property
     def size(self) -> int:
-        return sum(size for _, _, size in self._files.values())
+        return sum(entry.size for entry in self._files.values())
 
     def __len__(self) -> int:
         return len(self._files)
@@ -146,33 +170,39 @@ class ArtifactDraft:
             self._staging.cleanup()
             self._staging = None
 
-    def _add_many(self, files: dict[str, str], stats: list[os.stat_result] | None = None,
-                  under: str | None = None) -> None:
-        """Add local files by artifact path; ``stats``: theirs, in the same order, when the
-        caller has them (a directory walk gets them from ``scandir``); ``under``: the absolute
-        directory holding them all."""
+    def _add_many(self, files: dict[str, str], root: tuple[str, str],
+                  stats: list[os.stat_result] | None = None, under: str | None = None) -> None:
+        """Add local files by artifact path, all from ``root`` (see ``_roots``); ``stats``: theirs,
+        in the same order, when the caller has them (a directory walk gets them from ``scandir``);
+        ``under``: the absolute directory holding them all."""
+        if not files:
+            return
         paths = list(files)
         hashes = local_hash_state().hash_files([files[p] for p in paths], stats=stats, under=under)
-        validate_path_set(list(self._files) + [p for p in paths if p not in self._files])
+        self._paths.add_all(p for p in paths if p not in self._files)
+        if not self._roots or self._roots[-1] != root:
+            self._roots.append(root)
+        origin = len(self._roots) - 1
         for path, (sha, size) in zip(paths, hashes):
             previous = self._files.get(path)
-            if previous and previous[1] != sha:
+            if previous and previous.sha256 != sha:
                 raise InvalidNameError(
                     f"{path!r} was already added with different contents: "
                     "remove it first or choose another name"
                 )
-            self._files[path] = (files[path], sha, size)
-            self._refs.pop(path, None)
+            self._files[path] = FileEntry.trusted(path, sha, size)
+            self._origin[path] = origin
 
 
 class _LocalFiles(Mapping[str, Path]):
-    """sha256 -> local file, kept as strings."""
+    """sha256 -> local file, from sha256 -> artifact path and a function giving its local file."""
 
-    def __init__(self, files: dict[str, str]) -> None:
+    def __init__(self, files: dict[str, str], local_file: Callable[[str], str]) -> None:
         self._files = files
+        self._local_file = local_file
 
     def __getitem__(self, sha256: str) -> Path:
-        return Path(self._files[sha256])
+        return Path(self._local_file(self._files[sha256]))
 
     def __contains__(self, sha256: object) -> bool:
         return sha256 in self._files

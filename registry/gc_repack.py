@@ -24,6 +24,7 @@ Why that order is safe:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import keys
@@ -58,7 +59,7 @@ class Rewrite:
         return sum(length for _, length in self.live.values())
 
 
-def mostly_dead(entries: dict[str, tuple[int, int]], live: dict[str, tuple[int, int]]) -> bool:
+def mostly_dead(entries: Mapping[str, tuple[int, int]], live: Mapping[str, tuple[int, int]]) -> bool:
     """Whether live chunks hold less than ``REWRITE_BELOW`` of a pack's chunk bytes."""
     total = sum(length for _, length in entries.values())
     return sum(length for _, length in live.values()) < REWRITE_BELOW * total

@@ -20,6 +20,10 @@ from .chunk_memory import ChunkMemory
 from .state_db import StateDb
 
 CHUNK = 1 << 20
+HASH_BATCH = 256
+"""Files one hashing task reads: a task (and its future) per file would cost ~1 KB each."""
+REMEMBER_BATCH = 10_000
+"""New hashes written to the database at a time, so the rows waiting stay few."""
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -163,17 +167,24 @@ class HashState:
             else:
                 todo.append(i)
 
-        def hash_one(i: int) -> tuple[int, str, os.stat_result]:
-            sha = self._hash(names[i], stats[i].st_size)
-            after = os.stat(names[i])
-            return i, sha, after
+        def hash_some(batch: list[int]) -> list[tuple[int, str, os.stat_result]]:
+            done = []
+            for i in batch:
+                sha = self._hash(names[i], stats[i].st_size)
+                done.append((i, sha, os.stat(names[i])))
+            return done
 
-        fresh = []
+        fresh: list[tuple[str, os.stat_result, str]] = []
+        batches = [todo[start : start + HASH_BATCH] for start in range(0, len(todo), HASH_BATCH)]
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
-            for i, sha, after in pool.map(hash_one, todo):
-                results[i] = (sha, after.st_size)
-                if after.st_mtime_ns == stats[i].st_mtime_ns and after.st_size == stats[i].st_size:
-                    fresh.append((names[i], after, sha))
+            for done in pool.map(hash_some, batches):  # a task per batch: a million files, ~4,000 tasks
+                for i, sha, after in done:
+                    results[i] = (sha, after.st_size)
+                    if after.st_mtime_ns == stats[i].st_mtime_ns and after.st_size == stats[i].st_size:
+                        fresh.append((names[i], after, sha))
+                if len(fresh) >= REMEMBER_BATCH:
+                    self.remember(fresh)
+                    fresh = []
         self.remember(fresh)
         return results  # type: ignore[return-value]
 

@@ -60,6 +60,11 @@ class PageChild(BaseModel):
     def _sha(cls, value: str) -> str:
         return validate_digest(value)
 
+    @field_validator("first", "last")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return validate_path(value)  # ``path_key`` order holds only for valid paths
+
 
 class LeafPage(Record):
     SCHEMAS: ClassVar[tuple[int, ...]] = (2,)

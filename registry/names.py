@@ -163,26 +163,58 @@ def _path_problem(path: str) -> str | None:
 def validate_path_set(paths: Iterable[str]) -> None:
     """Refuse sets of paths that collide on disk: twins after normalisation or case folding
     (of a file or of any directory above it), or a file that is also a directory."""
-    files: dict[str, str] = {}
-    dirs: dict[str, str] = {}
-    for path in paths:
-        folded = path.lower() if path.isascii() else unicodedata.normalize("NFC", path).casefold()
-        if folded in files:
-            raise InvalidNameError(
-                f"file paths {files[folded]!r} and {path!r} collide "
-                "(same name up to case or Unicode form): rename one"
-            )
-        files[folded] = path
-        parts, folded_parts = path.split("/"), folded.split("/")
-        for depth in range(1, len(parts)):
-            original, key = "/".join(parts[:depth]), "/".join(folded_parts[:depth])
-            if dirs.setdefault(key, original) != original:
+    PathSet().add_all(paths)
+
+
+class PathSet:
+    """Paths checked against each other as they are added (``validate_path_set`` all at once):
+    a draft adding a million files in batches checks each batch against what it holds, not
+    the whole set again. Lower-case ASCII paths, the usual case, are their own folded form and
+    cost no second string."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, str] = {}
+        self._dirs: dict[str, str] = {}
+
+    def add_all(self, paths: Iterable[str]) -> None:
+        files, dirs = self._files, self._dirs
+        for path in paths:
+            folded = _folded(path)
+            if folded in files:
                 raise InvalidNameError(
-                    f"directories {dirs[key]!r} and {original!r} collide "
+                    f"file paths {files[folded]!r} and {path!r} collide "
                     "(same name up to case or Unicode form): rename one"
                 )
-    for key, original in dirs.items():
-        if key in files:
-            raise InvalidNameError(
-                f"{files[key]!r} is a file but another path needs {original!r} to be a directory: rename one"
-            )
+            if folded in dirs:
+                raise _file_and_directory(path, dirs[folded])
+            files[folded] = path
+            if "/" not in path:
+                continue
+            parts, folded_parts = path.split("/"), folded.split("/")
+            for depth in range(1, len(parts)):
+                key = "/".join(folded_parts[:depth])
+                known = dirs.get(key)
+                if known is not None:
+                    if known != "/".join(parts[:depth]):
+                        raise InvalidNameError(
+                            f"directories {known!r} and {'/'.join(parts[:depth])!r} collide "
+                            "(same name up to case or Unicode form): rename one"
+                        )
+                    continue
+                original = "/".join(parts[:depth])
+                if key in files:
+                    raise _file_and_directory(files[key], original)
+                dirs[key] = original
+
+
+def _folded(path: str) -> str:
+    if path.isascii():
+        folded = path.lower()
+        return path if folded == path else folded
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def _file_and_directory(file: str, directory: str) -> InvalidNameError:
+    return InvalidNameError(
+        f"{file!r} is a file but another path needs {directory!r} to be a directory: rename one"
+    )

@@ -27,7 +27,7 @@ from .packs import encode_index, parse_index
 from .tempnames import keep_copy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Location:
     """A chunk's bytes: ``length`` bytes at ``offset`` in pack ``pack``."""
 
@@ -43,9 +43,10 @@ class PackIndexes:
         self.backend = backend
         self.root = Path(cache_root) / "packs-index"
         self.workers = workers
-        self._loaded: dict[str, dict[str, tuple[int, int]]] = {}
-        self._where: dict[str, Location] = {}
-        """Every loaded chunk's location (the first pack loaded that holds it): one look-up each."""
+        self._loaded: dict[str, Mapping[str, tuple[int, int]]] = {}
+        self._where: dict[str, str] = {}
+        """Every loaded chunk's pack (the first loaded that holds it): one look-up each. Its offset
+        and length stay in that pack's entries; a million chunks, no million ``Location``s."""
         self._lock = threading.RLock()  # downloads look chunks up (and refresh) from many threads
 
     # -- loading ---------------------------------------------------------------------------
@@ -80,16 +81,17 @@ class PackIndexes:
         """Know a pack this process has just uploaded (its index kept on disk too), so that a later
         ``load_all`` does not fetch its index back: a cold GiB writes 64 of them."""
         if pack_id not in self._loaded:
-            self._add(pack_id, dict(entries))
+            self._add(pack_id, entries)
             keep_copy(self.root / pack_id[:2] / f"{pack_id}.idx", index)
 
-    def _add(self, pack_id: str, entries: dict[str, tuple[int, int]]) -> None:
+    def _add(self, pack_id: str, entries: Mapping[str, tuple[int, int]]) -> None:
         with self._lock:
             if pack_id in self._loaded:
                 return
             self._loaded[pack_id] = entries
-            for chunk_id, (offset, length) in entries.items():
-                self._where.setdefault(chunk_id, Location(pack_id, offset, length))
+            where = self._where
+            for chunk_id in entries:
+                where.setdefault(chunk_id, pack_id)
 
     def _read_index(self, pack_id: str) -> dict[str, tuple[int, int]] | None:
         key = keys.pack_index(pack_id)
@@ -139,7 +141,7 @@ class PackIndexes:
             self.load(listed - gone)
 
     # -- finding ---------------------------------------------------------------------------
-    def entries_of(self, pack_id: str) -> dict[str, tuple[int, int]]:
+    def entries_of(self, pack_id: str) -> Mapping[str, tuple[int, int]]:
         """chunk id -> (offset, length) in a loaded pack."""
         return self._loaded.get(pack_id, {})
 
@@ -156,6 +158,27 @@ class PackIndexes:
         return found
 
     def _find(self, wanted: set[str]) -> dict[str, Location]:
+        where, loaded = self._where, self._loaded
+        found = {}
+        for chunk_id in wanted:
+            pack_id = where.get(chunk_id)
+            if pack_id is not None:
+                offset, length = loaded[pack_id][chunk_id]
+                found[chunk_id] = Location(pack_id, offset, length)
+        return found
+
+    def packs_of(self, chunk_ids: Iterable[str], hints: Iterable[str] = ()) -> dict[str, str]:
+        """chunk id -> the pack holding it, as ``locate`` finds them (hinted packs first, then the
+        whole store), without a ``Location`` each: what a writer checking a million chunks needs."""
+        wanted = set(chunk_ids)
+        self.load(hints)
+        found = self._find_packs(wanted)
+        if len(found) < len(wanted):
+            self.load_all()
+            found.update(self._find_packs(wanted - found.keys()))
+        return found
+
+    def _find_packs(self, wanted: set[str]) -> dict[str, str]:
         where = self._where
         return {chunk_id: where[chunk_id] for chunk_id in wanted if chunk_id in where}
 
@@ -171,10 +194,9 @@ class PackIndexes:
         with self._lock:
             entries = self._loaded.pop(pack_id, {})
             for chunk_id in entries:
-                if self._where.get(chunk_id, Location("", 0, 0)).pack == pack_id:
+                if self._where.get(chunk_id) == pack_id:
                     del self._where[chunk_id]
             for other, held in self._loaded.items():  # another loaded pack may hold a copy
                 for chunk_id in entries.keys() & held.keys():
-                    offset, length = held[chunk_id]
-                    self._where.setdefault(chunk_id, Location(other, offset, length))
+                    self._where.setdefault(chunk_id, other)
         (self.root / pack_id[:2] / f"{pack_id}.idx").unlink(missing_ok=True)

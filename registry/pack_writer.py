@@ -18,7 +18,7 @@ from backends import Backend
 
 from . import keys
 from .pack_locations import Location
-from .packs import BuiltPack, PackBuilder
+from .packs import BuiltPack, Entries, PackBuilder
 
 IN_FLIGHT = 3
 """Packs uploading at once (each ~16 MiB): enough to keep the server busy, little memory."""
@@ -44,8 +44,7 @@ class PackUploader:
         """Called with pack ids before those packs are uploaded: a writer names them in its
         in-flight marker, so a collector never takes a pack that no record references *yet*.
         Packs sealed while one announcement is being written go together in the next."""
-        self.locations: dict[str, Location] = {}
-        """Every chunk of the packs uploaded so far (all of them once ``finish`` returns)."""
+        self._uploaded: list[tuple[str, Entries]] = []  # (pack id, its entries), not its bytes
         self.packs: list[str] = []
         self.bytes_sent = 0
         self._builder = PackBuilder()
@@ -75,6 +74,13 @@ class PackUploader:
         while self._pending:
             self._settle(self._pending.popleft())
 
+    @property
+    def locations(self) -> dict[str, Location]:
+        """Every chunk of the packs uploaded so far (all of them once ``finish`` returns); made when
+        asked, so a writer of a million chunks holds only the packs' own entries."""
+        return {chunk_id: Location(pack_id, offset, length)
+                for pack_id, entries in self._uploaded for chunk_id, (offset, length) in entries.items()}
+
     def holds(self, chunk_id: str) -> bool:
         """Whether this writer already packed the chunk (a file repeated in the artifact)."""
         return chunk_id in self._packed
@@ -98,8 +104,7 @@ class PackUploader:
 
     def _settle(self, future: Future[BuiltPack]) -> None:
         built = future.result()
-        for chunk_id, (offset, length) in built.entries.items():
-            self.locations[chunk_id] = Location(built.pack_id, offset, length)
+        self._uploaded.append((built.pack_id, built.entries))
         self.packs.append(built.pack_id)
         self.bytes_sent += len(built.body) + len(built.index)
         if self.written is not None:

@@ -12,9 +12,12 @@ import unicodedata
 from .errors import InvalidNameError
 
 
-def path_key(path: str) -> tuple[str, ...]:
-    """The sort key of a path: ``"a/b"`` sorts before ``"a-b"`` (``("a", "b") < ("a-b",)``)."""
-    return tuple(path.split("/"))
+def path_key(path: str) -> str:
+    """The sort key of a path: ``"a/b"`` sorts before ``"a-b"``, as if compared component by
+    component (``("a", "b") < ("a-b",)``). The separator becomes NUL, which sorts below every
+    character and never occurs in a valid path: one string per path, where a tuple of its parts
+    would cost three times the memory in a million-file sort."""
+    return path.replace("/", "\0")
 
 
 def prefix_side(path: str, prefix: str) -> int:

@@ -156,8 +156,7 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
                 uploader = stack.enter_context(_uploader(store, guard))
             send_chunks(uploader, stored, sources, plan.new, progress)
             uploader.finish()
-            plan.located.update(uploader.locations)
-            packs = tuple(sorted({loc.pack for loc in plan.located.values()}))
+            packs = tuple(sorted(plan.relied_packs | set(uploader.packs)))
             draft = draft.model_copy(update={"packs": packs})
         else:
             known = {e.sha256 for e in _entries_of(store, previous)}
@@ -169,8 +168,8 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
         result = commit_version(store.backend, draft, aliases, crash=crash, after=after)
         if result.created:
             guard.settle()
-            if plan is not None:
-                _settle_packs(store, guard, plan, stored, sources)
+            if plan is not None and uploader is not None:
+                _settle_packs(store, guard, plan, set(uploader.packs), stored, sources)
     return result
 
 
@@ -231,21 +230,24 @@ def _send_blobs(store: Store, guard: Protection, stored: list[FileEntry], source
     guard.upload_missing({sha: sources[sha] for sha in new_shas - held}, progress=progress)
 
 
-def _settle_packs(store: Store, guard: Protection, plan: ChunkPlan, entries: list[FileEntry],
+def _settle_packs(store: Store, guard: Protection, plan: ChunkPlan, own: set[str], entries: list[FileEntry],
                   sources: Mapping[str, Path]) -> None:
     """After the commit: a collector that ran meanwhile may have removed a pack this writer found
     chunks in, or a format-1 blob it found a whole file as (both were named in the marker only
     after they were found). Those chunks are found elsewhere (a repack) or sent again from the
-    local files. If the marker lapsed, a collector may have taken any of the writer's packs."""
-    at_risk = {loc.pack for loc in plan.located.values()} if guard.lapsed else plan.relied_packs
+    local files. If the marker lapsed, a collector may have taken any of the writer's packs
+    (``own``: those it wrote)."""
+    at_risk = plan.relied_packs | own if guard.lapsed else plan.relied_packs
     wait_while_collecting(store.backend)
     checked = sorted(at_risk)
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(checked)))) as pool:  # a HEAD each, at once
         present = list(pool.map(lambda pack: store.backend.exists(keys.pack(pack)), checked))
     gone = {pack for pack, here in zip(checked, present) if not here}
+    lost = {chunk for chunk, pack in plan.located.items() if pack in gone}
+    for pack in gone & own:
+        lost.update(store.pack_indexes.entries_of(pack))
     for pack in gone:
         store.pack_indexes.forget(pack)
-    lost = {chunk for chunk, loc in plan.located.items() if loc.pack in gone}
     # an index can outlive its pack (written after a collector listed the indexes): not a copy
     lost -= {chunk for chunk, loc in store.pack_indexes.locate(lost).items() if loc.pack not in gone}
     lost |= store.blobs.missing(plan.loose)
