@@ -75,10 +75,14 @@ def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry]
     if sent is not None:  # packed by this writer already (while cutting): nothing to look for
         wanted = {chunk for chunk in wanted if not sent(chunk)}
     located = indexes.packs_of(wanted, hints)
-    unplaced_whole = {e.sha256 for e in entries if e.chunks is None and e.sha256 not in located}
-    looked_for = unplaced_whole if look_for_loose else set()
-    loose = looked_for - blobs.missing_loose(looked_for) if looked_for else set()
-    new = wanted - located.keys() - loose
+    loose: set[str] = set()
+    if look_for_loose:
+        looked_for = {e.sha256 for e in entries if e.chunks is None and e.sha256 not in located}
+        loose = looked_for - blobs.missing_loose(looked_for) if looked_for else set()
+        del looked_for
+    new = wanted  # in place: a million-chunk set is not copied twice more
+    new.difference_update(located)
+    new.difference_update(loose)
     held = [e for e in entries if e.sha256 not in sources and any(c in new for c, _ in e.chunk_list())]
     if held:
         paths = sorted(e.path for e in held)
@@ -106,12 +110,9 @@ def send_chunks(uploader: PackUploader, entries: list[FileEntry], sources: Mappi
                 new: set[str], progress=None) -> None:
     """Pack and upload the ``new`` chunks (those the uploader does not hold already), read from the
     source files and checked on the way."""
-    new = {chunk for chunk in new if not uploader.holds(chunk)}
-    done: set[str] = set()
-    for entry in entries:
-        if entry.sha256 in done or not any(c in new for c, _ in entry.chunk_list()):
+    for entry in entries:  # a file repeated in the artifact is sent once: the uploader holds it then
+        if not any(c in new and not uploader.holds(c) for c, _ in entry.chunk_list()):
             continue
-        done.add(entry.sha256)
         path = sources[entry.sha256]
         if entry.chunks is None:
             data = _read(path)

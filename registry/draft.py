@@ -35,12 +35,10 @@ class ArtifactDraft:
     the paths an incremental draft drops from the version it will be added to.
 
     A million-file draft is a million small entries: a local file is kept as the index of the
-    directory (or file) it was added from, its path rebuilt only when it is read."""
+    directory (or file) it was added from (``_LocalEntry``), its path rebuilt only when read."""
 
     def __init__(self, *, incremental: bool = False) -> None:
         self._files: dict[str, FileEntry] = {}
-        self._origin: dict[str, int] = {}
-        """Paths added from local files -> their ``_roots`` index; kept files have none."""
         self._roots: list[tuple[str, str]] = []
         """(artifact path prefix, local prefix): a file's local path is its artifact path with
         the first replaced by the second."""
@@ -106,7 +104,6 @@ class ArtifactDraft:
             raise NotFoundError(f"{path!r} is not in this artifact")
         for p in doomed:
             del self._files[p]
-            self._origin.pop(p, None)
         if doomed:  # a directory emptied may become a file's name: check the rest afresh
             self._paths = PathSet()
             self._paths.add_all(self._files)
@@ -150,12 +147,12 @@ class ArtifactDraft:
         """sha256 -> a local file holding those bytes (what an upload reads); files kept from a
         logged version have none. A ``Path`` is made only for a file that is read: a re-log of
         an unchanged dataset reads none."""
-        files = self._files
-        return _LocalFiles({files[path].sha256: path for path in self._origin}, self._local_file)
+        local = {e.sha256: e for e in self._files.values() if isinstance(e, _LocalEntry)}
+        return _LocalFiles(local, self._local_file)
 
-    def _local_file(self, path: str) -> str:
-        prefix, local = self._roots[self._origin[path]]
-        return local + path[len(prefix):]
+    def _local_file(self, entry: _LocalEntry) -> str:
+        prefix, local = self._roots[entry.origin]
+        return local + entry.path[len(prefix):]
 
     @property
     def size(self) -> int:
@@ -190,14 +187,27 @@ class ArtifactDraft:
                     f"{path!r} was already added with different contents: "
                     "remove it first or choose another name"
                 )
-            self._files[path] = FileEntry.trusted(path, sha, size)
-            self._origin[path] = origin
+            self._files[path] = _LocalEntry.local(path, sha, size, origin)
+
+
+class _LocalEntry(FileEntry):
+    """A draft's entry for a file added from this machine: ``origin`` is its ``_roots`` index.
+    Stored, it is an ordinary entry (the origin is neither serialized nor compared)."""
+
+    __slots__ = ("origin",)
+    origin: int
+
+    @classmethod
+    def local(cls, path: str, sha256: str, size: int, origin: int) -> _LocalEntry:
+        entry = cls.trusted(path, sha256, size)
+        object.__setattr__(entry, "origin", origin)
+        return entry
 
 
 class _LocalFiles(Mapping[str, Path]):
-    """sha256 -> local file, from sha256 -> artifact path and a function giving its local file."""
+    """sha256 -> local file, from sha256 -> a draft's entry and a function giving its local file."""
 
-    def __init__(self, files: dict[str, str], local_file: Callable[[str], str]) -> None:
+    def __init__(self, files: dict[str, _LocalEntry], local_file: Callable[[_LocalEntry], str]) -> None:
         self._files = files
         self._local_file = local_file
 

@@ -26,6 +26,7 @@ from .hashing import sha256_bytes
 from .manifest_pages import build_manifest, entries_key, page_digests
 from .pack_writer import PackUploader
 from .packs import BuiltPack
+from .page_spool import PageSpool
 from .path_order import path_key
 from .protection import Protection, wait_while_collecting
 from .records import FileEntry, FileList, RunRef, VersionRecord, now
@@ -123,7 +124,8 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
                                   on_chunk=pack_if_new(store.pack_indexes, uploader, progress))
         elif packed:
             entries = with_chunks(entries, sources, store.chunk_memory)
-        ordered = sorted(entries, key=lambda e: path_key(e.path))
+        ordered = list(entries)
+        ordered.sort(key=lambda e: path_key(e.path))
         key = entries_key(ordered)
         remembered = store.manifest_memory.get(key)
         if remembered is not None and previous is not None and previous.digest == remembered:
@@ -131,8 +133,8 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
             unchanged = _same_as_latest(store, same, aliases, previous)
             if unchanged is not None:  # the same files as the latest version: no page built
                 return unchanged
-        pages: dict[str, bytes] = {}
-        root = build_manifest(ordered, pages.__setitem__)
+        pages = stack.enter_context(PageSpool())  # kept until settled: a page may be sent again
+        root = build_manifest(ordered, pages.put)
         store.manifest_memory.put(key, root.digest)
         draft = draft.model_copy(update={"schema_version": 2, "digest": root.digest, "size": root.bytes,
                                          "file_count": root.files})
@@ -144,7 +146,7 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
         if guard is None:
             store.check_writable()
             guard = stack.enter_context(Protection(store.blobs))
-        guard.cover(set(pages) - known_pages)  # before checking which exist
+        guard.cover(set(pages.pages) - known_pages)  # before checking which exist
         plan = None
         if packed:
             hints = previous.packs or () if previous is not None else ()
@@ -162,8 +164,8 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
             known = {e.sha256 for e in _entries_of(store, previous)}
             _send_blobs(store, guard, stored, sources, known, progress)
         crash("after-blobs")
-        guard.upload_missing({sha: body for sha, body in pages.items() if sha not in known_pages})
-        store.cache.keep(root.digest, pages[root.digest])  # a pull on this machine needs no request for it
+        guard.upload_missing({sha: page for sha, page in pages.pages.items() if sha not in known_pages})
+        store.cache.keep(root.digest, pages.body(root.digest))  # a pull here needs no request for it
         crash("after-file-list")
         result = commit_version(store.backend, draft, aliases, crash=crash, after=after)
         if result.created:

@@ -204,6 +204,7 @@ class Reference(BaseModel):
 
 
 Chunks = tuple[tuple[str, int], ...]
+AnyEntry = TypeVar("AnyEntry", bound="FileEntry")
 
 
 class FileEntry:
@@ -235,8 +236,8 @@ class FileEntry:
               None if chunks is None else tuple((validate_digest(c), n) for c, n in chunks))
 
     @classmethod
-    def trusted(cls, path: str, sha256: str, size: int, ref: Reference | None = None,
-                chunks: Chunks | None = None) -> FileEntry:
+    def trusted(cls: type[AnyEntry], path: str, sha256: str, size: int, ref: Reference | None = None,
+                chunks: Chunks | None = None) -> AnyEntry:
         """An entry from values already checked (a validated path, a hash just computed): no checks."""
         entry = cls.__new__(cls)
         _fill(entry, path, sha256, size, ref, chunks)
@@ -244,7 +245,7 @@ class FileEntry:
 
     def replace(self, **changes: Any) -> FileEntry:
         """A copy with some fields changed, unchecked (as pydantic's ``model_copy``)."""
-        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields = {name: getattr(self, name) for name in FileEntry.__slots__}
         return FileEntry.trusted(**{**fields, **changes})
 
     def chunk_list(self) -> Chunks:
