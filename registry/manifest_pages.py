@@ -9,11 +9,12 @@ Where pages split depends only on the paths there, never on position, so identic
 give identical pages (dedup by digest keeps working) and one edited file rewrites its leaf and
 the pages above it. A path's *height* is the number of zero bits at the low end of the first
 8 bytes of its sha256; a page at level L (0: a leaf) ends after an entry or child whose (last)
-path is at least ``LEAF_BITS + INNER_BITS * L`` high (about 4,096 entries per leaf, 32
-children per inner page), or when it is full (65,536 entries, 1,024 children). Levels are
+path is at least ``LEAF_BITS + INNER_BITS * L`` high (about 2,048 entries per leaf, 32
+children per inner page), or when it is full (8,192 entries, 1,024 children): a leaf is ~200 KB
+on average and under ~1 MB, so one changed file of a million uploads under 1 MB of pages. Levels are
 built until one has a single page, the root: a manifest that fits one leaf has it as its root,
 an empty one is one empty leaf. Each level needs higher paths than the one below, as in a skip
-list: the paths that end leaves all have 12 zero bits, so "5 zero bits" alone would end an
+list: the paths that end leaves all have 11 zero bits, so "5 zero bits" alone would end an
 inner page after every child. These numbers are part of the format: other numbers give other
 digests, and dedup against earlier versions would stop.
 
@@ -42,7 +43,7 @@ GetPage = Callable[[str], bytes]
 """Returns a page's bytes, already checked against its sha256, or raises if it cannot."""
 
 MAX_DEPTH = 32
-"""Pages from the root to a leaf; a 32-child tree of 4,096-entry leaves is ~7 deep for 10^12 files."""
+"""Pages from the root to a leaf; a 32-child tree of 2,048-entry leaves is ~7 deep for 10^12 files."""
 
 
 class PageChild(BaseModel):
@@ -110,9 +111,9 @@ class ManifestBuilder:
     (1, 1, True)
     """
 
-    LEAF_BITS: ClassVar[int] = 12
+    LEAF_BITS: ClassVar[int] = 11
     INNER_BITS: ClassVar[int] = 5
-    LEAF_CAP: ClassVar[int] = 65_536
+    LEAF_CAP: ClassVar[int] = 8_192
     INNER_CAP: ClassVar[int] = 1_024
 
     def __init__(self, put_page: PutPage) -> None:

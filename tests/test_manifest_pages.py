@@ -120,7 +120,8 @@ def test_200k_entries_come_back_through_a_multi_level_tree(big: tuple[list[FileE
     assert list(iter_entries(pages.get, root.digest)) == entries
     assert manifest_totals(pages.get, root.digest) == (BIG, sum(e.size for e in entries)) == (root.files, root.bytes)
     sizes = [len(page["files"]) for page in map(pages.page, pages) if page["kind"] == "leaf"]
-    assert sum(sizes) == BIG and 1_000 < sum(sizes) / len(sizes) < 16_000  # ~4,096 on average
+    assert sum(sizes) == BIG and 1_000 < sum(sizes) / len(sizes) < 8_000  # ~2,048 on average
+    assert max(len(pages.get(page)) for page in pages if pages.page(page)["kind"] == "leaf") < 1_000_000
 
 
 def test_chunk_lists_and_references_survive_and_pages_are_the_records_canonical_bytes() -> None:
@@ -210,6 +211,7 @@ def test_one_edit_rewrites_one_page_per_level(edit: str, big: tuple[list[FileEnt
         assert len(rewritten) == levels
     else:  # unless the new path ends a page, when its leaf becomes two
         assert levels <= len(rewritten) <= levels + 1
+    assert sum(len(new.get(page)) for page in rewritten) < 1_000_000  # issue 16: a one-file re-log sends < 1 MB
     around = edited[middle].path.rsplit("/", 1)[0] + "/"
     assert list(iter_entries(new.get, new_root.digest, around)) == [e for e in edited if e.path.startswith(around)]
 
