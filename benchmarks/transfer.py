@@ -430,7 +430,8 @@ def main() -> int:
         server.make_bucket(args.reg_bucket)
         server.make_bucket(args.boto_bucket)
         warm_up(server, [args.reg_bucket, args.boto_bucket])
-        runner = Runner(server.env(), base, args.py_spy, TrafficCounter(server.metrics_url))
+        runner = Runner(server.env(), base, args.py_spy, TrafficCounter(server.metrics_url),
+                        sources=[args.registry_src, args.registry_src_b])
         for wl_name in args.chosen:
             wl = wls[wl_name]
             t0 = time.perf_counter()

@@ -178,6 +178,7 @@ class PathSet:
 
     def add_all(self, paths: Iterable[str]) -> None:
         files, dirs = self._files, self._dirs
+        last_directory = ""  # a walk lists a directory's files together: its parents are checked once
         for path in paths:
             folded = _folded(path)
             if folded in files:
@@ -188,8 +189,10 @@ class PathSet:
             if folded in dirs:
                 raise _file_and_directory(path, dirs[folded])
             files[folded] = path
-            if "/" not in path:
+            directory = path.rpartition("/")[0]
+            if not directory or directory == last_directory:
                 continue
+            last_directory = directory
             parts, folded_parts = path.split("/"), folded.split("/")
             for depth in range(1, len(parts)):
                 key = "/".join(folded_parts[:depth])

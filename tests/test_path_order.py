@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from registry import path_order
 from registry.errors import InvalidNameError
-from registry.names import validate_path_set
+from registry.draft import ArtifactDraft
+from registry.names import PathSet, validate_path_set
 from registry.path_order import SortedPaths, path_key, prefix_side, range_may_hold
 
 # Few, clashing names, so random sets share directories, prefixes and case-folded twins.
@@ -94,3 +95,34 @@ def test_sorted_paths_holds_the_open_directories_not_the_stream() -> None:
 
 def test_the_module_examples_hold() -> None:
     assert doctest.testmod(path_order).failed == 0
+
+
+@pytest.mark.parametrize(("batches", "says"), [
+    ([["a"], ["a/b"]], "'a' is a file but another path needs 'a' to be a directory"),
+    ([["a/b"], ["a"]], "'a' is a file but another path needs 'a' to be a directory"),
+    ([["x/a/1", "x/a/2"], ["x/a/3", "x/a"]], "'x/a' is a file"),  # the directory met before, in a walk's run
+    ([["Data/x"], ["data/y"]], "directories 'Data' and 'data' collide"),
+    ([["k/A.txt"], ["k/a.txt"]], "paths 'k/A.txt' and 'k/a.txt' collide"),
+    ([["dup"], ["dup"]], "collide"),
+])
+def test_a_path_set_checks_each_batch_against_the_paths_before_it(batches: list[list[str]], says: str) -> None:
+    """A draft adds a large directory in batches: a clash across two batches is found as within one."""
+    paths = PathSet()
+    with pytest.raises(InvalidNameError, match=says):
+        for batch in batches:
+            paths.add_all(batch)
+    with pytest.raises(InvalidNameError, match=says):
+        validate_path_set([p for batch in batches for p in batch])
+
+
+def test_a_draft_that_removed_a_directory_takes_a_file_of_its_name(tmp_path) -> None:
+    (tmp_path / "d" / "a").mkdir(parents=True)
+    (tmp_path / "d" / "a" / "b").write_bytes(b"1")
+    (tmp_path / "a").write_bytes(b"2")
+    draft = ArtifactDraft()
+    draft.add_dir(tmp_path / "d")
+    with pytest.raises(InvalidNameError, match="is a file"):
+        draft.add_file(tmp_path / "a")
+    draft.remove("a")
+    draft.add_file(tmp_path / "a")
+    assert [e.path for e in draft.entries()] == ["a"]
