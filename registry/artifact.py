@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from functools import partial
@@ -261,6 +261,13 @@ class Artifact(VersionState):
             wanted = set(names)
             entries = [e for e in entries if e.path in wanted]
         return [ArtifactFile(self, e) for e in entries]
+
+    def iter_entries(self, path_prefix: str | None = None) -> Iterator[FileEntry]:
+        """A logged version's file entries whose paths start with ``path_prefix``, streamed in
+        manifest order: a format-2 version reads only the pages that can hold them."""
+        if self._files is not None or not self.record.paged:
+            return (f for f in self.file_list().files if not path_prefix or f.path.startswith(path_prefix))
+        return version_entries(*self._logged(), path_prefix or None)
 
     def first_files(self, limit: int | None = None) -> list[ArtifactFile]:
         """The first ``limit`` files (all with None), reading no more of a format-2 manifest than

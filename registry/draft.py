@@ -89,7 +89,7 @@ class ArtifactDraft:
             if not entry.is_dir():
                 found[validate_path(prefix + rel)] = entry.path
                 stats.append(entry.stat())
-                if len(found) >= ADD_BATCH:
+                if len(found) > ADD_BATCH:  # not at ADD_BATCH: a walk of exactly that many is one batch
                     self._add_many(found, root, stats)
                     found, stats, batches = {}, [], batches + 1
         # a walk that fits one batch reads the hash database in one scan of the directory

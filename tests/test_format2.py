@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import registry
-from registry import chunking, keys, placement
+from registry import chunking, filelists, keys, placement
 from registry.errors import IntegrityError
 from registry.filelists import version_entries
 from registry.gc import collect_garbage
@@ -439,3 +439,43 @@ def test_a_writer_never_fetches_back_the_indexes_of_packs_it_wrote(store_url: st
     index_gets = [r.path for r in proxy.requests("GET")[before:] if f"/{keys.pack_index_prefix()}" in r.path
                   and "list-type" not in r.path]
     assert index_gets == []
+
+
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)
+def test_pull_of_a_path_prefix_reads_only_the_pages_that_can_hold_it(
+        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``registry pull --path-prefix`` of a million-file version must not read every leaf (its
+    progress total once did): small page rules make 300 files span many leaves."""
+    from click.testing import CliRunner
+
+    from registry.cache import Cache
+    from registry.cli.group import cli
+    from registry.manifest_pages import ManifestBuilder
+
+    for rule, value in {"LEAF_BITS": 2, "INNER_BITS": 1, "LEAF_CAP": 8, "INNER_CAP": 4}.items():
+        monkeypatch.setattr(ManifestBuilder, rule, value)
+    monkeypatch.setattr(filelists, "KEEP_PAGES_MAX_FILES", 100)  # as a version too big to keep offline
+    files = {f"d{i % 30:02d}/f{i:04d}.bin": os.urandom(20) for i in range(300)}
+    logged = _log("many", files, tmp_path)
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    leaves = _leaves(logged)
+    read: list[str] = []
+    ensure = Cache.ensure
+
+    def counted(self: Cache, sha256: str, *args: object, **kwargs: object) -> Path:
+        read.append(sha256)
+        return ensure(self, sha256, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Cache, "ensure", counted)
+    result = CliRunner().invoke(cli, ["pull", "proj/many:latest", "-d", str(tmp_path / "out"), "--path-prefix", "d07/"])
+    assert result.exit_code == 0, result.output
+    assert _tree(tmp_path / "out") == {p: b for p, b in files.items() if p.startswith("d07/")}
+    assert len(leaves) > 40 and len(set(read) & leaves) < len(leaves) / 4
+
+
+def _leaves(art: registry.Artifact) -> set[str]:
+    from registry.filelists import page_reader
+    from registry.manifest_pages import page_digests
+
+    read = page_reader(open_store(), art.record)
+    return {d for d in page_digests(read, art.record.digest) if b'"kind":"leaf"' in read(d)}

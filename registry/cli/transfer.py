@@ -42,7 +42,8 @@ def pull_cmd(state: State, address: str, directory: Path | None, path_prefix: st
     --force, which restores them and says which.
     """
     art = state.api.artifact(address)
-    total = sum(f.size for f in art.file_list().files if not path_prefix or f.path.startswith(path_prefix))
+    # the progress bar's total: a million-file version reads only the pages under the prefix
+    total = sum(f.size for f in art.iter_entries(path_prefix)) if path_prefix else art.size
     with state.progress(total, art.qualified_name) as advance:
         try:
             report = art.pull(directory, path_prefix=path_prefix, clean=clean, overwrite=force,
