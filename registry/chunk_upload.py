@@ -56,12 +56,11 @@ def with_chunks(entries: list[FileEntry], sources: Mapping[str, Path], memory: C
 class ChunkPlan:
     """What the store holds of a version's chunks, and what must be sent."""
 
-    located: dict[str, str]
-    """Chunk -> the pack holding it, for chunks the store held already."""
     loose: set[str]
     """Files stored whole that the store holds as format-1 blobs."""
     new: set[str]
     relied_packs: set[str] = field(default_factory=set)
+    """The packs holding the chunks the store held already."""
 
 
 def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry], hints: Iterable[str],
@@ -74,23 +73,26 @@ def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry]
     wanted = {chunk for e in entries for chunk, _ in e.chunk_list()}
     if sent is not None:  # packed by this writer already (while cutting): nothing to look for
         wanted = {chunk for chunk in wanted if not sent(chunk)}
-    located = indexes.packs_of(wanted, hints)
+    new = wanted  # in place: a million-chunk set is not copied twice more
+    relied_packs = indexes.take_found(new, hints)
     loose: set[str] = set()
     if look_for_loose:
-        looked_for = {e.sha256 for e in entries if e.chunks is None and e.sha256 not in located}
+        looked_for = {e.sha256 for e in entries if e.chunks is None and e.sha256 in new}
         loose = looked_for - blobs.missing_loose(looked_for) if looked_for else set()
         del looked_for
-    new = wanted  # in place: a million-chunk set is not copied twice more
-    new.difference_update(located)
-    new.difference_update(loose)
-    held = [e for e in entries if e.sha256 not in sources and any(c in new for c, _ in e.chunk_list())]
+        new.difference_update(loose)
+    held = [e for e in entries if _any_new(e, new) and e.sha256 not in sources]
     if held:
         paths = sorted(e.path for e in held)
         raise NotFoundError(
             f"{len(paths)} file(s) kept from an earlier version are no longer in the store: "
             f"{', '.join(paths[:5])}; add them again from local files"
         )
-    return ChunkPlan(located, loose, new, relied_packs=set(located.values()))
+    return ChunkPlan(loose, new, relied_packs)
+
+
+def _any_new(entry: FileEntry, new: set[str]) -> bool:
+    return entry.sha256 in new if entry.chunks is None else any(chunk in new for chunk, _ in entry.chunks)
 
 
 def pack_if_new(indexes: PackIndexes, uploader: PackUploader, progress=None) -> chunking.OnChunk:
@@ -111,7 +113,7 @@ def send_chunks(uploader: PackUploader, entries: list[FileEntry], sources: Mappi
     """Pack and upload the ``new`` chunks (those the uploader does not hold already), read from the
     source files and checked on the way."""
     for entry in entries:  # a file repeated in the artifact is sent once: the uploader holds it then
-        if not any(c in new and not uploader.holds(c) for c, _ in entry.chunk_list()):
+        if not _any_new(entry, new) or all(uploader.holds(c) for c, _ in entry.chunk_list()):
             continue
         path = sources[entry.sha256]
         if entry.chunks is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Literal
@@ -147,8 +147,7 @@ class ArtifactDraft:
         """sha256 -> a local file holding those bytes (what an upload reads); files kept from a
         logged version have none. A ``Path`` is made only for a file that is read: a re-log of
         an unchanged dataset reads none."""
-        local = {e.sha256: e for e in self._files.values() if isinstance(e, _LocalEntry)}
-        return _LocalFiles(local, self._local_file)
+        return _LocalFiles(self._files.values(), self._local_file)
 
     def _local_file(self, entry: _LocalEntry) -> str:
         prefix, local = self._roots[entry.origin]
@@ -205,23 +204,31 @@ class _LocalEntry(FileEntry):
 
 
 class _LocalFiles(Mapping[str, Path]):
-    """sha256 -> local file, from sha256 -> a draft's entry and a function giving its local file."""
+    """sha256 -> local file, from a draft's entries and a function giving an entry's local file.
+    Indexed by sha256 when first asked: a re-log that sends nothing asks only about large files."""
 
-    def __init__(self, files: dict[str, _LocalEntry], local_file: Callable[[_LocalEntry], str]) -> None:
-        self._files = files
+    def __init__(self, entries: Iterable[FileEntry], local_file: Callable[[_LocalEntry], str]) -> None:
+        self._entries: Iterable[FileEntry] | None = entries
         self._local_file = local_file
+        self._by_sha: dict[str, _LocalEntry] = {}
+
+    def _files(self) -> dict[str, _LocalEntry]:
+        if self._entries is not None:
+            self._by_sha = {e.sha256: e for e in self._entries if isinstance(e, _LocalEntry)}
+            self._entries = None
+        return self._by_sha
 
     def __getitem__(self, sha256: str) -> Path:
-        return Path(self._local_file(self._files[sha256]))
+        return Path(self._local_file(self._files()[sha256]))
 
     def __contains__(self, sha256: object) -> bool:
-        return sha256 in self._files
+        return sha256 in self._files()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._files)
+        return iter(self._files())
 
     def __len__(self) -> int:
-        return len(self._files)
+        return len(self._files())
 
 
 def _under(path: str, removed: set[str]) -> bool:

@@ -245,9 +245,11 @@ def _settle_packs(store: Store, guard: Protection, plan: ChunkPlan, own: set[str
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(checked)))) as pool:  # a HEAD each, at once
         present = list(pool.map(lambda pack: store.backend.exists(keys.pack(pack)), checked))
     gone = {pack for pack, here in zip(checked, present) if not here}
-    lost = {chunk for chunk, pack in plan.located.items() if pack in gone}
-    for pack in gone & own:
+    lost: set[str] = set()
+    for pack in gone:
         lost.update(store.pack_indexes.entries_of(pack))
+    if gone - own:  # only the version's own chunks of a pack it found them in
+        lost &= {chunk for e in entries for chunk, _ in e.chunk_list()}
     for pack in gone:
         store.pack_indexes.forget(pack)
     # an index can outlive its pack (written after a collector listed the indexes): not a copy
