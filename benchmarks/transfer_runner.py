@@ -64,15 +64,6 @@ class Runner:
         compile_sources([REPO, *(Path(s) for s in sources or [] if s)])
 
 
-def compile_sources(roots: list[Path]) -> None:
-    """Write the bytecode of ``registry`` and ``backends`` under each root, as ``pip install``
-    does: an editable checkout run with ``PYTHONDONTWRITEBYTECODE`` (set on this machine) would
-    otherwise compile ~70 modules, ~0.4 s, in every worker, and count it as start-up."""
-    for root in roots:
-        for package in ("registry", "backends"):
-            if (root / package).is_dir():
-                compileall.compile_dir(root / package, quiet=1, workers=1)
-
     def run(self, argv: list[str], env: dict[str, str] | None = None, label: str = "", src: str | None = None,
             profile: bool = False) -> Result:
         """Run ``argv`` to completion: wall time, CPU time and peak RSS of that one child.
@@ -157,3 +148,13 @@ class Contender:
     src: str | None = None
     """Put first on PYTHONPATH (a patched copy of the library), or the installed one."""
     env: dict[str, str] = field(default_factory=dict)
+
+
+def compile_sources(roots: list[Path]) -> None:
+    """Write the bytecode of ``registry`` and ``backends`` under each root, as ``pip install``
+    does: an editable checkout run with ``PYTHONDONTWRITEBYTECODE`` (set on this machine) would
+    otherwise compile ~70 modules, ~0.4 s, in every worker, and count it as start-up."""
+    for root in roots:
+        for package in ("registry", "backends"):
+            if (root / package).is_dir():
+                compileall.compile_dir(root / package, quiet=1, workers=1)
