@@ -290,12 +290,12 @@ class ObstoreS3Backend(ProbedOnce, Backend):
         return sorted(p[len(prefix) :].rstrip("/") for p in listing["common_prefixes"])
 
     # -- writes ----------------------------------------------------------------------------
-    def _put(self, key: str, data: bytes, mode: Any = None) -> Any:
+    def _put(self, key: str, data: bytes | memoryview, mode: Any = None) -> Any:
         """One PUT of bytes held in memory (a retry resends exactly them); ``mode`` as obstore's."""
         return self._request(key, lambda: obstore.put(self.store, key, data, use_multipart=False, mode=mode),
                              "PutObject")
 
-    def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
+    def write(self, key: str, data: bytes | memoryview, sha256: str | None = None) -> None:
         self._put(key, data)
 
     def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:

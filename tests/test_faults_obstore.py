@@ -7,17 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import log_files
+from http_proxy import SeenRequest, slow_down
+from store_fixtures import proxy_of, small_parts
+from stored_bytes import StoredFile
 
 import backends.s3_obstore as s3_obstore
 import registry
 import registry.pack_reader as pack_reader
 from backends import StorageUnavailable, open_backend
-from helpers import log_files
 from registry import keys
 from registry.versions import version_numbers
-from http_proxy import SeenRequest, slow_down
-from store_fixtures import proxy_of, small_parts
-from stored_bytes import StoredFile
 
 pytestmark = pytest.mark.parametrize("store_url", ["seaweed-proxied"], indirect=True)
 
