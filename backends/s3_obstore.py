@@ -438,10 +438,11 @@ def make_store(bucket: str, prefix: str, retries: RetryConfig) -> tuple[S3Store,
         "endpoint": endpoint,
         "region": region,
         "virtual_hosted_style_request": host.endswith("amazonaws.com"),
-        # Each body carries its CRC-64/NVME, which the server checks (AWS, MinIO, SeaweedFS
-        # answer a mismatch with BadDigest) and which costs a tenth of a sha256 pass; the
-        # payload is not hashed for SigV4 (SeaweedFS never checked that hash). The sha256
-        # that names an object is checked by the caller on the very bytes sent.
+        # Each body carries its CRC-64/NVME, which the server checks (a mismatch gets BadDigest:
+        # SeaweedFS, as tests/test_faults_obstore.py proves; AWS; MinIO since its 2025 releases)
+        # and which costs a tenth of a sha256 pass; the payload is not hashed for SigV4
+        # (SeaweedFS never checked that hash). The sha256 that names an object is checked by
+        # the caller on the very bytes sent.
         "unsigned_payload": True,
         "checksum_algorithm": "crc64nvme",
     }
