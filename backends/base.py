@@ -51,8 +51,9 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
-        """Unconditional write; the object appears whole or not at all."""
+    def write(self, key: str, data: bytes | memoryview, sha256: str | None = None) -> None:
+        """Unconditional write; the object appears whole or not at all. ``data`` must not change
+        while this runs (a pack is a view of its builder's buffer)."""
 
     @abstractmethod
     def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:

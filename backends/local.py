@@ -52,7 +52,7 @@ class LocalBackend(Backend):
         return tmp / f"{uuid.uuid4().hex}.part"
 
     def _stage(
-        self, data: bytes | None = None, source: Path | None = None, sha256: str | None = None
+        self, data: bytes | memoryview | None = None, source: Path | None = None, sha256: str | None = None
     ) -> Path:
         """Write the new contents to a fsynced temp file beside the store (checking ``sha256``)."""
         try:
@@ -135,7 +135,7 @@ class LocalBackend(Backend):
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temp, final)
 
-    def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
+    def write(self, key: str, data: bytes | memoryview, sha256: str | None = None) -> None:
         self._publish_staged(self._stage(data), key)
 
     def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:

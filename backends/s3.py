@@ -237,8 +237,9 @@ class S3Backend(ProbedOnce, Backend):
         return sorted(n for n in names if start_after is None or n > start_after)
 
     # -- writes ----------------------------------------------------------------------------
-    def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
-        self._call(key, "put_object", Body=data, ChecksumSHA256=_b64(sha256 or _sha256(data)))
+    def write(self, key: str, data: bytes | memoryview, sha256: str | None = None) -> None:
+        body = data if isinstance(data, bytes) else bytes(data)  # botocore takes no memoryview
+        self._call(key, "put_object", Body=body, ChecksumSHA256=_b64(sha256 or _sha256(body)))
 
     def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:
         """The body is read through ``SentBytes``: the size the file had now, hashed as it is sent.

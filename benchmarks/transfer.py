@@ -4,7 +4,8 @@ A benchmark, not a test. It starts its own SeaweedFS (``tests/servers.py``), gen
 data in a temp dir and runs, per workload and repeat, every operation as a FRESH SUBPROCESS
 (``python -c ...``, ``transfer_workers.py``), so each figure is wall time with interpreter
 start-up included, like a CLI tool. It also records the child's user+system CPU time and its
-peak RSS (GNU ``time``), and the requests and bytes the S3 server saw meanwhile:
+peak RSS (GNU ``time``), the CPU seconds the S3 server spent meanwhile (per-run lines and the
+JSON), and the requests and bytes it saw:
 
 =====================  =======================================  ===================================
 operation              registry                                 boto3 baseline (16 threads)
@@ -175,7 +176,8 @@ class Repeat:
         for who, fn in order:
             r = fn()
             self.out.setdefault(op, {})[who] = r
-            print(f"    {self.wl.name} r{self.rep} {op:17s} {who:6s} {r.wall:7.2f} s  cpu {r.cpu:6.2f} s "
+            server = f"  server cpu {r.server_cpu:6.2f} s" if r.server_cpu is not None else ""
+            print(f"    {self.wl.name} r{self.rep} {op:17s} {who:6s} {r.wall:7.2f} s  cpu {r.cpu:6.2f} s{server} "
                   f"{r.rss_mb:6.0f} MB{traffic_text(r)}{worker_text(r) if who != 'boto3' else ''}", flush=True)
 
     def reg_log(self, c: Contender, src: Path, label: str):
@@ -284,6 +286,7 @@ def report(collected: dict[str, dict[str, dict[str, list[Result]]]], wls: dict[s
                 verdict = target.verdict(wall, sample.up if sample else None)
                 row["contenders"][who] = {
                     "wall_s": wall, "cpu_s": median(results, "cpu"), "rss_mb": median(results, "rss_mb"),
+                    "server_cpu_s": sample.server_cpu if sample else None,
                     "up_bytes": sample.up if sample else None, "down_bytes": sample.down if sample else None,
                     "requests": sample.request_count if sample else None,
                     "requests_by_type": sample.requests if sample else None, "ratio": ratio,
@@ -431,7 +434,7 @@ def main() -> int:
         server.make_bucket(args.boto_bucket)
         warm_up(server, [args.reg_bucket, args.boto_bucket])
         runner = Runner(server.env(), base, args.py_spy, TrafficCounter(server.metrics_url),
-                        sources=[args.registry_src, args.registry_src_b])
+                        server.proc.pid if server.proc else None, sources=[args.registry_src, args.registry_src_b])
         for wl_name in args.chosen:
             wl = wls[wl_name]
             t0 = time.perf_counter()

@@ -1,6 +1,7 @@
 """Run one benchmark operation as a fresh subprocess and measure it: wall time (start-up
 included, like a CLI tool), the child's user+system CPU seconds and peak RSS (GNU ``time``),
-and the S3 traffic the server saw meanwhile (``server_traffic``)."""
+and the S3 traffic the server saw meanwhile (``server_traffic``) and the CPU it spent: on a
+small machine the server shares the cores with the client, so its CPU bounds every contender."""
 from __future__ import annotations
 
 import compileall
@@ -29,6 +30,8 @@ class Result:
     """What the worker printed on its ``STATS {json}`` line (its own counts)."""
     traffic: Traffic | None = None
     """What the S3 server saw during the run."""
+    server_cpu: float | None = None
+    """user + system CPU seconds the S3 server process spent during the run."""
 
     @property
     def up(self) -> int | None:
@@ -56,13 +59,23 @@ class Result:
 
 class Runner:
     def __init__(self, env: dict[str, str], cwd: Path, py_spy: Path | None, traffic: TrafficCounter | None = None,
-                 sources: list[str | None] | None = None) -> None:
+                 server_pid: int | None = None, sources: list[str | None] | None = None) -> None:
         self.env = env
         self.cwd = cwd
         self.py_spy = py_spy
         self.traffic = traffic
+        self.server_pid = server_pid
         compile_sources([REPO, *(Path(s) for s in sources or [] if s)])
 
+    def server_cpu(self) -> float | None:
+        """CPU seconds the server process has used so far (Linux ``/proc``), None if unknown."""
+        if self.server_pid is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
     def run(self, argv: list[str], env: dict[str, str] | None = None, label: str = "", src: str | None = None,
             profile: bool = False) -> Result:
@@ -81,6 +94,7 @@ class Runner:
                     *argv]
         os.sync()  # do not let write-back from the previous step land in this one
         before = self.traffic.read() if self.traffic else None  # read outside the timed span
+        server_before = self.server_cpu()
         start = time.perf_counter()
         # Peak RSS: Linux carries the pre-exec high-water mark across exec, so a child forked
         # straight from this (large) interpreter would report at least our own RSS. GNU time
@@ -97,6 +111,7 @@ class Runner:
             out.seek(0)
             err.seek(0)
             stdout, stderr = out.read(), err.read()
+        server_after = self.server_cpu()
         traffic = self.traffic.read() - before if self.traffic and before is not None else None
         try:
             rss_kb = int(Path(rss_path).read_text().split()[-1]) if TIME_BIN else usage.ru_maxrss
@@ -109,7 +124,8 @@ class Runner:
         for line in stdout.decode().splitlines():
             if line.startswith("STATS "):
                 stats = json.loads(line[6:])
-        return Result(wall, rss_kb / 1024, usage.ru_utime + usage.ru_stime, stats, traffic)
+        server_cpu = server_after - server_before if server_after is not None and server_before is not None else None
+        return Result(wall, rss_kb / 1024, usage.ru_utime + usage.ru_stime, stats, traffic, server_cpu)
 
     def python(self, code: str, *args: object, env: dict[str, str] | None = None, label: str = "", src: str | None = None,
                profile: bool = False) -> Result:

@@ -87,7 +87,8 @@ class BlobStore:
         return sha
 
     def upload_bytes(self, sha256: str, data: bytes) -> None:
-        """Store bytes held in memory under their (caller-computed) sha256, which the server checks."""
+        """Store bytes held in memory under their (caller-computed) sha256; the server checks the body
+        arrived as sent (its checksum)."""
         self.backend.write(keys.blob(sha256), data, sha256=sha256)
 
     def upload(self, files: dict[str, Path], progress: Progress | None = None) -> None:

@@ -162,7 +162,7 @@ class OfflineBackend(Backend):
         )
 
     # -- writes: all to the outbox ---------------------------------------------------------
-    def write(self, key: str, data: bytes, sha256: str | None = None) -> None:
+    def write(self, key: str, data: bytes | memoryview, sha256: str | None = None) -> None:
         self.outbox.write(key, data, sha256=sha256)
 
     def write_file(self, key: str, path: Path, sha256: str | None = None, progress=None) -> None:

@@ -60,8 +60,9 @@ class BuiltPack:
     ``keys.pack_index(pack_id)``."""
 
     pack_id: str
-    body: bytes
-    """The whole pack: bodies, footer and trailer."""
+    body: memoryview
+    """The whole pack: bodies, footer and trailer (a read-only view of the builder's buffer,
+    which no one else holds once built)."""
     index: bytes
     """The footer and trailer, the pack index object's bytes."""
     entries: Entries
@@ -115,11 +116,16 @@ class PackBuilder:
         return self.size >= self.target
 
     def build(self) -> BuiltPack:
-        """The finished pack; the builder is left empty, ready for the next one."""
+        """The finished pack; the builder is left empty, ready for the next one.
+
+        The index is written after the bodies in the same buffer (the headroom has room for
+        it), and the pack is a read-only view of that buffer: no second copy of the pack."""
         index = encode_index(self._entries, self._size)
-        filled, entries = memoryview(self._body)[: self._size], self._entries
-        body = b"".join((filled, index))  # immutable bytes, as every backend takes (one copy)
-        filled.release()
+        end = self._size + len(index)
+        if end > len(self._body):
+            self._body.extend(bytes(end - len(self._body)))
+        self._body[self._size : end] = index
+        body, entries = memoryview(self._body)[:end].toreadonly(), self._entries
         self._body, self._size, self._entries = bytearray(), 0, {}
         return BuiltPack(hashlib.sha256(body).hexdigest(), body, index, entries)
 

@@ -32,7 +32,8 @@ Fault = tuple[int, bytes] | tuple[int, bytes, dict[str, str]] | str | None
 """What a rule returns: None forwards; (status, body[, headers]) answers instead; "drop" closes the
 connection unanswered; "lost" forwards, then closes the connection instead of answering;
 "ignore-conditions" forwards and turns a 412 answer into a 200, as a server that ignores
-``If-None-Match`` / ``If-Match`` would answer (without writing anything)."""
+``If-None-Match`` / ``If-Match`` would answer (without writing anything); "corrupt" forwards the
+request with one byte of its body changed (headers and signature untouched), as a faulty link would."""
 
 
 class RecordingProxy:
@@ -103,6 +104,10 @@ class RecordingProxy:
             if handler.command != "HEAD":  # a HEAD answer has no body, whatever its length says
                 handler.wfile.write(text)
             return
+        if fault == "corrupt" and body:
+            self.faults.append("corrupt")
+            middle = len(body) // 2
+            body = body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1 :]
         status, headers, answer = self._forward(handler, body)
         if fault == "ignore-conditions" and status == 412:
             self.faults.append("ignored-412")

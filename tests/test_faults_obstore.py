@@ -7,14 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
-
-import backends.s3_obstore as s3_obstore
-import registry
-import registry.pack_reader as pack_reader
 from helpers import log_files
 from http_proxy import SeenRequest, slow_down
 from store_fixtures import proxy_of, small_parts
 from stored_bytes import StoredFile
+
+import backends.s3_obstore as s3_obstore
+import registry
+import registry.pack_reader as pack_reader
+from backends import StorageUnavailable, open_backend
+from registry import keys
+from registry.versions import version_numbers
 
 pytestmark = pytest.mark.parametrize("store_url", ["seaweed-proxied"], indirect=True)
 
@@ -107,3 +110,47 @@ def test_bytes_changed_on_the_way_are_refused_and_nothing_lands(store_url: str, 
         assert changed and set(changed) <= {"200", "206"}
         if name == "big.bin":
             assert len(changed) >= 3  # 11 MiB in ranges of at most 4 MiB, each refused
+
+
+def corrupt_uploads(request: SeenRequest):
+    """A proxy rule: every request that sends a body (PUT, a multipart part) has a byte changed."""
+    return "corrupt" if request.method == "PUT" and request.headers.get("content-length", "0") != "0" else None
+
+
+def test_bytes_changed_on_the_way_up_are_refused_by_the_server(store_url: str, tmp_path: Path, monkeypatch) -> None:
+    """Uploads are not signed over their bodies: each carries its CRC-64/NVME, which SeaweedFS
+    checks. A byte changed between this process and the server -- a single PUT, a multipart
+    part, a pack -- gets BadDigest, and nothing lands under the key."""
+    small_parts(monkeypatch, 5 * 1024 * 1024)
+    backend = open_backend(store_url)
+    proxy = proxy_of(store_url)
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(11 * 1024 * 1024))  # three parts
+    proxy.rule = corrupt_uploads
+    with pytest.raises(StorageUnavailable, match="BadDigest"):
+        backend.write("blobs/small", b"some bytes to store")
+    with pytest.raises(StorageUnavailable, match="BadDigest"):
+        backend.write_file("blobs/big", source)
+    proxy.rule = lambda r: corrupt_uploads(r) if "/packs/" in r.path else None
+    with pytest.raises(registry.StorageError, match="BadDigest"):
+        log_files("data", {"a.bin": os.urandom(3 * 1024 * 1024)})  # its chunks in one pack
+    corrupted = proxy.faults.count("corrupt")
+    proxy.rule = None
+    assert corrupted >= 3
+    assert not backend.exists("blobs/small") and not backend.exists("blobs/big")
+    assert list(backend.list(keys.packs_prefix())) == [] and version_numbers(backend, "proj", "data") == []
+    sent = [r for r in proxy.requests("PUT") if r.headers.get("content-length", "0") != "0"]
+    assert sent and all(r.headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD" for r in sent)
+    assert all("x-amz-checksum-crc64nvme" in r.headers for r in sent)
+
+
+def test_uploads_the_server_checked_read_back_whole(store_url: str, tmp_path: Path, monkeypatch) -> None:
+    """The same kinds of upload through an honest link land, and read back byte for byte."""
+    small_parts(monkeypatch, 5 * 1024 * 1024)
+    backend = open_backend(store_url)
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(11 * 1024 * 1024))
+    backend.write("blobs/small", b"some bytes to store")
+    backend.write_file("blobs/big", source)
+    assert backend.read("blobs/small") == b"some bytes to store"
+    assert backend.read("blobs/big") == source.read_bytes()
