@@ -52,7 +52,7 @@ with them, as it sets ``active.start_auto_run``."""
 
 def __getattr__(name: str) -> Any:
     """``registry.run``, ``registry.config``, ``registry.summary``: the active run's, as in W&B;
-    everything else in ``_LAZY`` from its module, on first use."""
+    everything else in ``_LAZY`` from its module, and submodules, on first use."""
     if name in ("run", "config", "summary"):
         return getattr(active, name)
     if name in _LAZY:
@@ -63,6 +63,11 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value  # the next look-up finds it without this call
         return value
+    if not name.startswith("_"):  # a submodule (``registry.hashing``), as when the package loaded most
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'registry' has no attribute {name!r}")
 
 __all__ = [

@@ -59,3 +59,9 @@ def test_objects_left_at_exit_are_frozen_before_the_last_collection(tmp_path: Pa
                      "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
                      "import registry", tmp_path)
     assert out.strip() == "frozen True"
+
+
+def test_a_submodule_is_there_as_an_attribute_on_first_use(tmp_path: Path) -> None:
+    out = run_python("import registry\nprint(registry.hashing.sha256_bytes(b'') [:8], hasattr(registry, 'nothere'))",
+                     tmp_path)
+    assert out.split() == ["e3b0c442", "False"]
