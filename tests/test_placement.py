@@ -1,6 +1,7 @@
 """How a download hands out its placements and what a copy tells its caller."""
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def test_batches_hold_every_file_once_each_within_one_directory(dirs: int, per_d
 def test_consecutive_batches_fill_different_directories() -> None:
     batches = place_batches(targets(50, 1000), 256, 2)
     directories = [os.path.dirname(batch[0][1]) for batch in batches]
-    assert all(a != b for a, b in zip(directories, directories[1:]))
+    assert all(a != b for a, b in itertools.pairwise(directories))
 
 
 def test_a_copy_returns_the_stat_its_file_keeps_after_the_rename(tmp_path: Path) -> None:
