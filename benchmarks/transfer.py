@@ -83,7 +83,7 @@ import transfer_scale
 from report_table import Table, fmt, traffic_text, worker_text
 from server_traffic import TrafficCounter
 from transfer_data import EDIT_TREES, KiB, Workload, change_one_percent, generate, same_tree, workloads
-from transfer_runner import Contender, Result, Runner, short
+from transfer_runner import Contender, Result, Runner, short, warm_bytecode
 from transfer_workers import BOTO_DOWN, BOTO_UP, REG_DOWNLOAD, REG_LOG
 
 HERE = Path(__file__).resolve().parent
@@ -434,7 +434,8 @@ def main() -> int:
         server.make_bucket(args.boto_bucket)
         warm_up(server, [args.reg_bucket, args.boto_bucket])
         runner = Runner(server.env(), base, args.py_spy, TrafficCounter(server.metrics_url),
-                        server.proc.pid if server.proc else None, sources=[args.registry_src, args.registry_src_b])
+                        server.proc.pid if server.proc else None)
+        warm_bytecode([args.registry_src, args.registry_src_b])
         for wl_name in args.chosen:
             wl = wls[wl_name]
             t0 = time.perf_counter()

@@ -4,7 +4,6 @@ and the S3 traffic the server saw meanwhile (``server_traffic``) and the CPU it 
 small machine the server shares the cores with the client, so its CPU bounds every contender."""
 from __future__ import annotations
 
-import compileall
 import json
 import os
 import subprocess
@@ -16,7 +15,6 @@ from pathlib import Path
 
 from server_traffic import Traffic, TrafficCounter
 
-REPO = Path(__file__).resolve().parent.parent
 TIME_BIN = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None  # GNU time, for peak RSS
 
 
@@ -59,13 +57,12 @@ class Result:
 
 class Runner:
     def __init__(self, env: dict[str, str], cwd: Path, py_spy: Path | None, traffic: TrafficCounter | None = None,
-                 server_pid: int | None = None, sources: list[str | None] | None = None) -> None:
+                 server_pid: int | None = None) -> None:
         self.env = env
         self.cwd = cwd
         self.py_spy = py_spy
         self.traffic = traffic
         self.server_pid = server_pid
-        compile_sources([REPO, *(Path(s) for s in sources or [] if s)])
 
     def server_cpu(self) -> float | None:
         """CPU seconds the server process has used so far (Linux ``/proc``), None if unknown."""
@@ -85,6 +82,7 @@ class Runner:
         child in py-spy when ``--py-spy`` is given.
         """
         full_env = {**os.environ, **self.env, **(env or {})}
+        full_env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed tool runs from bytecode: see warm_bytecode
         if src:
             full_env["PYTHONPATH"] = src + os.pathsep + full_env.get("PYTHONPATH", "")
         if profile and self.py_spy:
@@ -132,6 +130,19 @@ class Runner:
         return self.run([sys.executable, "-c", code, *map(str, args)], env=env, label=label, src=src, profile=profile)
 
 
+def warm_bytecode(sources: list[str | None]) -> None:
+    """Compile the library's modules (each copy's, and this checkout's) before anything is timed.
+
+    An installed package runs from bytecode that pip wrote; with ``PYTHONDONTWRITEBYTECODE`` in
+    the environment (some shells and CI set it) every worker would compile the modules it imports
+    again, about 0.1 s of start-up that no user pays, so workers run without it and find the
+    bytecode written here."""
+    roots = {Path(__file__).resolve().parent.parent, *(Path(s) for s in sources if s)}
+    dirs = [str(root / pkg) for root in sorted(roots) for pkg in ("registry", "backends") if (root / pkg).is_dir()]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *dirs], env=env, check=True)
+
+
 def human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -164,13 +175,3 @@ class Contender:
     src: str | None = None
     """Put first on PYTHONPATH (a patched copy of the library), or the installed one."""
     env: dict[str, str] = field(default_factory=dict)
-
-
-def compile_sources(roots: list[Path]) -> None:
-    """Write the bytecode of ``registry`` and ``backends`` under each root, as ``pip install``
-    does: an editable checkout run with ``PYTHONDONTWRITEBYTECODE`` (set on this machine) would
-    otherwise compile ~70 modules, ~0.4 s, in every worker, and count it as start-up."""
-    for root in roots:
-        for package in ("registry", "backends"):
-            if (root / package).is_dir():
-                compileall.compile_dir(root / package, quiet=1, workers=1)

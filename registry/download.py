@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -102,11 +103,16 @@ def materialize(
     report.unchanged = [e.path for (e, _), s in zip(targets, states) if s is DestState.CURRENT]
     sources = _gather(cache, hashes, todo, cached, root, report, workers, progress, prefetch)
     make_directories(root, todo)  # again: a symlink could have appeared during the fetch
-    placed_stats = _place_all(cache, todo, sources, progress)
+    # the database's writes run beside the placement (SQLite and the kernel's file work both
+    # release the GIL): the entries used are marked, the files placed remembered as batches land
+    with ThreadPoolExecutor(max_workers=1) as recorder:
+        written = [recorder.submit(cache.touch, [p for p in cached.values() if p is not None])]
+        _place_all(cache, todo, sources, progress,
+                   lambda rows: written.append(recorder.submit(hashes.remember, rows)))
+        for done in written:
+            done.result()
     report.placed = [entry.path for entry, _ in todo]
     report.restored = edited
-    hashes.remember(placed_stats)
-    cache.touch([p for p in cached.values() if p is not None])
     if not fresh:
         report.extra, report.leftovers_removed = extras(root, {e.path for e in files})
     if clean:
@@ -230,13 +236,20 @@ Placed = tuple[str, os.stat_result, str]
 to its cache entry: that is recognised by its inode)."""
 
 
+REMEMBER_BATCH = 4096
+"""Files placed that the hash database learns in one transaction (``_place_all``'s ``remember``)."""
+
+
 def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source | str],
-               progress: Progress | None) -> list[Placed]:
+               progress: Progress | None, remember: Callable[[list[Placed]], object]) -> None:
+    """Place every file of ``todo``; ``remember`` gets the files placed (not hard links to the
+    cache: those are recognised by their inode), a few thousand at a time, as they land."""
     def place(target: Target) -> Placed | None:
         entry, dest = target
         source = sources[entry.sha256]
+        st: os.stat_result | None = None
         if isinstance(source, str):  # a cache entry
-            _place_cached(cache, source, entry, dest)
+            st = _place_cached(cache, source, entry, dest)
             if cache.links:
                 if progress:
                     progress(0, 1)
@@ -248,33 +261,52 @@ def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source | st
             # from the cache (a local copy that failed its check is fetched into the cache first)
             cached = cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks) \
                 if source.verify else source.path
-            _place_cached(cache, cached, entry, dest)
+            st = _place_cached(cache, cached, entry, dest)
         if progress:
             progress(0, 1)
-        return dest, os.stat(dest), entry.sha256
+        return dest, st if st is not None else os.stat(dest), entry.sha256
 
     def place_batch(batch: list[Target]) -> list[Placed]:
         return [placed for target in batch if (placed := place(target)) is not None]
 
     try:
         if not todo:
-            return []
-        # a task per file would cost more in futures than a small file's copy: hand out batches
-        size = max(1, min(PLACE_BATCH, len(todo) // (4 * PLACE_WORKERS)))
-        batches = [todo[i : i + size] for i in range(0, len(todo), size)]
+            return
+        batches = place_batches(todo, PLACE_BATCH, PLACE_WORKERS)
+        pending: list[Placed] = []
         with ThreadPoolExecutor(max_workers=min(PLACE_WORKERS, len(batches))) as pool:
-            return [placed for batch in pool.map(place_batch, batches) for placed in batch]
+            for placed in pool.map(place_batch, batches):
+                pending.extend(placed)
+                if len(pending) >= REMEMBER_BATCH:
+                    remember(pending)
+                    pending = []
+        if pending:
+            remember(pending)
     finally:
         for source in sources.values():
             if isinstance(source, _Source) and source.early is not None:
                 remove_if_present(source.early)
 
 
-def _place_cached(cache: Cache, entry_path: Path | str, entry: FileEntry, dest: str) -> None:
+def place_batches(todo: list[Target], most: int, workers: int) -> list[list[Target]]:
+    """``todo`` in batches of at most ``most`` files, each within one directory, taking the
+    directories in turn: the threads that place consecutive batches work in different
+    directories, so they do not wait on one directory's lock (each new name takes it, and on
+    ext4 a file's creation holds it while a free inode is searched for)."""
+    by_dir: dict[str, list[Target]] = {}
+    for target in todo:
+        by_dir.setdefault(os.path.dirname(target[1]), []).append(target)
+    # a task per file would cost more in futures than a small file's copy: hand out batches
+    size = max(1, min(most, len(todo) // (4 * workers)))
+    runs = [[files[i : i + size] for i in range(0, len(files), size)] for files in by_dir.values()]
+    return [batch for turn in itertools.zip_longest(*runs) for batch in turn if batch is not None]
+
+
+def _place_cached(cache: Cache, entry_path: Path | str, entry: FileEntry, dest: str) -> os.stat_result | None:
     try:
-        cache.place(entry_path, dest)
+        return cache.place(entry_path, dest)
     except FileNotFoundError:  # evicted by another process between fetch and placement
-        cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks), dest)
+        return cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks), dest)
 
 
 def _copy_verified(source: Path | str, dest: str, sha256: str) -> bool:

@@ -33,26 +33,29 @@ class Placement:
         """Whether placing has been making hard links (known after the first placement)."""
         return self.mode == "hardlink" and bool(self.hardlink_ok)
 
-    def place(self, source: Path | str, dest: Path | str) -> None:
-        """Put ``source``'s bytes at ``dest`` atomically (replacing what is there)."""
+    def place(self, source: Path | str, dest: Path | str) -> os.stat_result | None:
+        """Put ``source``'s bytes at ``dest`` atomically (replacing what is there); returns the
+        new file's stat when it is a file of its own (a copy or a reflink: a rename keeps it), so
+        that the caller need not stat it again, and None for a hard link."""
         if self.hardlink_ok and self.mode == "hardlink":
             try:
                 os.link(source, dest)  # a new name appears whole: no temp file needed
-                return
+                return None
             except FileExistsError:
                 pass
         temp = temp_beside(dest)
         try:
-            self._clone(source, temp)
+            st = self._clone(source, temp)
             os.replace(temp, dest)
         except BaseException:
             remove_if_present(temp)
             raise
+        return st
 
-    def _clone(self, source: Path | str, temp: Path | str) -> None:
+    def _clone(self, source: Path | str, temp: Path | str) -> os.stat_result | None:
         if self.mode == "reflink" or (self.mode == "auto" and self.reflink_ok is not False):
             if self._reflink(source, temp):
-                return
+                return None
             if self.mode == "reflink":  # asked for: every placement is a reflink or an error
                 raise OSError(f"this filesystem cannot reflink {source} to {temp}: "
                               "set REGISTRY_LINK_MODE=auto or copy")
@@ -60,12 +63,12 @@ class Placement:
             try:
                 os.link(source, temp)
                 self.hardlink_ok = True
-                return
+                return None
             except OSError as e:
                 if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                     raise
                 self.hardlink_ok = False  # another filesystem: fall back to copying
-        copy_file(source, temp)
+        return copy_file(source, temp)
 
     def copies_into(self, directory: Path, scratch: Path) -> bool:
         """Whether placing into ``directory`` copies bytes (no reflink, no hardlink); a reflink is
@@ -98,8 +101,9 @@ class Placement:
         return True
 
 
-def copy_file(source: Path | str, dest: Path | str) -> None:
-    """Copy ``source`` to a new file ``dest`` inside the kernel (``copy_file_range``).
+def copy_file(source: Path | str, dest: Path | str) -> os.stat_result:
+    """Copy ``source`` to a new file ``dest`` inside the kernel (``copy_file_range``); returns
+    the new file's stat, taken before it is closed (a download records it: one lookup fewer).
 
     Half the CPU of ``shutil.copyfile`` for thousands of small files, which a download places.
     """
@@ -116,10 +120,11 @@ def copy_file(source: Path | str, dest: Path | str) -> None:
                         raise
                     with open(src, "rb", closefd=False) as reader, open(dst, "wb", closefd=False) as writer:
                         shutil.copyfileobj(reader, writer, 1 << 20)
-                    return
+                    break
                 if copied == 0:
                     break
                 left -= copied
+            return os.fstat(dst)
         finally:
             os.close(dst)
     finally:

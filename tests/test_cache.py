@@ -492,3 +492,22 @@ def test_a_repeat_pull_into_the_same_directory_hashes_nothing(store_url: str, mo
     monkeypatch.setattr(download_root, "sha256_file", lambda p: hashed.append(str(p)) or real(p))
     report = registry.Api(store_url).artifact("proj/data:latest").pull(tmp_path / "one")
     assert hashed == [] and sorted(report.unchanged) == sorted(files) and report.placed == []
+
+
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+def test_files_placed_are_remembered_in_batches_as_they_land(store_url: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copies are remembered a few at a time beside the placement: a repeat pull still hashes nothing."""
+    import registry.download as download
+    import registry.download_root as download_root
+
+    monkeypatch.setenv("REGISTRY_LINK_MODE", "copy")
+    monkeypatch.setattr(download, "REMEMBER_BATCH", 3)
+    files = {f"d{i % 3}/f{i}.bin": os.urandom(1000) for i in range(10)}
+    log_files("data", files)
+    registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "one")
+    hashed: list[str] = []
+    real = download_root.sha256_file
+    monkeypatch.setattr(download_root, "sha256_file", lambda p: hashed.append(str(p)) or real(p))
+    report = registry.Api(store_url).artifact("proj/data:latest").pull(tmp_path / "one")
+    assert hashed == [] and sorted(report.unchanged) == sorted(files) and report.placed == []

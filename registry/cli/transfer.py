@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .. import Artifact, init
 from ..errors import ConflictError, InvalidNameError, LocalEditsError
 from ..names import Address, parse_address, validate_alias
 from ..settings import format_size
@@ -16,6 +15,7 @@ from .state import State, json_option, pass_state
 from .text import plural
 
 if TYPE_CHECKING:  # annotations only
+    from ..artifact import Artifact
     from ..download import DownloadReport
 
 _LISTED = 5  # file names an error or summary lists before "..."
@@ -42,7 +42,7 @@ def pull_cmd(state: State, address: str, directory: Path | None, path_prefix: st
     --force, which restores them and says which.
     """
     art = state.api.artifact(address)
-    # the progress bar's total: a million-file version reads only the pages under the prefix
+    # the progress bar's total: the record's size, or (a million-file version) the pages under the prefix
     total = sum(f.size for f in art.iter_entries(path_prefix)) if path_prefix else art.size
     with state.progress(total, art.qualified_name) as advance:
         try:
@@ -106,6 +106,8 @@ def push_cmd(state: State, path: str, address: str, type_: str, aliases: tuple[s
     from. Contents identical to the latest version make no new version: that one is
     reported (and still receives the aliases).
     """
+    from .. import Artifact, init  # the writing side: a pull (or any other command) does not load it
+
     meta = parse_metadata(metadata)
     target = _push_target(address, state.default_project)
     wanted = _wanted_aliases(target, aliases)
