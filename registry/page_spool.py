@@ -17,8 +17,8 @@ MEMORY_BUDGET = 32 << 20
 class PageSpool:
     """sha256 -> page body (bytes) or the file holding it, for ``Protection.upload_missing``."""
 
-    def __init__(self, budget: int = MEMORY_BUDGET) -> None:
-        self.budget = budget
+    def __init__(self, budget: int | None = None) -> None:
+        self.budget = MEMORY_BUDGET if budget is None else budget
         self.pages: dict[str, bytes | Path] = {}
         self._held = 0
         self._dir: tempfile.TemporaryDirectory | None = None

@@ -479,3 +479,29 @@ def _leaves(art: registry.Artifact) -> set[str]:
 
     read = page_reader(open_store(), art.record)
     return {d for d in page_digests(read, art.record.digest) if b'"kind":"leaf"' in read(d)}
+
+
+@pytest.mark.parametrize("store_url", ["local", "seaweed"], indirect=True)
+def test_pages_beyond_the_memory_budget_wait_on_disk_and_are_all_sent(
+        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A million-file version's pages (~110 MB) are spooled to disk until uploaded: with no
+    budget at all, every page takes that path, and the version still reads back whole."""
+    from registry import page_spool
+
+    spooled: list[Path] = []
+    put = page_spool.PageSpool.put
+
+    def watched(self: page_spool.PageSpool, sha256: str, body: bytes) -> None:
+        put(self, sha256, body)
+        held = self.pages[sha256]
+        if isinstance(held, Path):
+            spooled.append(held)
+
+    monkeypatch.setattr(page_spool, "MEMORY_BUDGET", 0)
+    monkeypatch.setattr(page_spool.PageSpool, "put", watched)
+    files = _dataset(count=120)
+    _log("spooled", files, tmp_path)
+    assert spooled and not any(path.exists() for path in spooled)  # sent, then the temp directory went
+    _fresh_machine(monkeypatch, tmp_path, "reader")
+    out = Path(registry.Api(store_url).artifact("proj/spooled:latest").download(tmp_path / "out"))
+    assert _tree(out) == files
