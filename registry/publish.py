@@ -246,14 +246,13 @@ def _settle_packs(store: Store, guard: Protection, plan: ChunkPlan, own: set[str
         present = list(pool.map(lambda pack: store.backend.exists(keys.pack(pack)), checked))
     gone = {pack for pack, here in zip(checked, present) if not here}
     lost: set[str] = set()
-    for pack in gone:
-        lost.update(store.pack_indexes.entries_of(pack))
-    if gone - own:  # only the version's own chunks of a pack it found them in
-        lost &= {chunk for e in entries for chunk, _ in e.chunk_list()}
-    for pack in gone:
-        store.pack_indexes.forget(pack)
-    # an index can outlive its pack (written after a collector listed the indexes): not a copy
-    lost -= {chunk for chunk, loc in store.pack_indexes.locate(lost).items() if loc.pack not in gone}
+    if gone:  # rare: which of the version's chunks does the store hold now, and where?
+        for pack in gone:
+            store.pack_indexes.forget(pack)
+        needed = {chunk for e in entries for chunk, _ in e.chunk_list()} - plan.loose
+        found = store.pack_indexes.locate(needed)
+        # an index can outlive its pack (written after a collector listed the indexes): not a copy
+        lost = {chunk for chunk in needed if chunk not in found or found[chunk].pack in gone}
     lost |= store.blobs.missing(plan.loose)
     if lost:
         logger.info("registry: %d chunk(s) removed by a concurrent gc are sent again", len(lost))

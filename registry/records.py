@@ -264,14 +264,15 @@ class FileEntry:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"FileEntry is immutable: use replace({name}=...)")
 
-    def _key(self) -> tuple:
+    def key(self) -> tuple:
+        """The fields that make two entries equal (all of them: an entry is its values)."""
         return (self.path, self.sha256, self.size, self.ref, self.chunks)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, FileEntry) and self._key() == other._key()
+        return isinstance(other, FileEntry) and self.key() == other.key()
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self.key())
 
     def __repr__(self) -> str:
         extra = "".join(f", {name}={getattr(self, name)!r}" for name in ("ref", "chunks")
@@ -279,7 +280,7 @@ class FileEntry:
         return f"FileEntry(path={self.path!r}, sha256={self.sha256!r}, size={self.size}{extra})"
 
     def __reduce__(self) -> tuple:
-        return (FileEntry.trusted, self._key())
+        return (FileEntry.trusted, self.key())
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
