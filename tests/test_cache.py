@@ -482,11 +482,16 @@ def test_a_repeat_pull_into_the_same_directory_hashes_nothing(store_url: str, mo
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Copies are recognised by the hash database, hard links by sharing their cache entry's inode."""
     monkeypatch.setenv("REGISTRY_LINK_MODE", mode)
-    files = {f"d/f{i}.bin": os.urandom(1000) for i in range(10)}
-    log_files("data", files)
-    registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "one")
+    _pull_twice_hashing_nothing(store_url, tmp_path, monkeypatch, {f"d/f{i}.bin": os.urandom(1000) for i in range(10)})
+
+
+def _pull_twice_hashing_nothing(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                files: dict[str, bytes]) -> None:
+    """Log ``files``, pull them, pull again into the same directory: nothing is hashed the second time."""
     import registry.download_root as download_root
 
+    log_files("data", files)
+    registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "one")
     hashed: list[str] = []
     real = download_root.sha256_file
     monkeypatch.setattr(download_root, "sha256_file", lambda p: hashed.append(str(p)) or real(p))
@@ -499,15 +504,7 @@ def test_files_placed_are_remembered_in_batches_as_they_land(store_url: str, tmp
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Copies are remembered a few at a time beside the placement: a repeat pull still hashes nothing."""
     import registry.download as download
-    import registry.download_root as download_root
 
     monkeypatch.setenv("REGISTRY_LINK_MODE", "copy")
     monkeypatch.setattr(download, "REMEMBER_BATCH", 3)
-    files = {f"d{i % 3}/f{i}.bin": os.urandom(1000) for i in range(10)}
-    log_files("data", files)
-    registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "one")
-    hashed: list[str] = []
-    real = download_root.sha256_file
-    monkeypatch.setattr(download_root, "sha256_file", lambda p: hashed.append(str(p)) or real(p))
-    report = registry.Api(store_url).artifact("proj/data:latest").pull(tmp_path / "one")
-    assert hashed == [] and sorted(report.unchanged) == sorted(files) and report.placed == []
+    _pull_twice_hashing_nothing(store_url, tmp_path, monkeypatch, {f"d{i % 3}/f{i}.bin": os.urandom(1000) for i in range(10)})
