@@ -195,7 +195,7 @@ class Reference(BaseModel):
     this identity (uri, etag, version, modification time, size) and the source is checked against them.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     uri: str
     checksum: bool
     etag: str | None = None
@@ -341,6 +341,7 @@ class FileList(Record):
 
 
 class HistoryImage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: Literal["image"] = Field(default="image", alias="_type")
     sha256: str
     width: int
@@ -441,7 +442,7 @@ class LinkIndexEntry(Record):
 class Actor(BaseModel):
     """Who did something: the machine, the OS user, and the store's caller identity when it tells."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     host: str
     user: str
     identity: str | None = None
