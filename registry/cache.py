@@ -135,6 +135,11 @@ class Cache:
         """Whether placing has been making hard links to entries (which share their inode)."""
         return self.placement.links
 
+    @property
+    def would_link(self) -> bool:
+        """Whether placing is to make hard links to entries (asked for, not found impossible)."""
+        return self.placement.would_link
+
     def copies_into(self, directory: Path) -> bool:
         """Whether placing a file in ``directory`` copies its bytes (no reflink, no hardlink)."""
         return self.placement.copies_into(directory, self.root)

@@ -111,6 +111,7 @@ def materialize(
                    lambda rows: written.append(recorder.submit(hashes.remember, rows)))
         for done in written:
             done.result()
+    cache.touch([])  # records the entries made of local copies (hard-link mode)
     report.placed = [entry.path for entry, _ in todo]
     report.restored = edited
     if not fresh:
@@ -257,6 +258,16 @@ def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source | st
         elif source.early is not None and source.early_dest == dest:
             os.replace(source.early, dest)
             source.early = None
+        elif source.verify and cache.would_link and not cache.is_store:
+            # hard links go to cache entries, never to the user's own files: a local copy becomes
+            # an entry first (one copy, as copy mode makes), so the next pull links it at once
+            entry_path = _adopt_verified(cache, source.path, entry.sha256) \
+                or str(cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks))
+            sources[entry.sha256] = entry_path  # a second file with these bytes links the entry too
+            _place_cached(cache, entry_path, entry, dest)
+            if progress:
+                progress(0, 1)
+            return None
         elif not (source.verify and _copy_verified(source.path, dest, entry.sha256)):
             # from the cache (a local copy that failed its check is fetched into the cache first)
             cached = cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks) \
@@ -313,6 +324,26 @@ def _copy_verified(source: Path | str, dest: str, sha256: str) -> bool:
     """Copy a local file known to hold ``sha256`` into place, hashing on the way; False (and
     nothing placed) if its bytes turn out to differ, so the caller fetches them instead."""
     temp = temp_beside(dest)
+    if not _copy_hashed(source, temp, sha256):
+        return False
+    try:
+        os.replace(temp, dest)
+    except BaseException:
+        remove_if_present(temp)
+        raise
+    return True
+
+
+def _adopt_verified(cache: Cache, source: Path | str, sha256: str) -> str | None:
+    """A local file known to hold ``sha256`` copied into the cache, hashing on the way: the new
+    entry's path, or None if its bytes turn out to differ (or it cannot be read)."""
+    temp = cache.temp_for(sha256)
+    return str(cache.adopt(sha256, temp)) if _copy_hashed(source, temp, sha256) else None
+
+
+def _copy_hashed(source: Path | str, temp: Path | str, sha256: str) -> bool:
+    """Copy ``source`` to the new file ``temp``, hashing on the way; True if the bytes are
+    ``sha256``'s, else False with ``temp`` gone."""
     digest = hashlib.sha256()
     try:
         with open(source, "rb") as src, open(temp, "xb", buffering=0) as out:
@@ -322,7 +353,6 @@ def _copy_verified(source: Path | str, dest: str, sha256: str) -> bool:
         if digest.hexdigest() != sha256:
             remove_if_present(temp)
             return False
-        os.replace(temp, dest)
         return True
     except OSError:  # the source went away or cannot be read: fetch the bytes instead
         remove_if_present(temp)

@@ -33,6 +33,11 @@ class Placement:
         """Whether placing has been making hard links (known after the first placement)."""
         return self.mode == "hardlink" and bool(self.hardlink_ok)
 
+    @property
+    def would_link(self) -> bool:
+        """Whether placing is to make hard links (asked for, and not yet found impossible)."""
+        return self.mode == "hardlink" and self.hardlink_ok is not False
+
     def place(self, source: Path | str, dest: Path | str) -> os.stat_result | None:
         """Put ``source``'s bytes at ``dest`` atomically (replacing what is there); returns the
         new file's stat when it is a file of its own (a copy or a reflink: a rename keeps it), so

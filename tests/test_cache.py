@@ -508,3 +508,29 @@ def test_files_placed_are_remembered_in_batches_as_they_land(store_url: str, tmp
     monkeypatch.setenv("REGISTRY_LINK_MODE", "copy")
     monkeypatch.setattr(download, "REMEMBER_BATCH", 3)
     _pull_twice_hashing_nothing(store_url, tmp_path, monkeypatch, {f"d{i % 3}/f{i}.bin": os.urandom(1000) for i in range(10)})
+
+
+@pytest.mark.parametrize("store_url", ["moto", "seaweed"], indirect=True)  # a local store is its own cache
+def test_hard_link_pulls_on_the_pushing_machine_link_cache_entries_made_of_its_files(
+        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine that logged files knows where their bytes are. In hard-link mode a pull copies
+    them (verified) into cache entries and links those -- never the user's own files, which stay
+    unlinked -- so the next pull into a new directory links at once, reading no local file."""
+    monkeypatch.setenv("REGISTRY_LINK_MODE", "hardlink")
+    source = tmp_path / "src"
+    files = {f"d{i % 2}/f{i}.bin": os.urandom(500 + i) for i in range(6)}
+    for path, data in files.items():
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_bytes(data)
+    with registry.init(project="proj", job_type="build") as run:
+        art = registry.Artifact("data", type="dataset")
+        art.add_dir(source)
+        run.log_artifact(art)
+    first = registry.Api(store_url).artifact("proj/data:latest").pull(tmp_path / "one")
+    second = registry.Api(store_url).artifact("proj/data:latest").pull(tmp_path / "two")
+    assert first.local_bytes == sum(map(len, files.values())) and second.local_bytes == 0
+    for path, data in files.items():
+        assert (source / path).stat().st_nlink == 1  # the user's file is never linked
+        one, two = tmp_path / "one" / path, tmp_path / "two" / path
+        assert one.read_bytes() == two.read_bytes() == data
+        assert one.stat().st_ino == two.stat().st_ino and one.stat().st_nlink >= 3  # one entry, linked twice
