@@ -79,7 +79,6 @@ def plan_chunks(indexes: PackIndexes, blobs: BlobStore, entries: list[FileEntry]
     if look_for_loose:
         looked_for = {e.sha256 for e in entries if e.chunks is None and e.sha256 in new}
         loose = looked_for - blobs.missing_loose(looked_for) if looked_for else set()
-        del looked_for
         new.difference_update(loose)
     held = [e for e in entries if _any_new(e, new) and e.sha256 not in sources]
     if held:

@@ -248,6 +248,12 @@ def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source | st
     def place(target: Target) -> Placed | None:
         entry, dest = target
         source = sources[entry.sha256]
+        if isinstance(source, _Source) and source.verify and cache.would_link and not cache.is_store:
+            # hard links go to cache entries, never to the user's own files: a local copy becomes
+            # an entry first (one copy, as copy mode makes), so the next pull links it at once;
+            # a second file with these bytes links the same entry
+            source = sources[entry.sha256] = _adopt_verified(cache, source.path, entry.sha256) \
+                or str(_ensure(cache, entry))
         st: os.stat_result | None = None
         if isinstance(source, str):  # a cache entry
             st = _place_cached(cache, source, entry, dest)
@@ -258,20 +264,9 @@ def _place_all(cache: Cache, todo: list[Target], sources: dict[str, _Source | st
         elif source.early is not None and source.early_dest == dest:
             os.replace(source.early, dest)
             source.early = None
-        elif source.verify and cache.would_link and not cache.is_store:
-            # hard links go to cache entries, never to the user's own files: a local copy becomes
-            # an entry first (one copy, as copy mode makes), so the next pull links it at once
-            entry_path = _adopt_verified(cache, source.path, entry.sha256) \
-                or str(cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks))
-            sources[entry.sha256] = entry_path  # a second file with these bytes links the entry too
-            _place_cached(cache, entry_path, entry, dest)
-            if progress:
-                progress(0, 1)
-            return None
         elif not (source.verify and _copy_verified(source.path, dest, entry.sha256)):
             # from the cache (a local copy that failed its check is fetched into the cache first)
-            cached = cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks) \
-                if source.verify else source.path
+            cached = _ensure(cache, entry) if source.verify else source.path
             st = _place_cached(cache, cached, entry, dest)
         if progress:
             progress(0, 1)
@@ -317,7 +312,12 @@ def _place_cached(cache: Cache, entry_path: Path | str, entry: FileEntry, dest: 
     try:
         return cache.place(entry_path, dest)
     except FileNotFoundError:  # evicted by another process between fetch and placement
-        return cache.place(cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks), dest)
+        return cache.place(_ensure(cache, entry), dest)
+
+
+def _ensure(cache: Cache, entry: FileEntry) -> Path:
+    """``entry``'s bytes as a verified cache entry, fetched if the cache lacks them."""
+    return cache.ensure(entry.sha256, entry.size, what=entry.path, chunks=entry.chunks)
 
 
 def _copy_verified(source: Path | str, dest: str, sha256: str) -> bool:

@@ -195,19 +195,17 @@ class PathSet:
             last_directory = directory
             parts, folded_parts = path.split("/"), folded.split("/")
             for depth in range(1, len(parts)):
-                key = "/".join(folded_parts[:depth])
+                key, original = "/".join(folded_parts[:depth]), "/".join(parts[:depth])
                 known = dirs.get(key)
-                if known is not None:
-                    if known != "/".join(parts[:depth]):
-                        raise InvalidNameError(
-                            f"directories {known!r} and {'/'.join(parts[:depth])!r} collide "
-                            "(same name up to case or Unicode form): rename one"
-                        )
-                    continue
-                original = "/".join(parts[:depth])
-                if key in files:
-                    raise _file_and_directory(files[key], original)
-                dirs[key] = original
+                if known is None:
+                    if key in files:
+                        raise _file_and_directory(files[key], original)
+                    dirs[key] = original
+                elif known != original:
+                    raise InvalidNameError(
+                        f"directories {known!r} and {original!r} collide "
+                        "(same name up to case or Unicode form): rename one"
+                    )
 
 
 def _folded(path: str) -> str:

@@ -124,8 +124,7 @@ def _publish_paged(store: Store, draft: VersionRecord, entries: list[FileEntry],
                                   on_chunk=pack_if_new(store.pack_indexes, uploader, progress))
         elif packed:
             entries = with_chunks(entries, sources, store.chunk_memory)
-        ordered = list(entries)
-        ordered.sort(key=lambda e: path_key(e.path))
+        ordered = sorted(entries, key=lambda e: path_key(e.path))
         key = entries_key(ordered)
         remembered = store.manifest_memory.get(key)
         if remembered is not None and previous is not None and previous.digest == remembered:
