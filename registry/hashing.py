@@ -18,6 +18,7 @@ from pathlib import Path
 from . import chunking
 from .chunk_memory import ChunkMemory
 from .state_db import StateDb
+from .walk_memory import WalkMemory, walk_fingerprint
 
 CHUNK = 1 << 20
 HASH_BATCH = 256
@@ -53,6 +54,7 @@ class HashState:
         self.cut_large = cut_large
         """Whether a file of ``chunking.SMALL_FILE_MAX`` bytes or more is also cut into chunks."""
         self.chunks = ChunkMemory(self.db_path)
+        self.walks = WalkMemory(self.db_path)
         self.db = StateDb(self.db_path, (
             "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
             " size INTEGER, mtime_ns INTEGER, sha256 TEXT)",
@@ -158,6 +160,11 @@ class HashState:
         names = [path if isinstance(path, str) and path.startswith("/") else os.path.abspath(path)
                  for path in paths]  # absolute already (a walk from an absolute root): as given
         stats = stats if stats is not None else [os.stat(name) for name in names]
+        walk = (under, walk_fingerprint(names, stats)) if under is not None else None
+        if walk is not None:  # a whole directory: one row may say it all
+            recalled = self.walks.recall(*walk, len(names))
+            if recalled is not None:
+                return [(sha, st.st_size) for sha, st in zip(recalled, stats)]
         results: list[tuple[str, int] | None] = [None] * len(names)
         todo = []
         remembered = self.lookup_many(list(zip(names, stats)), under=under)
@@ -175,6 +182,7 @@ class HashState:
             return done
 
         fresh: list[tuple[str, os.stat_result, str]] = []
+        unsteady = 0  # files that changed while hashed: their hashes are not remembered
         batches = [todo[start : start + HASH_BATCH] for start in range(0, len(todo), HASH_BATCH)]
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
             for done in pool.map(hash_some, batches):  # a task per batch: a million files, ~4,000 tasks
@@ -182,10 +190,14 @@ class HashState:
                     results[i] = (sha, after.st_size)
                     if after.st_mtime_ns == stats[i].st_mtime_ns and after.st_size == stats[i].st_size:
                         fresh.append((names[i], after, sha))
+                    else:
+                        unsteady += 1
                 if len(fresh) >= REMEMBER_BATCH:
                     self.remember(fresh)
                     fresh = []
         self.remember(fresh)
+        if walk is not None and not unsteady:
+            self.walks.remember(*walk, [sha for sha, _ in results])  # type: ignore[misc]
         return results  # type: ignore[return-value]
 
     def _hash(self, path: str, size: int) -> str:

@@ -534,3 +534,38 @@ def test_hard_link_pulls_on_the_pushing_machine_link_cache_entries_made_of_its_f
         one, two = tmp_path / "one" / path, tmp_path / "two" / path
         assert one.read_bytes() == two.read_bytes() == data
         assert one.stat().st_ino == two.stat().st_ino and one.stat().st_nlink >= 3  # one entry, linked twice
+
+
+def test_an_unchanged_directory_is_recalled_from_one_row_and_any_change_is_seen(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whole walk's hashes come back from one row while no file's stat changed; an edited,
+    added or removed file changes the fingerprint, and the per-file rows decide again."""
+    from registry.hashing import HashState, sha256_file
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        (data / f"{i}.bin").write_bytes(os.urandom(1000))
+    state = HashState(tmp_path / "state.sqlite")
+
+    def walk() -> list[tuple[str, int]]:
+        return state.hash_files(sorted(str(p) for p in data.iterdir()), under=str(data))
+
+    first = walk()
+    assert [sha for sha, _ in first] == [sha256_file(data / f"{i}.bin") for i in range(4)]
+
+    def no_row_by_row(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an unchanged walk reads the per-file rows")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(HashState, "lookup_many", no_row_by_row)
+        assert walk() == first
+    edited = data / "2.bin"
+    before = edited.stat().st_mtime_ns
+    edited.write_bytes(os.urandom(1000))  # same size; the mtime moves on
+    os.utime(edited, ns=(before + 1_000_000, before + 1_000_000))
+    second = walk()
+    assert second[2] == (sha256_file(edited), 1000) and second[:2] == first[:2] and second[3] == first[3]
+    (data / "4.bin").write_bytes(b"new")
+    (data / "0.bin").unlink()
+    assert [sha for sha, _ in walk()] == [sha256_file(data / f"{i}.bin") for i in range(1, 5)]
