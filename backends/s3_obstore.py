@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import http.client
 import logging
 import os
 import random
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -336,6 +333,10 @@ class ObstoreS3Backend(ProbedOnce, Backend):
 
     def delete_if_match(self, key: str, token: str) -> None:
         """obstore has no conditional DELETE: a presigned DELETE carrying ``If-Match``."""
+
+        import http.client  # imported here: with ssl they cost every CLI call ~25 ms
+        import urllib.error
+        import urllib.request
 
         def send() -> None:
             url = obstore.sign(self.store, "DELETE", key, timedelta(minutes=5))

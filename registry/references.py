@@ -27,7 +27,6 @@ from .hashing import HashState
 from .records import FileEntry
 from .reference_entries import DEFAULT_MAX_OBJECTS, Source, check_fetched, hash_stream, to_entry
 from .reference_file import FileSource
-from .reference_http import HttpSource
 from .settings import Settings
 from .tempnames import temp_beside
 
@@ -63,6 +62,8 @@ def source_for(uri: str, settings: Settings, hashes: HashState) -> Source:
     if scheme == "file":
         return FileSource(hashes)
     if scheme in ("http", "https"):
+        from .reference_http import HttpSource  # urllib.request and ssl cost ~25 ms to import
+
         return HttpSource()
     raise InvalidNameError(
         f"cannot reference {uri!r}: scheme {scheme or '(none)'!r} is not one of {', '.join(SCHEMES)} "

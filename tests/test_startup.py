@@ -28,6 +28,16 @@ def test_reading_a_store_does_not_import_the_writing_side(tmp_path: Path) -> Non
     assert out.strip() == "[]"
 
 
+def test_a_pull_over_s3_does_not_import_the_http_stack_it_does_not_use(tmp_path: Path) -> None:
+    """urllib.request and ssl (~25 ms) are for http(s) references and obstore's conditional
+    DELETE: loaded when those run, not by every CLI call that opens an S3 store."""
+    out = run_python("import sys, registry, registry.download, registry.references, registry.cli.group\n"
+                     "from backends import s3_obstore\n"
+                     "print(sorted(m for m in ('ssl', 'urllib.request', 'http.client') if m in sys.modules))",
+                     tmp_path)
+    assert out.strip() == "[]"
+
+
 @pytest.mark.parametrize("name", ["init", "Run", "finish", "log", "save", "Artifact", "ArtifactFile", "Image",
                                   "Config", "Summary", "Api", "ApiRun", "sync", "copy_store",
                                   "export_bundle", "import_bundle"])
