@@ -20,6 +20,7 @@ large object, so a retry never feeds a hash twice.
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import logging
 import os
@@ -107,13 +108,17 @@ class ObstoreS3Backend(ProbedOnce, Backend):
         if store is None:
             store, endpoint = make_store(bucket, self.prefix, NO_RETRIES)
         self.store, self.endpoint = store, endpoint
-        self.parts_store = make_store(bucket, self.prefix, PART_RETRIES)[0] if endpoint else store
-        """For multipart uploads: obstore retries each failed part itself (ours would resend them all)."""
         self.budget = ByteBudget(MEMORY_BUDGET)
         self.quota = RetryQuota(RETRY_QUOTA)
         self.answered = False
         """Whether the endpoint has answered any request yet: until then, failures are not retried."""
         self._announced = threading.local()
+
+    @functools.cached_property
+    def parts_store(self) -> S3Store:
+        """For multipart uploads: obstore retries each failed part itself (ours would resend them
+        all). Made on first use: a store costs ~10 ms to make, which a pull never needs."""
+        return make_store(self.bucket, self.prefix, PART_RETRIES)[0] if self.endpoint else self.store
 
     # -- requests, retries and errors --------------------------------------------------------
     def _request(self, key: str, send: Callable[[], T], operation: str = "GetObject") -> T:
