@@ -162,7 +162,10 @@ Errors never print JSON: they are the one stderr line and the exit code.
 
 
 def _commands(group: click.Group, path: list[str]):
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None
         yield [*path, name], command
         if isinstance(command, click.Group):
             yield from _commands(command, [*path, name])

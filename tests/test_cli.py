@@ -572,6 +572,17 @@ def test_help_version_and_docs_are_current(machines) -> None:
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_a_no_op_command_loads_no_command_module_and_no_model() -> None:
+    """`registry --version` imports no command's module and not pydantic (the library's models):
+    each command's module loads when the command is named."""
+    code = ("import sys\nfrom registry.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'registry.cli.transfer', "
+            "'registry.cli.artifacts', 'registry.api'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines() == [f"registry {registry.__version__}", "[]"]
+
+
 def test_start_up_leaves_optional_modules_unimported() -> None:
     """`registry -h` does not pay for what only some commands use: Flask (ui) and tqdm (progress bars)."""
     code = ("import sys, registry.cli; "

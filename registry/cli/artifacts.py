@@ -8,7 +8,7 @@ import click
 
 from ..errors import InvalidNameError, NotFoundError
 from ..names import parse_address
-from ..settings import format_size
+from ..sizes import format_size
 from .shapes import collection_json, show_json, version_json
 from .state import State, json_option, pass_state
 from .text import plural, run_line, run_ref_text, table, when

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import click
 
 from ..errors import NotFoundError
-from ..settings import format_size
+from ..sizes import format_size
 from .state import State, json_option, pass_state
 from .text import dump_value
 

@@ -6,6 +6,7 @@ anything the library did not mean to raise still becomes one line, never a raw t
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -51,10 +52,26 @@ def unexpected_error(error: BaseException) -> CliError:
 
 
 class RegistryGroup(click.Group):
-    """A group that lists commands in definition order and turns every exception into one line."""
+    """A group that lists commands in definition order and turns every exception into one line.
+
+    ``lazy`` names commands by ``"module:attribute"``: a command's module is imported when the
+    command is first named, so ``registry --version`` imports none, and ``registry pull`` only
+    what pull needs (each module's imports cost start-up: the library's models, the web UI...).
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)  # in the order they are added: the order of the docs
+        # in the order they are given, then added: the order of the docs
+        return [*self.lazy, *(name for name in self.commands if name not in self.lazy)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            module, attribute = self.lazy[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module, __package__), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

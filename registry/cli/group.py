@@ -5,23 +5,26 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from .aliases import alias_group
-from .artifacts import ls_cmd, show_cmd
-from .audit import diff_cmd, lineage_cmd, verify_cmd
 from .errors import RegistryGroup
-from .lifecycle import delete_cmd, history_cmd, link_cmd, tag_cmd, unlink_cmd
-from .maintenance import cache_group, gc_cmd, migrate_cmd
-from .moving import copy_cmd, export_cmd, import_cmd, sync_cmd
-from .retention import retention_group
-from .runs import run_cmd, runs_cmd
 from .state import State
-from .transfer import pull_cmd, push_cmd
-from .web import ui_cmd
+
+# name -> "module:command", in the order of `registry -h` and docs/CLI.md; each module is
+# imported when its command is named (RegistryGroup)
+COMMANDS = {
+    "ls": ".artifacts:ls_cmd", "show": ".artifacts:show_cmd", "pull": ".transfer:pull_cmd",
+    "push": ".transfer:push_cmd", "alias": ".aliases:alias_group", "link": ".lifecycle:link_cmd",
+    "unlink": ".lifecycle:unlink_cmd", "tag": ".lifecycle:tag_cmd", "delete": ".lifecycle:delete_cmd",
+    "history": ".lifecycle:history_cmd", "runs": ".runs:runs_cmd", "run": ".runs:run_cmd",
+    "lineage": ".audit:lineage_cmd", "diff": ".audit:diff_cmd", "verify": ".audit:verify_cmd",
+    "sync": ".moving:sync_cmd", "copy": ".moving:copy_cmd", "export": ".moving:export_cmd",
+    "import": ".moving:import_cmd", "cache": ".maintenance:cache_group", "gc": ".maintenance:gc_cmd",
+    "migrate": ".maintenance:migrate_cmd", "retention": ".retention:retention_group", "ui": ".web:ui_cmd",
+}
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(cls=RegistryGroup, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=RegistryGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.option("--url", envvar=None, metavar="URL",
               help="Store to use: s3://bucket/prefix, file:///path or a directory (overrides REGISTRY_URL).")
 @click.option("--project", metavar="PROJECT",
@@ -53,13 +56,6 @@ def cli(ctx: click.Context, url: str | None, project: str | None, as_json: bool,
     state = ctx.ensure_object(State)
     state.url, state.project, state.quiet, state.debug, state.offline = url, project, quiet, debug, offline
     state.json = state.json or as_json
-
-
-# The order here is the order of `registry -h` and docs/CLI.md.
-for _command in (ls_cmd, show_cmd, pull_cmd, push_cmd, alias_group, link_cmd, unlink_cmd, tag_cmd,
-                 delete_cmd, history_cmd, runs_cmd, run_cmd, lineage_cmd, diff_cmd, verify_cmd, sync_cmd,
-                 copy_cmd, export_cmd, import_cmd, cache_group, gc_cmd, migrate_cmd, retention_group, ui_cmd):
-    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

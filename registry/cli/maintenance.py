@@ -11,7 +11,7 @@ import dataclasses
 
 import click
 
-from ..settings import format_size
+from ..sizes import format_size
 from .errors import RegistryGroup
 from .params import DURATION, SIZE
 from .shapes import cache_info_json, gc_json, retention_json

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConflictError
-from ..settings import format_size
+from ..sizes import format_size
 from .errors import CliError
 from .state import State, json_option, pass_state
 

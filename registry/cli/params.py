@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidNameError
-from ..settings import parse_size
+from ..sizes import parse_size
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

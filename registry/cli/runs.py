@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..settings import format_size
+from ..sizes import format_size
 from .shapes import run_detail_json, run_json
 from .state import State, json_option, pass_state
 from .text import dump_value, table, when

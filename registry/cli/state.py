@@ -12,14 +12,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .. import Api
 from ..names import validate_name
-from ..settings import Settings
 from .shapes import json_default
+
+if TYPE_CHECKING:
+    from ..api import Api
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +40,8 @@ class State:
     @property
     def api(self) -> Api:
         if self._api is None:
+            from ..api import Api  # the library's models load when a command first needs the store
+
             self._api = Api(self.url, mode=self.mode)
             if self.project:
                 self._api.default_project = validate_name(self.project, "project")
@@ -55,6 +58,8 @@ class State:
         creates it)."""
         if self.project:
             return validate_name(self.project, "project")
+        from ..settings import Settings  # pydantic: loaded by the commands that use it
+
         return Settings.from_env(self.url).project
 
     def out(self, text: str = "") -> None:

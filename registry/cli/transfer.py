@@ -8,7 +8,7 @@ import click
 
 from ..errors import ConflictError, InvalidNameError, LocalEditsError
 from ..names import Address, parse_address, validate_alias
-from ..settings import format_size
+from ..sizes import format_size
 from .params import parse_metadata
 from .shapes import pull_json, push_json
 from .state import State, json_option, pass_state

@@ -5,7 +5,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from ..settings import format_size
+from ..sizes import format_size
 
 
 def human_size(value: int | None) -> str:
