@@ -580,7 +580,9 @@ def test_a_no_op_command_loads_no_command_module_and_no_model() -> None:
             "'registry.cli.artifacts', 'registry.api'))))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines() == [f"registry {registry.__version__}", "[]"]
+    from registry import __version__
+
+    assert proc.stdout.strip().splitlines() == [f"registry {__version__}", "[]"]
 
 
 def test_start_up_leaves_optional_modules_unimported() -> None:
