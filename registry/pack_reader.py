@@ -35,13 +35,14 @@ from .packs import Span, plan_reads, split_span
 from .records import FileEntry
 from .tempnames import remove_if_present
 
-SPAN_MAX = 20 * 1024 * 1024
-"""Largest coalesced ranged GET: a whole pack (``packs.PACK_TARGET`` + headroom), so a cold GiB
-costs the server 64 GETs, not ~190 (a third less of its CPU, measured on SeaweedFS); with
-``READS_IN_FLIGHT`` of them, ~120 MiB held at most (obstore's buffers, never copied)."""
+SPAN_MAX = 8 * 1024 * 1024
+"""Largest coalesced ranged GET: with ``READS_IN_FLIGHT`` of them, ~64 MiB held at most. Whole
+packs (~17 MiB) would save the server a third of its CPU, but obstore's buffers that large are
+fresh memory each time (glibc maps them anew), which cost a cold W3 pull 3x its CPU when the
+machine's free memory was cold (measured: the second download of a benchmark step)."""
 GAP = 1024 * 1024
 """Unwanted bytes between two wanted chunks that are read through rather than split into two GETs."""
-READS_IN_FLIGHT = 6
+READS_IN_FLIGHT = 8
 
 Progress = Callable[[int], None]
 
