@@ -42,6 +42,11 @@ class Backend(ABC):
         """Bytes ``[start, end)`` of an object (a pack's chunks); ``FileNotFoundError`` when missing.
         Shorter data comes back when the object ends early: the caller checks."""
 
+    def read_range_view(self, key: str, start: int, end: int) -> bytes | memoryview:
+        """``read_range`` as any read-only buffer: a backend whose client hands it the bytes in a
+        buffer of its own returns that, uncopied (a large download reads every byte this way)."""
+        return self.read_range(key, start, end)
+
     @abstractmethod
     def read_to_file(self, key: str, path: Path, size: int | None = None, hasher=None) -> bool:
         """Stream an object into ``path`` (overwritten), never holding it all in memory.

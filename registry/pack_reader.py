@@ -4,9 +4,9 @@ The chunks a download needs are grouped by pack, neighbouring ranges are coalesc
 (``packs.plan_reads``) and fetched by ranged GETs, several in flight. Every chunk is checked
 against its id as it arrives; a file of one chunk is then a verified cache entry at once, a
 file of many is assembled in a temp file beside its entry and renamed into place once its
-sha256 matches. That sha256 is computed in file order while the chunks land (``_Assembly``),
-so the assembled file is never read again. Nothing unverified ever becomes an entry, and the
-caller places files from the cache exactly as for format-1 blobs. Where placing a file means
+sha256 matches: that hash runs in file order on a thread of its own while the chunks land
+(``assembly``), reads starting in the order it needs them. Nothing unverified ever becomes an
+entry, and the caller places files from the cache exactly as for format-1 blobs. Where placing a file means
 copying its bytes (no reflink, no hardlink), the caller may name a second new file per blob
 (``copies``, beside its destination): its bytes are written there too as they land, so they
 are never copied from the cache afterwards.
@@ -19,18 +19,15 @@ verified read for gc, which copies live chunks out of such packs.
 """
 from __future__ import annotations
 
-import hashlib
-import itertools
 import os
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from backends import Backend
 
 from . import keys
+from .assembly import Assembly, FileHasher, write_all_at
 from .cache import Cache
 from .errors import IntegrityError, NotFoundError
 from .pack_locations import Location, PackIndexes
@@ -39,7 +36,10 @@ from .records import FileEntry
 from .tempnames import remove_if_present
 
 SPAN_MAX = 8 * 1024 * 1024
-"""Largest coalesced ranged GET: with ``READS_IN_FLIGHT`` of them, ~64 MiB held at most."""
+"""Largest coalesced ranged GET: with ``READS_IN_FLIGHT`` of them, ~64 MiB held at most. Whole
+packs (~17 MiB) would save the server a third of its CPU, but obstore's buffers that large are
+fresh memory each time (glibc maps them anew), which cost a cold W3 pull 3x its CPU when the
+machine's free memory was cold (measured: the second download of a benchmark step)."""
 GAP = 1024 * 1024
 """Unwanted bytes between two wanted chunks that are read through rather than split into two GETs."""
 READS_IN_FLIGHT = 8
@@ -62,58 +62,6 @@ def read_pack_chunks(backend: Backend, pack_id: str, wanted: Mapping[str, tuple[
     key = keys.pack(pack_id)
     for span in plan_reads(((c, o, n) for c, (o, n) in wanted.items()), gap=GAP, max_span=SPAN_MAX):
         yield from split_span(backend.read_range(key, span.start, span.end), span, key)
-
-
-class _Assembly:
-    """A file of several chunks being written into its temp file as chunks arrive, in any order,
-    and hashed in file order meanwhile: whichever thread lands the chunk the digest waits for
-    hashes it (from the bytes it holds), then any landed chunks after it (read back while they
-    are still in the page cache), so the digest is complete soon after the last chunk lands."""
-
-    def __init__(self, entry: FileEntry, temp: Path, fd: int, copy_fd: int = -1) -> None:
-        self.entry, self.temp, self.fd, self.copy_fd = entry, temp, fd, copy_fd
-        self.lengths = [length for _, length in entry.chunk_list()]
-        self.offsets = list(itertools.accumulate(self.lengths, initial=0))
-        self.landed = [False] * len(self.lengths)
-        self.remaining = len(self.lengths)
-        self.digest = hashlib.sha256()
-        self.hashed = 0
-        """Chunks hashed so far (a prefix of the file)."""
-        self._lock = threading.Lock()
-        self._hashing = threading.Lock()
-
-    def land(self, index: int, data: memoryview) -> None:
-        """Write chunk ``index`` (verified) at its offset and advance the digest if it can."""
-        _write_all_at(self.fd, data, self.offsets[index])
-        if self.copy_fd >= 0:
-            _write_all_at(self.copy_fd, data, self.offsets[index])
-        with self._lock:
-            self.landed[index] = True
-            self.remaining -= 1
-        self._advance(index, data)
-
-    def _advance(self, index: int, data: memoryview) -> None:
-        while self._hashing.acquire(blocking=False):  # one thread hashes at a time, in file order
-            try:
-                while self.hashed < len(self.landed) and self._is_landed(self.hashed):
-                    at = self.hashed
-                    self.digest.update(data if at == index else self._read_back(at))
-                    self.hashed += 1
-            finally:
-                self._hashing.release()
-            if not (self.hashed < len(self.landed) and self._is_landed(self.hashed)):
-                return  # else a chunk landed while the digest was released: take it too
-
-    def _is_landed(self, index: int) -> bool:
-        with self._lock:
-            return self.landed[index]
-
-    def _read_back(self, index: int) -> bytes:
-        length, offset = self.lengths[index], self.offsets[index]
-        data = os.pread(self.fd, length, offset)
-        if len(data) != length:
-            raise IntegrityError(f"{self.entry.path!r}: its temp file {self.temp} was truncated meanwhile")
-        return data
 
 
 class PackedReader:
@@ -174,52 +122,49 @@ class PackedReader:
     def _read_packed(self, entries: list[FileEntry], located: dict[str, Location],
                      progress: Progress | None, copies: _Copies) -> None:
         uses: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)  # chunk -> (file, index), each use
-        assemblies: dict[str, _Assembly] = {}
+        assemblies: dict[str, Assembly] = {}
         for entry in entries:
             for index, (chunk, _) in enumerate(entry.chunk_list()):
                 uses[chunk].append((entry, index))
+        hasher = FileHasher()
         done = False
         try:
             for entry in entries:
                 if entry.chunks is not None:
                     assemblies[entry.sha256] = self._start_assembly(entry, copies.open(entry.sha256))
-            by_pack: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-            for chunk in uses:
-                where = located[chunk]
-                by_pack[where.pack].append((chunk, where.offset, where.length))
-            spans = [(pack, span) for pack, items in by_pack.items()
-                     for span in plan_reads(items, gap=GAP, max_span=SPAN_MAX)]
+            spans = _in_file_order(_spans(uses, located), uses, entries)
 
             def read(job: tuple[str, Span]) -> None:
                 pack, span = job
-                self._read_span(pack, span, uses, assemblies, progress, copies)
+                with hasher.reading():
+                    self._read_span(pack, span, uses, assemblies, hasher, progress, copies)
 
             with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(spans)))) as pool:
                 list(pool.map(read, spans))
+            hasher.finish()
             for assembly in assemblies.values():
                 self._finish_assembly(assembly)
                 copies.done(assembly.entry.sha256)
             done = True
         finally:
+            hasher.abandon()  # (ended already, unless something failed)
             for assembly in assemblies.values():
-                for fd in (assembly.fd, assembly.copy_fd):
-                    if fd >= 0:
-                        os.close(fd)
-                assembly.fd = assembly.copy_fd = -1
+                assembly.close()
                 assembly.temp.unlink(missing_ok=True)
             if not done:
                 copies.discard_unfinished()
             self.cache.touch([])
 
     def _read_span(self, pack: str, span: Span, uses: dict[str, list[tuple[FileEntry, int]]],
-                   assemblies: dict[str, _Assembly], progress: Progress | None, copies: _Copies) -> None:
+                   assemblies: dict[str, Assembly], hasher: FileHasher, progress: Progress | None,
+                   copies: _Copies) -> None:
         key = keys.pack(pack)
 
         def describe(chunk: str) -> str:
             return f"file {uses[chunk][0][0].path!r}"
 
         try:
-            data = self.backend.read_range(key, span.start, span.end)
+            data = self.backend.read_range_view(key, span.start, span.end)
         except FileNotFoundError:
             raise _PackGone(pack, describe(span.items[0][0])) from None
         for chunk, view in split_span(data, span, key, describe):
@@ -230,32 +175,58 @@ class PackedReader:
                     self.cache.adopt(entry.sha256, body)
                     copies.write(entry.sha256, body)
                 else:
-                    assembly.land(index, view)
+                    assembly.write(index, view)
+                    hasher.landed(assembly, index)
             if progress:
                 progress(len(view))
 
-    def _start_assembly(self, entry: FileEntry, copy_fd: int = -1) -> _Assembly:
+    def _start_assembly(self, entry: FileEntry, copy_fd: int = -1) -> Assembly:
         temp = self.cache.temp_for(entry.sha256)
         fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         for out in (fd, copy_fd):
             if out >= 0:
                 os.ftruncate(out, entry.size)
-        return _Assembly(entry, temp, fd, copy_fd)
+        return Assembly(entry, temp, fd, copy_fd)
 
-    def _finish_assembly(self, assembly: _Assembly) -> None:
+    def _finish_assembly(self, assembly: Assembly) -> None:
         entry = assembly.entry
-        if assembly.remaining or assembly.hashed != len(assembly.lengths):
+        if not assembly.complete:
             raise IntegrityError(f"{entry.path!r} could not be assembled from its chunks")
         if assembly.digest.hexdigest() != entry.sha256:
             raise IntegrityError(
                 f"{entry.path!r}: its chunks do not add up to its sha256 {entry.sha256[:12]}...: "
                 "the version's manifest is corrupt; re-log it"
             )
-        for fd in (assembly.fd, assembly.copy_fd):
-            if fd >= 0:
-                os.close(fd)
-        assembly.fd = assembly.copy_fd = -1
+        assembly.close()
         self.cache.adopt(entry.sha256, assembly.temp)
+
+
+Uses = Mapping[str, list[tuple[FileEntry, int]]]
+"""chunk id -> (file, index) of each place it fills."""
+
+
+def _spans(uses: Uses, located: Mapping[str, Location]) -> list[tuple[str, Span]]:
+    """The ranged reads that fetch every chunk in ``uses``: per pack, neighbours coalesced."""
+    by_pack: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    for chunk in uses:
+        where = located[chunk]
+        by_pack[where.pack].append((chunk, where.offset, where.length))
+    return [(pack, span) for pack, items in by_pack.items()
+            for span in plan_reads(items, gap=GAP, max_span=SPAN_MAX)]
+
+
+def _in_file_order(spans: list[tuple[str, Span]], uses: Uses,
+                   entries: list[FileEntry]) -> list[tuple[str, Span]]:
+    """``spans`` sorted by the first place in the files (in ``entries`` order) that they fill: the
+    reads start in the order the file hash needs them, so the chunk it waits for is always in a
+    read already under way (a file whose chunks are spread over packs in another order included)."""
+    rank = {entry.sha256: number for number, entry in enumerate(entries)}
+
+    def first_use(job: tuple[str, Span]) -> tuple[int, int]:
+        return min((rank[entry.sha256], index) for chunk, _, _ in job[1].items
+                   for entry, index in uses[chunk])
+
+    return sorted(spans, key=first_use)
 
 
 class _Copies:
@@ -283,7 +254,7 @@ class _Copies:
         if fd < 0:
             return
         try:
-            _write_all_at(fd, memoryview(data), 0)
+            write_all_at(fd, memoryview(data), 0)
         finally:
             os.close(fd)
         self.written.add(sha256)
@@ -300,8 +271,3 @@ class _Copies:
                 remove_if_present(path)
 
 
-def _write_all_at(fd: int, data: memoryview, offset: int) -> None:
-    view = data
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written

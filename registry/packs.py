@@ -241,7 +241,7 @@ def plan_reads(
     return spans
 
 
-def split_span(data: bytes, span: Span, what: str,
+def split_span(data: bytes | memoryview, span: Span, what: str,
                describe: Callable[[str], str] | None = None) -> Iterator[tuple[str, memoryview]]:
     """Each chunk of a fetched span, checked against its id before it is yielded; ``describe``
     names what a chunk belongs to (a file) in the error."""
