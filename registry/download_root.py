@@ -160,11 +160,11 @@ def built_beside(root: Path) -> Iterator[tuple[Path, int]]:
     while not os.path.lexists(parent):
         made.append(parent)
         parent = parent.parent
-    os.makedirs(root.parent, exist_ok=True)
-    leftovers = remove_abandoned_directories(root.parent)
     staging = temp_beside(root)
-    os.mkdir(staging)
     try:
+        os.makedirs(root.parent, exist_ok=True)
+        leftovers = remove_abandoned_directories(root.parent)
+        os.mkdir(staging)
         yield staging, leftovers
         if os.path.lexists(root):  # rename would replace an empty directory: leave it to the caller
             raise RootAppeared(root)
