@@ -633,8 +633,8 @@ def test_a_root_made_by_another_process_meanwhile_is_filled_as_it_is(store_url: 
     root = tmp_path / "dl"
 
     def someone_else(_bytes: int, placed: int) -> None:
-        if placed and not root.exists():
-            root.mkdir()
+        if placed and not root.exists():  # (placing threads may both get here)
+            root.mkdir(exist_ok=True)
             (root / "theirs.txt").write_text("made meanwhile")
 
     report = registry.Api(store_url).artifact("proj/data:latest").pull(root, progress=someone_else)
