@@ -125,10 +125,10 @@ class Cache:
         return path.exists() and sha256_file(path) == sha256
 
     # -- placing and size ------------------------------------------------------------------
-    def place(self, source: Path | str, dest: Path | str) -> os.stat_result | None:
+    def place(self, source: Path | str, dest: Path | str, new: bool = False) -> os.stat_result | None:
         """Put a cached file at ``dest`` atomically: reflink, else copy (hardlink on request);
-        the new file's stat when placing took it (``Placement.place``)."""
-        return self.placement.place(source, dest)
+        the new file's stat when placing took it (``Placement.place``, as is ``new``)."""
+        return self.placement.place(source, dest, new)
 
     @property
     def links(self) -> bool:

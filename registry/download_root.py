@@ -2,14 +2,17 @@
 
 Every destination is checked against the root (no path escapes it, no directory on the way is
 a symlink); each file already there is sorted before anything is written; temp files left by
-a killed download are recognised by their owner's process id and removed.
+a killed download are recognised by their owner's process id and removed. A root that does not
+exist yet is built in a hidden directory beside it and renamed into place whole (``built_beside``).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from .errors import InvalidNameError
 from .hashing import HashState, sha256_file
 from .names import validate_path
 from .records import FileEntry
-from .tempnames import is_abandoned, is_temp_name
+from .tempnames import is_abandoned, is_temp_name, temp_beside
 
 
 class DestState(Enum):
@@ -138,14 +141,73 @@ def safe_destination_memo(root: Path, path: str, checked: dict[str, str]) -> str
     return f"{checked[directory]}/{name}"
 
 
+class RootAppeared(Exception):
+    """The root that was being built beside it was made meanwhile (by another process)."""
+
+
+@contextlib.contextmanager
+def built_beside(root: Path) -> Iterator[tuple[Path, int]]:
+    """A new hidden directory beside ``root`` (which does not exist) to fill, renamed to ``root``
+    when the block ends, and the count of abandoned ones removed (a killed download's).
+
+    Nothing of the download is visible before it is complete, and each file is written under its
+    own name (no temp file and rename each: a third of placing a small file). On failure the
+    directory, and the root's parents made for it, are removed. A root that appeared meanwhile
+    raises ``RootAppeared`` (the directory removed): the caller fills it as it is.
+    """
+    made: list[Path] = []
+    parent = root.parent
+    while not os.path.lexists(parent):
+        made.append(parent)
+        parent = parent.parent
+    staging = temp_beside(root)
+    try:
+        os.makedirs(root.parent, exist_ok=True)
+        leftovers = remove_abandoned_directories(root.parent)
+        os.mkdir(staging)
+        yield staging, leftovers
+        if os.path.lexists(root):  # rename would replace an empty directory: leave it to the caller
+            raise RootAppeared(root)
+        try:
+            os.rename(staging, root)  # the files keep their inodes and mtimes: the hash database holds
+        except OSError as e:
+            if e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise RootAppeared(root) from e
+            raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for directory in made:  # innermost first
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+
+
+def remove_abandoned_directories(parent: Path) -> int:
+    """Remove the directories a killed download was building in ``parent``; returns how many."""
+    removed = 0
+    try:
+        found = [e for e in os.scandir(parent) if is_temp_name(e.name) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return 0
+    for entry in found:
+        if is_abandoned(entry.name):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def extras(root: Path, expected: set[str]) -> tuple[list[str], int]:
-    """Files in ``root`` the version does not hold; temp files left by a killed download are removed."""
+    """Files in ``root`` the version does not hold; temp files (and the directories of a download
+    into a new sub-directory) left by a killed download are removed."""
     extra: list[str] = []
     leftovers = 0
     if not root.is_dir():
         return extra, leftovers
-    for dirpath, _dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        if any(is_temp_name(name) for name in dirnames):  # another download's: never its files
+            leftovers += remove_abandoned_directories(Path(dirpath))
+            dirnames[:] = [name for name in dirnames if not is_temp_name(name)]
         for name in filenames:
             if is_temp_name(name):
                 if is_abandoned(name):

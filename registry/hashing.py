@@ -25,6 +25,10 @@ HASH_BATCH = 256
 """Files one hashing task reads: a task (and its future) per file would cost ~1 KB each."""
 REMEMBER_BATCH = 10_000
 """New hashes written to the database at a time, so the rows waiting stay few."""
+SHA_KEY = "substr(sha256, 1, 8)"
+"""What ``known_copies`` looks rows up by: an index on the first 8 hex digits is a third of one
+on the whole sha256, and its random inserts dirty that many fewer pages (remembering a 50,000-file
+download: ~0.4 s instead of ~0.9 s of CPU); the few rows sharing a prefix are told apart after."""
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -58,7 +62,8 @@ class HashState:
         self.db = StateDb(self.db_path, (
             "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
             " size INTEGER, mtime_ns INTEGER, sha256 TEXT)",
-            "CREATE INDEX IF NOT EXISTS hashes_by_sha256 ON hashes (sha256)",
+            f"CREATE INDEX IF NOT EXISTS hashes_by_sha256_prefix ON hashes ({SHA_KEY})",
+            "DROP INDEX IF EXISTS hashes_by_sha256",  # the whole-sha256 index of older databases
         ))
 
     def _db(self) -> sqlite3.Connection | None:
@@ -120,15 +125,16 @@ class HashState:
         rows: list[tuple] = []
         try:
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+                chunk = [sha[:8] for sha in wanted[start : start + 500]]
                 marks = ",".join("?" * len(chunk))
-                query = f"SELECT sha256, path, dev, ino, size, mtime_ns FROM hashes WHERE sha256 IN ({marks})"
-                rows.extend(db.execute(query, chunk))
+                select = "SELECT sha256, path, dev, ino, size, mtime_ns FROM hashes"
+                rows.extend(db.execute(f"{select} WHERE {SHA_KEY} IN ({marks})", chunk))
         except sqlite3.Error:
             return {}
         found: dict[str, Path] = {}
+        asked = set(wanted)
         for sha, path, *recorded in rows:
-            if sha in found:
+            if sha in found or sha not in asked:  # another sha256 with the same first digits
                 continue
             try:
                 st = os.stat(path)

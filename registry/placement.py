@@ -38,16 +38,23 @@ class Placement:
         """Whether placing is to make hard links (asked for, and not yet found impossible)."""
         return self.mode == "hardlink" and self.hardlink_ok is not False
 
-    def place(self, source: Path | str, dest: Path | str) -> os.stat_result | None:
+    def place(self, source: Path | str, dest: Path | str, new: bool = False) -> os.stat_result | None:
         """Put ``source``'s bytes at ``dest`` atomically (replacing what is there); returns the
         new file's stat when it is a file of its own (a copy or a reflink: a rename keeps it), so
-        that the caller need not stat it again, and None for a hard link."""
+        that the caller need not stat it again, and None for a hard link. ``new``: ``dest`` is
+        in a directory nobody sees until it is complete, and is made there under its own name."""
         if self.hardlink_ok and self.mode == "hardlink":
             try:
                 os.link(source, dest)  # a new name appears whole: no temp file needed
                 return None
             except FileExistsError:
                 pass
+        if new:
+            try:
+                return self._clone(source, dest)
+            except BaseException:
+                remove_if_present(dest)
+                raise
         temp = temp_beside(dest)
         try:
             st = self._clone(source, temp)

@@ -569,3 +569,110 @@ def test_an_unchanged_directory_is_recalled_from_one_row_and_any_change_is_seen(
     (data / "4.bin").write_bytes(b"new")
     (data / "0.bin").unlink()
     assert [sha for sha, _ in walk()] == [sha256_file(data / f"{i}.bin") for i in range(1, 5)]
+
+
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+@pytest.mark.parametrize("mode", ["copy", "hardlink"])
+def test_a_new_directory_appears_only_when_complete(store_url: str, mode: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A download into a directory that does not exist builds it beside, hidden, and renames it
+    into place whole: while files land, neither the root nor its parents are there."""
+    monkeypatch.setenv("REGISTRY_LINK_MODE", mode)
+    files = {f"d{i % 3}/f{i}.bin": os.urandom(700 + i) for i in range(9)}
+    log_files("data", files)
+    root = tmp_path / "new" / "deeper"
+    seen: list[bool] = []
+    for n in ("cold", "warm"):  # fetched while placing, then placed from the cache
+        target = root / n
+        registry.Api(store_url).artifact("proj/data:latest").download(
+            target, progress=lambda _b, f, t=target: f and seen.append(t.exists()))
+        assert {p: (target / p).read_bytes() for p in files} == files
+    assert seen == [False] * 2 * len(files)
+    assert sorted(p.name for p in root.iterdir()) == ["cold", "warm"]  # no hidden directory left
+
+
+@pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
+def test_a_failed_download_into_a_new_directory_leaves_nothing(store_url: str, tmp_path: Path) -> None:
+    art = log_files("data", {f"dir{i}/f.bin": os.urandom(2000) for i in range(5)} | {"other/bad.bin": b"original"})
+    StoredFile.of(store_url, art, "other/bad.bin").replace(b"tampered")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "mine.txt").write_text("the user's own file")
+    with pytest.raises(registry.IntegrityError, match="other/bad.bin"):
+        registry.Api(store_url).artifact("proj/data:latest").download(home / "made" / "for" / "it")
+    assert [p.name for p in home.iterdir()] == ["mine.txt"]  # neither the root, its parents, nor a staging dir
+
+
+def test_a_killed_downloads_new_directory_is_removed_by_the_next_download(store_url: str, tmp_path: Path) -> None:
+    """A download into a new directory killed half-way leaves its hidden directory beside the
+    root; the next download into that parent (or into a directory above it) removes it, not a
+    running download's."""
+    log_files("data", {"sub/a.bin": b"A" * 1000, "b.txt": b"B"})
+    script = ("import os, sys, time; from pathlib import Path; from registry.tempnames import temp_beside\n"
+              "p = temp_beside(Path(sys.argv[1])); os.mkdir(p); (p / 'half.bin').write_bytes(b'half')\n"
+              "print(p, flush=True); time.sleep(600)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    parent = tmp_path / "downloads"
+    parent.mkdir()
+    killed = subprocess.Popen([sys.executable, "-c", script, str(parent / "one")], stdout=subprocess.PIPE, text=True, env=env)
+    alive = subprocess.Popen([sys.executable, "-c", script, str(parent / "two")], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        leftover, running = Path(killed.stdout.readline().strip()), Path(alive.stdout.readline().strip())
+        killed.kill()  # SIGKILL: no clean-up of its own
+        killed.wait()
+        report = registry.Api(store_url).artifact("proj/data:latest").pull(parent / "three")
+        assert not leftover.exists() and report.leftovers_removed == 1
+        assert running.is_dir()  # a download still running keeps its directory
+        assert sorted(report.placed) == ["b.txt", "sub/a.bin"]
+    finally:
+        alive.kill()
+        alive.wait()
+    above = registry.Api(store_url).artifact("proj/data:latest").pull(parent)  # an existing root
+    assert above.leftovers_removed == 1 and not running.exists()
+    assert above.extra == ["three/b.txt", "three/sub/a.bin"]  # nothing of the hidden directories
+
+
+def test_the_hash_database_finds_copies_by_sha256_in_old_databases_too(tmp_path: Path) -> None:
+    """Rows are found by their sha256's first digits (a smaller index); a sha256 sharing them is
+    told apart, and a database made with the older whole-sha256 index opens and answers."""
+    import sqlite3
+
+    from registry.hashing import HashState
+
+    db_path = tmp_path / "state.sqlite"
+    old = sqlite3.connect(db_path)
+    old.execute("CREATE TABLE hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
+                " size INTEGER, mtime_ns INTEGER, sha256 TEXT)")
+    old.execute("CREATE INDEX hashes_by_sha256 ON hashes (sha256)")
+    old.commit()
+    old.close()
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    sha_a, sha_b = "0123abcd" + "1" * 56, "0123abcd" + "2" * 56  # the same first eight digits
+    hashes = HashState(db_path)
+    hashes.remember([(a, a.stat(), sha_a), (b, b.stat(), sha_b)])
+    assert hashes.known_copies([sha_b]) == {sha_b: b}
+    assert hashes.known_copies([sha_a, sha_b, "0123abcd" + "3" * 56]) == {sha_a: a, sha_b: b}
+    indexes = {row[0] for row in sqlite3.connect(db_path).execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "hashes_by_sha256" not in indexes  # replaced by the smaller one
+
+
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+def test_a_root_made_by_another_process_meanwhile_is_filled_as_it_is(store_url: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hidden directory never replaces a root that appeared while it was being built."""
+    monkeypatch.setenv("REGISTRY_LINK_MODE", "copy")
+    files = {f"d/f{i}.bin": os.urandom(500) for i in range(4)}
+    log_files("data", files)
+    root = tmp_path / "dl"
+
+    def someone_else(_bytes: int, placed: int) -> None:
+        if placed and not root.exists():  # (placing threads may both get here)
+            root.mkdir(exist_ok=True)
+            (root / "theirs.txt").write_text("made meanwhile")
+
+    report = registry.Api(store_url).artifact("proj/data:latest").pull(root, progress=someone_else)
+    assert {p: (root / p).read_bytes() for p in files} == files
+    assert (root / "theirs.txt").read_text() == "made meanwhile" and report.extra == ["theirs.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
