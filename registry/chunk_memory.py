@@ -6,7 +6,6 @@ unchanged 1 GiB checkpoint cuts nothing. A lost row only costs cutting again.
 """
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from .state_db import StateDb
@@ -22,26 +21,12 @@ class ChunkMemory:
         ))
 
     def get(self, sha256: str, params: str) -> Chunks | None:
-        db = self.db.connection()
-        if db is None:
-            return None
-        try:
-            row = db.execute("SELECT chunks FROM chunk_lists WHERE sha256=? AND params=?",
-                             (sha256, params)).fetchone()
-        except sqlite3.Error:
-            return None
+        query = "SELECT chunks FROM chunk_lists WHERE sha256=? AND params=?"
+        row = self.db.fetch_one(query, (sha256, params))
         return _decode(row[0]) if row else None
 
     def put(self, sha256: str, params: str, chunks: Chunks) -> None:
-        db = self.db.connection()
-        if db is None:
-            return
-        try:
-            with db:
-                db.execute("INSERT OR REPLACE INTO chunk_lists VALUES (?,?,?)",
-                           (sha256, params, _encode(chunks)))
-        except sqlite3.Error:
-            pass
+        self.db.write("INSERT OR REPLACE INTO chunk_lists VALUES (?,?,?)", (sha256, params, _encode(chunks)))
 
 
 def _encode(chunks: Chunks) -> bytes:

@@ -49,18 +49,13 @@ class Placement:
                 return None
             except FileExistsError:
                 pass
-        if new:
-            try:
-                return self._clone(source, dest)
-            except BaseException:
-                remove_if_present(dest)
-                raise
-        temp = temp_beside(dest)
+        target = dest if new else temp_beside(dest)
         try:
-            st = self._clone(source, temp)
-            os.replace(temp, dest)
+            st = self._clone(source, target)
+            if not new:
+                os.replace(target, dest)
         except BaseException:
-            remove_if_present(temp)
+            remove_if_present(target)
             raise
         return st
 

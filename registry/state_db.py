@@ -32,6 +32,28 @@ class StateDb:
             self._local.db = db
         return db
 
+    def fetch_one(self, query: str, params: tuple = ()) -> tuple | None:
+        """The first row ``query`` gives, or None (none, or no usable database)."""
+        db = self.connection()
+        if db is None:
+            return None
+        try:
+            row = db.execute(query, params).fetchone()
+        except sqlite3.Error:
+            return None
+        return tuple(row) if row is not None else None
+
+    def write(self, statement: str, params: tuple = ()) -> None:
+        """Run one statement in its own transaction; a failure only loses what it would have saved."""
+        db = self.connection()
+        if db is None:
+            return
+        try:
+            with db:
+                db.execute(statement, params)
+        except sqlite3.Error:
+            pass
+
 
 class RememberedValues:
     """One table of the state database: text key -> text value, for work this machine can skip
@@ -42,21 +64,8 @@ class RememberedValues:
         self.db = StateDb(path, (f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT)",))
 
     def get(self, key: str) -> str | None:
-        db = self.db.connection()
-        if db is None:
-            return None
-        try:
-            row = db.execute(f"SELECT value FROM {self.table} WHERE key=?", (key,)).fetchone()
-        except sqlite3.Error:
-            return None
+        row = self.db.fetch_one(f"SELECT value FROM {self.table} WHERE key=?", (key,))
         return row[0] if row else None
 
     def put(self, key: str, value: str) -> None:
-        db = self.db.connection()
-        if db is None:
-            return
-        try:
-            with db:
-                db.execute(f"INSERT OR REPLACE INTO {self.table} VALUES (?,?)", (key, value))
-        except sqlite3.Error:
-            pass
+        self.db.write(f"INSERT OR REPLACE INTO {self.table} VALUES (?,?)", (key, value))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import operator
 import os
-import sqlite3
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,25 +44,15 @@ class WalkMemory:
 
     def recall(self, top: str, fingerprint: bytes, count: int) -> list[str] | None:
         """The ``count`` sha256s remembered for ``top`` under this fingerprint, else None."""
-        db = self.db.connection()
-        if db is None:
-            return None
-        try:
-            row = db.execute("SELECT fingerprint, shas FROM walks WHERE top=?", (top,)).fetchone()
-        except sqlite3.Error:
-            return None
+        row = self.db.fetch_one("SELECT fingerprint, shas FROM walks WHERE top=?", (top,))
         if row is None or row[0] != fingerprint or len(row[1]) != 32 * count:
             return None
         text = bytes(row[1]).hex()
         return [text[i : i + 64] for i in range(0, len(text), 64)]
 
     def remember(self, top: str, fingerprint: bytes, shas: Sequence[str]) -> None:
-        db = self.db.connection()
-        if db is None:
-            return
         try:
-            with db:
-                db.execute("INSERT OR REPLACE INTO walks VALUES (?,?,?)",
-                           (top, fingerprint, bytes.fromhex("".join(shas))))
-        except (sqlite3.Error, ValueError):
-            pass
+            packed = bytes.fromhex("".join(shas))
+        except ValueError:  # not hex digests: nothing worth remembering
+            return
+        self.db.write("INSERT OR REPLACE INTO walks VALUES (?,?,?)", (top, fingerprint, packed))
