@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import keys
@@ -60,10 +61,14 @@ class Cache:
         st = _stat(path)
         return st is not None and as_recorded(st, size, self.index.recorded([str(path)]).get(str(path)))
 
+    def entry_paths(self, shas: Iterable[str]) -> dict[str, str]:
+        """``sha256 -> entry path`` as strings, checking nothing (no ``Path`` per file)."""
+        entries_dir = self._entries_dir
+        return {sha: f"{entries_dir}/{sha[:2]}/{sha[2:]}" for sha in shas}
+
     def valid_entries(self, sizes: dict[str, int | None]) -> dict[str, str | None]:
         """``sha256 -> entry path`` of each blob whose entry passes ``is_valid`` (else None), in one query."""
-        entries_dir = self._entries_dir
-        paths = {sha: f"{entries_dir}/{sha[:2]}/{sha[2:]}" for sha in sizes}
+        paths = self.entry_paths(sizes)
         recorded = self.index.recorded(list(paths.values()))
         valid: dict[str, str | None] = {}
         for sha, path in paths.items():

@@ -120,14 +120,18 @@ def _fill(cache: Cache, hashes: HashState, files: list[FileEntry], report: Downl
     new = work != root
     checked: dict[str, str] = {}
     targets = [(entry, safe_destination_memo(work, entry.path, checked)) for entry in files]
-    cached = cache.valid_entries({e.sha256: e.size for e in files})
     states = [DestState.ABSENT] * len(targets) if new \
-        else survey(targets, cached, hashes, recoverable=lambda shas: _recoverable(cache, shas))
+        else survey(targets, hashes, cache.valid_entries, recoverable=lambda shas: _recoverable(cache, shas))
     edited = [e.path for (e, _), s in zip(targets, states) if s is DestState.EDITED]
     if edited and not overwrite:
         raise LocalEditsError(root, edited)
     todo = [target for target, s in zip(targets, states) if s is not DestState.CURRENT]
-    report.unchanged = [e.path for (e, _), s in zip(targets, states) if s is DestState.CURRENT]
+    in_place = [e for (e, _), s in zip(targets, states) if s is DestState.CURRENT]
+    report.unchanged = [e.path for e in in_place]
+    cached = cache.valid_entries({e.sha256: e.size for e, _ in todo})  # files in place need no entry
+    # an entry counts as used when its file is in place too (checked or not: marking costs no stat)
+    used = [p for p in cached.values() if p is not None]
+    used += cache.entry_paths({e.sha256 for e in in_place}).values()
     sources = _gather(cache, hashes, todo, cached, work, report, workers, progress, prefetch, new)
     make_directories(work, todo)  # again: a symlink could have appeared during the fetch
     # the hash database learns the paths the files will have (a directory's rename keeps their stat)
@@ -137,7 +141,7 @@ def _fill(cache: Cache, hashes: HashState, files: list[FileEntry], report: Downl
     # the database's writes run beside the placement (SQLite and the kernel's file work both
     # release the GIL): the entries used are marked, the files placed remembered as batches land
     with ThreadPoolExecutor(max_workers=1) as recorder:
-        written = [recorder.submit(cache.touch, [p for p in cached.values() if p is not None])]
+        written = [recorder.submit(cache.touch, used)]
         _place_all(cache, todo, sources, progress,
                    lambda rows: written.append(recorder.submit(remember, rows)), new)
         for done in written:

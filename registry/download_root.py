@@ -49,10 +49,13 @@ def safe_destination(root: Path, path: str) -> Path:
     return root.joinpath(*path.split("/"))
 
 
-def survey(targets: list[tuple[FileEntry, str]], cached: dict[str, str | None], hashes: HashState,
+def survey(targets: list[tuple[FileEntry, str]], hashes: HashState,
+           valid_entries: Callable[[dict[str, int | None]], dict[str, str | None]],
            recoverable: Callable[[set[str]], set[str]]) -> list[DestState]:
     """How each destination compares with the version: one stat each and batched hash look-ups;
-    only files the registry never saw are hashed.
+    only files the registry never saw are hashed. A file the hash database confirms costs
+    nothing more; the others are checked against the cache (``valid_entries``: a hard link to
+    a valid entry is current) in one query.
 
     A file whose bytes the registry knows is STALE (replaced without asking) only if those bytes
     can be had again (``recoverable``: in the cache or the store, e.g. an older version's);
@@ -71,6 +74,9 @@ def survey(targets: list[tuple[FileEntry, str]], cached: dict[str, str | None], 
         if stat.S_ISREG(st.st_mode):
             existing.append((len(states) - 1, dest, st))
     known = hashes.lookup_many([(path, st) for _, path, st in existing])
+    unconfirmed = {targets[i][0].sha256: targets[i][0].size
+                   for (i, _, _), sha in zip(existing, known) if sha != targets[i][0].sha256}
+    cached = valid_entries(unconfirmed) if unconfirmed else {}
     verified = []
     stale: dict[int, str] = {}
     for (i, path, st), sha in zip(existing, known):

@@ -1,6 +1,7 @@
 """The local cache and downloads: near-instant repeats, verified bytes, safe concurrency, eviction."""
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -184,13 +185,14 @@ def test_two_processes_downloading_at_once_both_get_correct_files(store_url: str
 
 
 @pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
-def test_eviction_keeps_the_cache_under_its_limit_lru_first(store_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("again", ["again0", "dl0"])  # a new directory, or the one that holds it all already
+def test_eviction_keeps_the_cache_under_its_limit_lru_first(store_url: str, again: str, tmp_path: Path) -> None:
     for i in range(5):
         log_files(f"d{i}", {"blob.bin": bytes([i]) * 10_000})
     api = registry.Api(store_url)
     for i in range(5):
         api.artifact(f"proj/d{i}:latest").download(tmp_path / f"dl{i}")
-    api.artifact("proj/d0:latest").download(tmp_path / "again0")  # d0 becomes most recently used
+    api.artifact("proj/d0:latest").download(tmp_path / again)  # d0 becomes most recently used
     store = open_store(store_url)
     files, freed = store.cache.clean(max_size=25_000)
     remaining = {p.name for p, _, _ in store.cache.entries()}
@@ -350,7 +352,6 @@ def test_a_failed_download_leaves_no_directory_or_temp_file(store_url: str, tmp_
 def test_hash_follows_parts_written_out_of_order(tmp_path: Path) -> None:
     """s3transfer writes a large blob's parts at their offsets in any order, and a retried part
     writes its bytes again; the hash must still see every byte once, in order."""
-    import hashlib
     import random
 
     from backends.s3_streams import HashedInOrder
@@ -482,21 +483,30 @@ def test_a_repeat_pull_into_the_same_directory_hashes_nothing(store_url: str, mo
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Copies are recognised by the hash database, hard links by sharing their cache entry's inode."""
     monkeypatch.setenv("REGISTRY_LINK_MODE", mode)
-    _pull_twice_hashing_nothing(store_url, tmp_path, monkeypatch, {f"d/f{i}.bin": os.urandom(1000) for i in range(10)})
+    files = {f"d/f{i}.bin": os.urandom(1000) for i in range(10)}
+    checked = _pull_twice_hashing_nothing(store_url, tmp_path, monkeypatch, files)
+    assert sorted(checked) == ([] if mode == "copy" else sorted({hashlib.sha256(d).hexdigest() for d in files.values()}))
 
 
 def _pull_twice_hashing_nothing(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                files: dict[str, bytes]) -> None:
-    """Log ``files``, pull them, pull again into the same directory: nothing is hashed the second time."""
+                                files: dict[str, bytes]) -> list[str]:
+    """Log ``files``, pull them, pull again into the same directory: nothing is hashed the second
+    time. Returns the blobs whose cache entries that pull checked: only those of files the hash
+    database does not vouch for (hard links, which it need not remember: they share the entry's inode)."""
     import registry.download_root as download_root
+    from registry.cache import Cache
 
     log_files("data", files)
     registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "one")
     hashed: list[str] = []
     real = download_root.sha256_file
     monkeypatch.setattr(download_root, "sha256_file", lambda p: hashed.append(str(p)) or real(p))
+    checked: list[str] = []
+    real_valid = Cache.valid_entries
+    monkeypatch.setattr(Cache, "valid_entries", lambda self, sizes: checked.extend(sizes) or real_valid(self, sizes))
     report = registry.Api(store_url).artifact("proj/data:latest").pull(tmp_path / "one")
     assert hashed == [] and sorted(report.unchanged) == sorted(files) and report.placed == []
+    return checked
 
 
 @pytest.mark.parametrize("store_url", ["moto"], indirect=True)
@@ -507,7 +517,8 @@ def test_files_placed_are_remembered_in_batches_as_they_land(store_url: str, tmp
 
     monkeypatch.setenv("REGISTRY_LINK_MODE", "copy")
     monkeypatch.setattr(download, "REMEMBER_BATCH", 3)
-    _pull_twice_hashing_nothing(store_url, tmp_path, monkeypatch, {f"d{i % 3}/f{i}.bin": os.urandom(1000) for i in range(10)})
+    assert _pull_twice_hashing_nothing(store_url, tmp_path, monkeypatch,
+                                       {f"d{i % 3}/f{i}.bin": os.urandom(1000) for i in range(10)}) == []
 
 
 @pytest.mark.parametrize("store_url", ["moto", "seaweed"], indirect=True)  # a local store is its own cache
