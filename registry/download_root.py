@@ -74,7 +74,7 @@ def survey(targets: list[tuple[FileEntry, str]], hashes: HashState,
         if stat.S_ISREG(st.st_mode):
             existing.append((len(states) - 1, dest, st))
     known = hashes.lookup_many([(path, st) for _, path, st in existing])
-    unconfirmed = {targets[i][0].sha256: targets[i][0].size
+    unconfirmed: dict[str, int | None] = {targets[i][0].sha256: targets[i][0].size
                    for (i, _, _), sha in zip(existing, known) if sha != targets[i][0].sha256}
     cached = valid_entries(unconfirmed) if unconfirmed else {}
     verified = []
