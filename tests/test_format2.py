@@ -8,9 +8,11 @@ import random
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import registry
 from registry import chunking, filelists, keys, placement
+from registry.cli import cli
 from registry.errors import IntegrityError
 from registry.filelists import version_entries
 from registry.gc import collect_garbage
@@ -225,12 +227,14 @@ def test_migrate_packs_a_format_1_store_idempotently(store_url: str, tmp_path: P
     listing = _keys("")
     plan = migrate(store, dry_run=True)
     assert plan.to_pack == 300 and plan.versions == 1
+    dry = CliRunner().invoke(cli, ["migrate"], prog_name="registry")  # the command's default is a dry run too
+    assert dry.exit_code == 0 and "would pack 300 blob(s)" in dry.output and "--apply" in dry.output
     assert _keys("") == listing  # a dry run changes nothing
     done = migrate(store, dry_run=False)
     assert done.to_pack == 300 and done.loose_deleted == 300 and done.packs
     assert len(_keys(keys.blob_prefix())) == 2  # the file list and the large file
-    again = migrate(store, dry_run=False)
-    assert again.to_pack == 0 and again.already_packed == 300
+    again = CliRunner().invoke(cli, ["migrate", "--apply"], prog_name="registry")
+    assert again.exit_code == 0 and "packed 0 blob(s)" in again.output and "300 already in packs" in again.output
     _fresh_machine(monkeypatch, tmp_path, "reader")
     before = len(proxy_of(store_url).requests("GET"))
     out = Path(registry.Api(store_url).artifact("proj/data:latest").download(tmp_path / "out"))
@@ -505,3 +509,37 @@ def test_pages_beyond_the_memory_budget_wait_on_disk_and_are_all_sent(
     _fresh_machine(monkeypatch, tmp_path, "reader")
     out = Path(registry.Api(store_url).artifact("proj/spooled:latest").download(tmp_path / "out"))
     assert _tree(out) == files
+
+
+@pytest.mark.parametrize("store_url", ["local", "seaweed"], indirect=True)
+def test_one_changed_file_uploads_one_manifest_page_per_level(store_url: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logged through the store, not just built: re-logging a version with one file changed
+    uploads the leaf that lists it and the pages above it, nothing else of the file list."""
+    import json
+
+    from registry.manifest_pages import ManifestBuilder
+
+    for rule, value in {"LEAF_BITS": 2, "INNER_BITS": 1, "LEAF_CAP": 16, "INNER_CAP": 4}.items():
+        monkeypatch.setattr(ManifestBuilder, rule, value)  # small pages: 600 files make a deep tree
+    files = {f"d{i % 6}/f{i:04d}.txt": f"file {i}".encode() for i in range(600)}
+    first = _log("data", files, tmp_path)
+    store = open_store()
+
+    def page(digest: str) -> dict:
+        return json.loads(store.backend.read(keys.blob(digest)))
+
+    contents = {keys.blob(hashlib.sha256(data).hexdigest()) for data in [*files.values(), b"changed"]}
+
+    def manifest_pages() -> set[str]:  # a local store keeps small files whole, as blobs too
+        return set(_keys(keys.blob_prefix())) - contents
+
+    pages = manifest_pages()
+    levels = page(first.digest)["level"] + 1 if page(first.digest)["kind"] == "inner" else 1
+    assert levels >= 4 and len(pages) > 20 * levels
+    files["d3/f0303.txt"] = b"changed"
+    second = _log("data", files, tmp_path)
+    new = manifest_pages() - pages
+    assert second.version == "v1" and len(new) == levels  # the root among them: a new digest
+    assert keys.blob(second.digest) in new
+    assert all(page("".join(key.split("/")[-2:]))["kind"] in ("leaf", "inner") for key in new)
