@@ -35,8 +35,11 @@ class PackUploader:
     """
 
     def __init__(self, backend: Backend, in_flight: int = IN_FLIGHT, announce: Announce | None = None,
-                 written: Callable[[BuiltPack], None] | None = None) -> None:
+                 written: Callable[[BuiltPack], None] | None = None,
+                 crash: Callable[[str], None] | None = None) -> None:
         self.backend = backend
+        self.crash = crash
+        """Tests stop the writer at ``"after-pack"``: a pack uploaded, its index not yet."""
         self.in_flight = in_flight
         self.written = written
         """Called (in the caller's thread) with each pack once it and its index are uploaded."""
@@ -114,6 +117,8 @@ class PackUploader:
         built = builder.build()  # hashed here: the caller's thread goes on cutting meanwhile
         self._announce(built.pack_id)
         self.backend.write(keys.pack(built.pack_id), built.body, sha256=built.pack_id)
+        if self.crash is not None:
+            self.crash("after-pack")
         self.backend.write(keys.pack_index(built.pack_id), built.index)
         return built
 

@@ -10,6 +10,9 @@ import pytest
 
 import registry
 from helpers import kill_when_paused
+from registry import keys
+from registry.gc import collect_garbage
+from registry.store import open_store
 from store_fixtures import subprocess_env
 from test_races import WORKER
 
@@ -65,3 +68,30 @@ def test_sigkill_mid_upload_leaves_no_version(store_url: str, tmp_path: Path) ->
     ok = subprocess.run([sys.executable, WORKER, "data", "1", "1"], env=writer_env(store_url, tmp_path), capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert [a.version for a in api.artifact_versions("race/data")] == ["v0"]
+
+
+@pytest.mark.parametrize("store_url", ["seaweed"], indirect=True)  # a local store keeps small files whole
+def test_a_writer_killed_between_a_pack_and_its_index_leaves_a_pack_that_gc_reclaims(store_url: str,
+                                                                                     tmp_path: Path) -> None:
+    """No reader can find chunks in a pack without an index, so the next writer sends them again;
+    the pack stays while the dead writer's marker protects it and goes once that lease is over."""
+    crashed = subprocess.run([sys.executable, WORKER, "data", "0", "1"], capture_output=True, text=True, timeout=120,
+                             env=writer_env(store_url, tmp_path, REGISTRY_TEST_CRASH_AT="after-pack"))
+    assert crashed.returncode == 77, crashed.stderr[-2000:]
+    store = open_store(store_url)
+    (orphan,) = [info.key for info in store.backend.list(keys.packs_prefix())]
+    assert list(store.backend.list(keys.pack_index_prefix())) == []
+    api = registry.Api(store_url)
+    with pytest.raises(registry.NotFoundError):
+        api.artifact("race/data:latest")
+    ok = subprocess.run([sys.executable, WORKER, "data", "1", "1"], env=writer_env(store_url, tmp_path),
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    collect_garbage(store, grace_seconds=0)
+    assert store.backend.exists(orphan)  # its writer's marker still names it
+    for marker in store.backend.list(keys.inflight_prefix()):  # six hours on: that writer's lease is over
+        store.backend.delete(marker.key)
+    report = collect_garbage(store, grace_seconds=0)
+    assert orphan in report.deleted and not store.backend.exists(orphan)
+    art = api.artifact("race/data:latest")
+    art.verify(art.download(tmp_path / "dl"))
