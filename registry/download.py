@@ -345,7 +345,7 @@ def place_batches(todo: list[Target], most: int, workers: int) -> list[list[Targ
     ext4 a file's creation holds it while a free inode is searched for)."""
     by_dir: dict[str, list[Target]] = {}
     for target in todo:
-        by_dir.setdefault(os.path.dirname(target[1]), []).append(target)
+        by_dir.setdefault(target[1].rpartition("/")[0], []).append(target)
     # a task per file would cost more in futures than a small file's copy: hand out batches
     size = max(1, min(most, len(todo) // (4 * workers)))
     runs = [[files[i : i + size] for i in range(0, len(files), size)] for files in by_dir.values()]

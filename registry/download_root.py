@@ -120,7 +120,7 @@ def make_directories(root: Path, todo: list[tuple[FileEntry, str]]) -> list[Path
     made: list[Path] = []
     done: set[str] = set()
     for entry, dest in todo:
-        parent = os.path.dirname(dest)
+        parent = dest.rpartition("/")[0]  # as ``safe_destination_memo`` joined it (a sixth of ``dirname``)
         if parent in done:
             continue
         missing = []
