@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 
 class StateDb:
-    def __init__(self, path: Path, schema: tuple[str, ...]) -> None:
+    def __init__(self, path: Path, schema: tuple[str, ...],
+                 functions: Mapping[str, Callable[[str], int]] | None = None) -> None:
         self.path = Path(path)
         self.schema = schema
+        self.functions = functions or {}
+        """One-argument Python functions the SQL may call (registered on each connection)."""
         self._local = threading.local()
 
     def connection(self) -> sqlite3.Connection | None:
@@ -25,6 +29,8 @@ class StateDb:
                 db = sqlite3.connect(self.path, timeout=30)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")  # a lost row only costs re-hashing or re-fetching
+                for name, function in self.functions.items():
+                    db.create_function(name, 1, function, deterministic=True)
                 for statement in self.schema:
                     db.execute(statement)
             except sqlite3.Error:

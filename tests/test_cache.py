@@ -687,3 +687,30 @@ def test_a_root_made_by_another_process_meanwhile_is_filled_as_it_is(store_url: 
     assert {p: (root / p).read_bytes() for p in files} == files
     assert (root / "theirs.txt").read_text() == "made meanwhile" and report.extra == ["theirs.txt"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_uses_of_entries_recorded_by_an_older_version_still_count_for_eviction(tmp_path: Path) -> None:
+    """Uses are marked in a narrow table of their own; a cache written before it existed gets its
+    rows once, so marking a use of an old entry still makes it the most recently used."""
+    import sqlite3
+
+    from registry.cache_index import CacheIndex
+
+    entries = tmp_path / "blobs"
+    entries.mkdir()
+    old, older = entries / "old", entries / "older"
+    for path in (old, older):
+        path.write_bytes(b"x")
+    db = sqlite3.connect(tmp_path / "state.sqlite")  # as an older version left it: no cache_used
+    db.execute("CREATE TABLE cache_entries (path TEXT PRIMARY KEY, sha256 TEXT, size INTEGER,"
+               " mtime_ns INTEGER, last_used REAL)")
+    with db:
+        db.executemany("INSERT INTO cache_entries VALUES (?,?,?,?,?)",
+                       [(str(older), "a" * 64, 1, 0, 1000.0), (str(old), "b" * 64, 1, 0, 2000.0)])
+    db.close()
+    index = CacheIndex(tmp_path / "state.sqlite")
+    assert [p.name for p, _, _ in sorted(index.entries(entries), key=lambda e: e[2])] == ["older", "old"]
+    index.flush([str(older)])
+    assert [p.name for p, _, _ in sorted(index.entries(entries), key=lambda e: e[2])] == ["old", "older"]
+    wide = sqlite3.connect(tmp_path / "state.sqlite").execute("SELECT path, last_used FROM cache_entries")
+    assert dict(wide.fetchall()) == {str(older): 1000.0, str(old): 2000.0}  # the wide rows are not rewritten
