@@ -54,8 +54,8 @@ def survey(targets: list[tuple[FileEntry, str]], hashes: HashState,
            recoverable: Callable[[set[str]], set[str]]) -> list[DestState]:
     """How each destination compares with the version: one stat each and batched hash look-ups;
     only files the registry never saw are hashed. A file the hash database confirms costs
-    nothing more; the others are checked against the cache (``valid_entries``: a hard link to
-    a valid entry is current) in one query.
+    nothing more; only the others are checked against the cache (``valid_entries``: a hard
+    link to a valid entry is current).
 
     A file whose bytes the registry knows is STALE (replaced without asking) only if those bytes
     can be had again (``recoverable``: in the cache or the store, e.g. an older version's);
@@ -74,8 +74,10 @@ def survey(targets: list[tuple[FileEntry, str]], hashes: HashState,
         if stat.S_ISREG(st.st_mode):
             existing.append((len(states) - 1, dest, st))
     known = hashes.lookup_many([(path, st) for _, path, st in existing])
-    unconfirmed: dict[str, int | None] = {targets[i][0].sha256: targets[i][0].size
-                   for (i, _, _), sha in zip(existing, known) if sha != targets[i][0].sha256}
+    unconfirmed: dict[str, int | None] = {}
+    for (i, _, _), sha in zip(existing, known):
+        if sha != targets[i][0].sha256:
+            unconfirmed[targets[i][0].sha256] = targets[i][0].size
     cached = valid_entries(unconfirmed) if unconfirmed else {}
     verified = []
     stale: dict[int, str] = {}
