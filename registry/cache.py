@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import keys
+from .assembly import write_all_at
 from .blobs import BlobStore, Progress
 from .cache_index import CacheIndex, as_recorded
 from .errors import IntegrityError
@@ -207,9 +208,7 @@ class DownloadCache(Cache):
             else:  # created read-only: one syscall fewer per small file (a pack holds thousands)
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, READ_ONLY)
                 try:
-                    view = memoryview(verified)
-                    while view:
-                        view = view[os.write(fd, view) :]
+                    write_all_at(fd, memoryview(verified), 0)
                     st = os.fstat(fd)
                 finally:
                     os.close(fd)

@@ -180,9 +180,7 @@ def _uploader(store: Store, guard: Protection) -> PackUploader:
     def written(built: BuiltPack) -> None:
         store.pack_indexes.add_written(built.pack_id, built.index, built.entries)
 
-    crash = _crash_hook()
-    return PackUploader(store.backend, announce=guard.cover, written=written,
-                        crash=None if crash is _no_crash else crash)
+    return PackUploader(store.backend, announce=guard.cover, written=written, crash=_crash_hook())
 
 
 def _same_as_latest(store: Store, draft: VersionRecord, aliases: list[str],
