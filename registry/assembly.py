@@ -1,14 +1,15 @@
 """Files of several chunks assembled in temp files as their chunks land, and hashed in file order.
 
-A download reads a file's chunks by ranged GETs, several in flight, so they land in any order;
-each was checked against its id before it lands. The file's own sha256 must still be checked
-before its temp file becomes a cache entry (a manifest's claim is never trusted: the cache is
-keyed by it and shared). That hash runs in file order, one chunk after the other: the one part of
-a download that cannot be spread over cores. So it runs on a thread of its own (``FileHasher``),
-beside the reads and the chunk checks, reading landed chunks back from the temp file (still in
-the page cache) into one reused buffer; readers never wait for it, except that a read does not
-start while more than ``WINDOW`` landed bytes await hashing (then the hash would be left to
-finish alone after the last chunk lands, one core busy and the other idle).
+A download reads a file's chunks by ranged GETs, several in flight, so they land in any order,
+unchecked: the file's own sha256 is checked before its temp file becomes a cache entry (a
+manifest's claim is never trusted: the cache is keyed by it and shared), and that one pass
+covers every byte. Only a file that fails it has its chunks checked one by one, to name the bad
+one. The hash runs in file order, one chunk after the other: the one part of a download that
+cannot be spread over cores. So it runs on a thread of its own (``FileHasher``), beside the
+reads, reading landed chunks back from the temp file (still in the page cache) into one reused
+buffer; readers never wait for it, except that a read does not start while more than
+``WINDOW`` landed bytes await hashing (then the hash would be left to finish alone after the
+last chunk lands, one core busy and the other idle).
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class Assembly:
         """Whether the hasher has this file in its queue (its next chunk has landed)."""
 
     def write(self, index: int, data: memoryview) -> None:
-        """Write chunk ``index`` (verified) at its offset, in the temp file and the copy."""
+        """Write chunk ``index`` at its offset, in the temp file and the copy (both unseen until
+        the whole file is checked)."""
         write_all_at(self.fd, data, self.offsets[index])
         if self.copy_fd >= 0:
             write_all_at(self.copy_fd, data, self.offsets[index])
@@ -55,6 +57,15 @@ class Assembly:
     def complete(self) -> bool:
         """Every chunk landed and hashed."""
         return self.remaining == 0 and self.hashed == len(self.lengths)
+
+    def first_bad_chunk(self) -> str | None:
+        """The id of the first chunk whose bytes in the temp file do not match it, if any: what to
+        name when the file as a whole does not match its sha256."""
+        for (chunk_id, length), offset in zip(self.entry.chunk_list(), self.offsets):
+            data = os.pread(self.fd, length, offset)
+            if len(data) != length or hashlib.sha256(data).hexdigest() != chunk_id:
+                return chunk_id
+        return None
 
     def close(self) -> None:
         for fd in (self.fd, self.copy_fd):

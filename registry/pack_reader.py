@@ -1,11 +1,13 @@
 """Reading files of format-2 versions out of packs into the download cache.
 
 The chunks a download needs are grouped by pack, neighbouring ranges are coalesced
-(``packs.plan_reads``) and fetched by ranged GETs, several in flight. Every chunk is checked
-against its id as it arrives; a file of one chunk is then a verified cache entry at once, a
-file of many is assembled in a temp file beside its entry and renamed into place once its
-sha256 matches: that hash runs in file order on a thread of its own while the chunks land
-(``assembly``), reads starting in the order it needs them. Nothing unverified ever becomes an
+(``packs.plan_reads``) and fetched by ranged GETs, several in flight. A file of one chunk
+is checked against its id as it arrives and is then a verified cache entry at once; a file of
+many is assembled in a temp file beside its entry and renamed into place once its sha256
+matches: that hash runs in file order on a thread of its own while the chunks land
+(``assembly``), reads starting in the order it needs them. Its chunks are not hashed a second
+time on arrival (a pass of sha256 over every byte saved): only when the file does not match are
+they checked one by one, to name the bad chunk and its pack. Nothing unverified ever becomes an
 entry, and the caller places files from the cache exactly as for format-1 blobs. Where placing a file means
 copying its bytes (no reflink, no hardlink), the caller may name a second new file per blob
 (``copies``, beside its destination): its bytes are written there too as they land, so they
@@ -31,7 +33,7 @@ from .assembly import Assembly, FileHasher, write_all_at
 from .cache import Cache
 from .errors import IntegrityError, NotFoundError
 from .pack_locations import Location, PackIndexes
-from .packs import Span, plan_reads, split_span
+from .packs import Span, corrupt_chunk, plan_reads, split_span
 from .records import FileEntry
 from .tempnames import remove_if_present
 
@@ -143,7 +145,7 @@ class PackedReader:
                 list(pool.map(read, spans))
             hasher.finish()
             for assembly in assemblies.values():
-                self._finish_assembly(assembly)
+                self._finish_assembly(assembly, located)
                 copies.done(assembly.entry.sha256)
             done = True
         finally:
@@ -167,7 +169,9 @@ class PackedReader:
             data = self.backend.read_range_view(key, span.start, span.end)
         except FileNotFoundError:
             raise _PackGone(pack, describe(span.items[0][0])) from None
-        for chunk, view in split_span(data, span, key, describe):
+        whole_file_checks = {chunk for chunk, _, _ in span.items  # every use is in a file of several
+                             if all(entry.sha256 in assemblies for entry, _ in uses[chunk])}
+        for chunk, view in split_span(data, span, key, describe, checked_later=whole_file_checks):
             for entry, index in uses[chunk]:
                 assembly = assemblies.get(entry.sha256)
                 if assembly is None:  # a file of one chunk, just verified
@@ -188,11 +192,14 @@ class PackedReader:
                 os.ftruncate(out, entry.size)
         return Assembly(entry, temp, fd, copy_fd)
 
-    def _finish_assembly(self, assembly: Assembly) -> None:
+    def _finish_assembly(self, assembly: Assembly, located: Mapping[str, Location]) -> None:
         entry = assembly.entry
         if not assembly.complete:
             raise IntegrityError(f"{entry.path!r} could not be assembled from its chunks")
         if assembly.digest.hexdigest() != entry.sha256:
+            bad = assembly.first_bad_chunk()
+            if bad is not None:
+                raise corrupt_chunk(bad, keys.pack(located[bad].pack), f" (file {entry.path!r})")
             raise IntegrityError(
                 f"{entry.path!r}: its chunks do not add up to its sha256 {entry.sha256[:12]}...: "
                 "the version's manifest is corrupt; re-log it"

@@ -6,19 +6,20 @@ import hashlib
 import os
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
 import registry
-from registry import chunking, filelists, keys, placement
+from registry import chunking, filelists, keys, packs, placement
 from registry.cli import cli
 from registry.errors import IntegrityError
 from registry.filelists import version_entries
 from registry.gc import collect_garbage
 from registry.migrate import migrate
 from registry.pack_reader import PackedReader
-from registry.packs import parse_index
+from registry.packs import index_of_pack, parse_index
 from registry.protection import Protection
 from registry.store import open_store
 from store_fixtures import proxy_of
@@ -330,7 +331,8 @@ def test_a_corrupt_chunk_of_a_large_file_is_refused_and_nothing_is_placed(store_
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A large file is written (into the cache and, as it is copied there, beside its
     destination) and hashed as its chunks stream in: one bad chunk fails the download before any
-    byte of it is placed or kept in the cache, and leaves no temp file behind."""
+    byte of it is placed or kept in the cache, leaves no temp file behind, and is named with its
+    pack (its chunks are not hashed on arrival, only the file; a file that fails is searched)."""
     monkeypatch.setenv("REGISTRY_LINK_MODE", "copy")
     model = random.Random(11).randbytes(5 * MiB + 321)
     logged = _log("ckpt", {"model.bin": model}, tmp_path)
@@ -340,8 +342,10 @@ def test_a_corrupt_chunk_of_a_large_file_is_refused_and_nothing_is_placed(store_
     at = body.find(model[3 * MiB : 3 * MiB + 64]) + 10  # inside one chunk, past the first ones
     body[at] ^= 1
     backend.write(key, bytes(body))
+    (damaged,) = [chunk for chunk, (offset, length) in index_of_pack(bytes(body), key).items()
+                  if offset <= at < offset + length]
     _fresh_machine(monkeypatch, tmp_path, "reader")
-    with pytest.raises(IntegrityError, match=r"model\.bin"):
+    with pytest.raises(IntegrityError, match=rf"chunk {damaged} \(file 'model\.bin'\) in {key} does not match"):
         registry.Api(store_url).artifact("proj/ckpt:latest").download(tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
     entry = open_store().cache.entry_path(hashlib.sha256(model).hexdigest())
@@ -412,7 +416,8 @@ def test_a_large_file_lands_in_the_cache_and_its_destination_in_one_pass(
         store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link_mode: str) -> None:
     """In copy mode the chunks are written to the destination as they land (nothing is copied out
     of the cache afterwards); either way the cache entry is complete and the placed file its own
-    (copy) or the entry itself (hardlink)."""
+    (copy) or the entry itself (hardlink). Its chunks are not hashed on arrival: the file's own
+    sha256, in one pass, checks every byte."""
     model = random.Random(14).randbytes(4 * MiB + 77)
     _log("ckpt", {"model.bin": model, "copy/model.bin": model}, tmp_path)
     _fresh_machine(monkeypatch, tmp_path, "reader")
@@ -420,7 +425,12 @@ def test_a_large_file_lands_in_the_cache_and_its_destination_in_one_pass(
     copied: list[Path] = []
     real_copy = placement.copy_file
     monkeypatch.setattr(placement, "copy_file", lambda source, dest: copied.append(dest) or real_copy(source, dest))
+    chunk_checks: list[int] = []
+    real_sha256 = hashlib.sha256
+    monkeypatch.setattr(packs, "hashlib", SimpleNamespace(
+        sha256=lambda data=b"": chunk_checks.append(len(data)) or real_sha256(data)))
     out = Path(registry.Api(store_url).artifact("proj/ckpt:latest").download(tmp_path / "out"))
+    assert sum(chunk_checks) < 64 * KiB  # pack index footers only: not a chunk (64 KiB at least)
     assert _tree(out) == {"model.bin": model, "copy/model.bin": model}  # no temp file left either
     entry = open_store().cache.entry_path(hashlib.sha256(model).hexdigest())
     assert entry.read_bytes() == model
