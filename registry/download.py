@@ -237,15 +237,13 @@ def _fetch(cache: Cache, todo: list[Target], missing: list[FileEntry], root: Pat
         rest = missing
         if prefetch is not None:
             wrote = prefetch(missing, count, {sha: temp for sha, (temp, _) in early.items()})
-            now_cached = cache.valid_entries({e.sha256: e.size for e in missing})
-            for sha, path in now_cached.items():
-                if path is None:
-                    if sha in wrote:  # its entry went (evicted meanwhile): fetched again below
-                        remove_if_present(early[sha][0])
-                elif sha in wrote:
-                    sources[sha] = _Source(path, early=early[sha][0], early_dest=early[sha][1])
-                else:
-                    sources[sha] = path
+            # a temp file that holds its verified bytes needs no check of its entry (a second
+            # destination copies from the entry, and fetches it again if evicted since)
+            for sha, path in cache.entry_paths(wrote).items():
+                sources[sha] = _Source(path, early=early[sha][0], early_dest=early[sha][1])
+            unwritten = {e.sha256: e.size for e in missing if e.sha256 not in wrote}
+            now_cached = cache.valid_entries(unwritten) if unwritten else {}
+            sources.update((sha, path) for sha, path in now_cached.items() if path is not None)
             rest = [e for e in missing if e.sha256 not in sources]
 
         def fetch(entry: FileEntry) -> tuple[str, _Source]:

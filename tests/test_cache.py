@@ -13,6 +13,7 @@ import registry
 from backends import open_backend
 from helpers import log_files
 from registry import keys
+from registry.pack_reader import PackedReader
 from registry.store import open_store
 from store_fixtures import record_operations, record_reads, record_requests, small_parts, subprocess_env
 from stored_bytes import StoredFile, file_byte_keys
@@ -335,6 +336,36 @@ def test_each_link_mode_places_the_right_bytes(store_url: str, mode: str, tmp_pa
             shares_inode = os.stat(placed).st_ino == os.stat(store.cache.entry_path(registry.hashing.sha256_bytes(data))).st_ino
             assert shares_inode == (mode == "hardlink"), f"{mode}: {path} shares its inode: {shares_inode}"
         assert [p for p in root.rglob(".*")] == []  # no temp file left behind
+
+
+@pytest.mark.parametrize("store_url", ["moto"], indirect=True)
+@pytest.mark.parametrize("into", ["new", "existing"])
+def test_entries_evicted_between_fetch_and_placement_still_give_every_file(
+        store_url: str, into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copy mode writes each fetched file beside its destination as it lands, so its cache entry
+    is not checked again before placement: a concurrent eviction right after the fetch still
+    leaves every file placed, a second destination of the same bytes fetching them again."""
+    monkeypatch.setenv("REGISTRY_LINK_MODE", "copy")
+    files = {f"f{i}.bin": os.urandom(700 + i) for i in range(8)}
+    files |= {"twin/f0.bin": files["f0.bin"], "twin/f1.bin": files["f1.bin"]}
+    log_files("data", files)
+    real_fetch = PackedReader.fetch
+    evicted: list[str] = []
+
+    def fetch_then_evict(self, entries, *args, **kwargs):
+        wrote = real_fetch(self, entries, *args, **kwargs)
+        for sha in wrote:  # another process's eviction, just after
+            self.cache.entry_path(sha).unlink()
+            evicted.append(sha)
+        return wrote
+
+    monkeypatch.setattr(PackedReader, "fetch", fetch_then_evict)
+    root = tmp_path / "root"
+    if into == "existing":
+        root.mkdir()
+    registry.Api(store_url).artifact("proj/data:latest").download(root)
+    assert len(evicted) == 8
+    assert {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()} == files
 
 
 @pytest.mark.parametrize("store_url", S3_BACKENDS, indirect=True)
