@@ -241,7 +241,7 @@ def _fetch(cache: Cache, todo: list[Target], missing: list[FileEntry], root: Pat
             # destination copies from the entry, and fetches it again if evicted since)
             for sha, path in cache.entry_paths(wrote).items():
                 sources[sha] = _Source(path, early=early[sha][0], early_dest=early[sha][1])
-            unwritten = {e.sha256: e.size for e in missing if e.sha256 not in wrote}
+            unwritten: dict[str, int | None] = {e.sha256: e.size for e in missing if e.sha256 not in wrote}
             now_cached = cache.valid_entries(unwritten) if unwritten else {}
             sources.update((sha, path) for sha, path in now_cached.items() if path is not None)
             rest = [e for e in missing if e.sha256 not in sources]
