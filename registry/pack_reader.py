@@ -135,11 +135,15 @@ class PackedReader:
                 if entry.chunks is not None:
                     assemblies[entry.sha256] = self._start_assembly(entry, copies.open(entry.sha256))
             spans = _in_file_order(_spans(uses, located), uses, entries)
+            # chunks whose every use is in a file of several: that file's own hash checks them
+            file_checked = frozenset(chunk for chunk, places in uses.items()
+                                     if all(entry.sha256 in assemblies for entry, _ in places)) \
+                if assemblies else frozenset()
 
             def read(job: tuple[str, Span]) -> None:
                 pack, span = job
                 with hasher.reading():
-                    self._read_span(pack, span, uses, assemblies, hasher, progress, copies)
+                    self._read_span(pack, span, uses, assemblies, hasher, progress, copies, file_checked)
 
             with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(spans)))) as pool:
                 list(pool.map(read, spans))
@@ -159,7 +163,7 @@ class PackedReader:
 
     def _read_span(self, pack: str, span: Span, uses: dict[str, list[tuple[FileEntry, int]]],
                    assemblies: dict[str, Assembly], hasher: FileHasher, progress: Progress | None,
-                   copies: _Copies) -> None:
+                   copies: _Copies, file_checked: frozenset[str]) -> None:
         key = keys.pack(pack)
 
         def describe(chunk: str) -> str:
@@ -169,9 +173,7 @@ class PackedReader:
             data = self.backend.read_range_view(key, span.start, span.end)
         except FileNotFoundError:
             raise _PackGone(pack, describe(span.items[0][0])) from None
-        whole_file_checks = {chunk for chunk, _, _ in span.items  # every use is in a file of several
-                             if all(entry.sha256 in assemblies for entry, _ in uses[chunk])}
-        for chunk, view in split_span(data, span, key, describe, checked_later=whole_file_checks):
+        for chunk, view in split_span(data, span, key, describe, checked_later=file_checked):
             for entry, index in uses[chunk]:
                 assembly = assemblies.get(entry.sha256)
                 if assembly is None:  # a file of one chunk, just verified
